@@ -1,0 +1,5 @@
+"""`python -m amlvc` runs the command line."""
+
+from amlvc.cli import main
+
+main()

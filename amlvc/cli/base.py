@@ -1,0 +1,78 @@
+"""The root click group, shared options and output helpers of the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from amlvc import __version__
+from amlvc.errors import AmlvcError, ExitCode
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+REPORT_URL = "https://github.com/amlvc/amlvc/issues"
+
+
+class AmlvcGroup(click.Group):
+    """The root group; its `invoke` is the one error boundary of every command.
+
+    Commands return an int exit code (or None for 0); AmlvcError becomes `Error: ...` plus its
+    code; anything else is an internal error (70). CliRunner tests go through the same path.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            result = super().invoke(ctx)
+        except AmlvcError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except BrokenPipeError:
+            ctx.exit(0)
+        except Exception as exc:  # the boundary: anything else is a bug
+            click.echo(
+                f"Error: internal error ({type(exc).__name__}: {exc}). This is a bug in amlvc; "
+                f"please report it at {REPORT_URL} with the command you ran.",
+                err=True,
+            )
+            ctx.exit(int(ExitCode.INTERNAL))
+        if isinstance(result, int) and result:
+            ctx.exit(result)
+        return result
+
+
+@click.group(cls=AmlvcGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="amlvc")
+def cli() -> None:
+    """Version control for Azure ML Studio (classic) experiments, in git.
+
+    \b
+    Typical session:
+      amlvc init --remote dev --endpoint http://127.0.0.1:8765 --workspace-id WS
+      amlvc pull                 # workspace -> normalized files -> one commit
+      amlvc diff HEAD~1          # what changed, semantically
+      amlvc push churn           # checked, conflict-safe write back
+
+    Exit codes: 0 ok, 1 differences, 2 usage, 3 local problem, 4 conflict,
+    5 workspace/API error, 6 validation failed, 70 internal error, 130 interrupted.
+    """
+
+
+def emit_json(value: Any) -> None:
+    """Write one JSON document to stdout (the `--json` output of every command)."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+def note(message: str) -> None:
+    """A human message on stderr (data goes to stdout)."""
+    click.echo(message, err=True)
+
+
+def is_terminal() -> bool:
+    return sys.stderr.isatty()
