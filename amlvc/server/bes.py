@@ -1,0 +1,7 @@
+"""Placeholder for the bes routes of the local workspace (filled by the web-services work)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("bes", __name__)
