@@ -1,0 +1,30 @@
+"""Regenerate docs/cli.md from the commands' own --help: `python docs/gen_cli.py > docs/cli.md`."""
+
+from __future__ import annotations
+
+import click
+
+from amlvc.cli import cli
+
+
+def render() -> str:
+    lines = [
+        "# amlvc command reference",
+        "",
+        "Generated from each command's `--help` by `python docs/gen_cli.py > docs/cli.md`;",
+        "`tests/test_docs.py` fails when this page and the commands drift apart.",
+        "",
+    ]
+    ctx = click.Context(cli, info_name="amlvc")
+    lines += ["## amlvc", "", "```text", cli.get_help(ctx).rstrip(), "```", ""]
+    for name in sorted(cli.list_commands(ctx)):
+        command = cli.get_command(ctx, name)
+        if command is None or command.hidden:
+            continue
+        sub = click.Context(command, info_name=name, parent=ctx)
+        lines += [f"## amlvc {name}", "", "```text", command.get_help(sub).rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render(), end="")
