@@ -1,0 +1,29 @@
+"""The Flask application of the local workspace: blueprints, limits and error handlers wired together."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from amlvc.server import arm, bes, blobs, studio, webservices
+from amlvc.server.errors import register_error_handlers
+from amlvc.server.state import STATE_KEY, ServerState
+
+# Dataset uploads (resourceuploads with the whole file, 2 MiB blobuploads chunks) are the largest
+# bodies; JSON bodies have their own, smaller limit in wire.json_body.
+MAX_CONTENT_LENGTH = 64 * 1024 * 1024
+
+
+def create_app(state: ServerState) -> Flask:
+    """A Flask app serving every API of the local workspace from one ServerState."""
+    app = Flask("amlvc.server")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    app.config["TRAP_HTTP_EXCEPTIONS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.url_map.strict_slashes = False
+    app.extensions[STATE_KEY] = state
+    register_error_handlers(app)
+    for blueprint in (*studio.blueprints(), blobs.bp, webservices.bp, arm.bp, bes.bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,159 @@
+"""Blob storage of the local workspace: content-addressed files beside the database, served by signed, expiring URLs.
+
+A blob has a key like `datasets/{guid}/{guid}.csv` or `experimentoutput/{guid}/{guid}.ilearner`;
+the key maps (table `blobs`) to a file `blobs/{sha[:2]}/{sha}` written before the row is
+committed, so a crash leaves at worst an unreferenced file. URLs look like Azure SAS URLs:
+`/blobs/{key}?sv=2015-02-21&sr=b&st=…&se=…&sp=r&sig=…` with an HMAC-SHA256 signature over
+key, start, expiry and permission; the HMAC key lives in the `meta` table so URLs stay valid
+across restarts until `se`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from flask import Blueprint, Response, request, send_file
+
+from amlvc.server.errors import ApiFault
+from amlvc.server.state import get_state
+from amlvc.server.store import Store
+
+SAS_VERSION = "2015-02-21"
+DEFAULT_TTL_S = 24 * 3600  # reference §3.8: se = now + 24 h, st = now - 5 min
+KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}(/[A-Za-z0-9][A-Za-z0-9._ -]{0,199}){0,7}$")
+
+bp = Blueprint("blobs", __name__)
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    key: str
+    sha256: str
+    size: int
+    path: Path
+
+
+def valid_key(key: str) -> bool:
+    return bool(KEY_RE.match(key)) and ".." not in key.split("/")
+
+
+def _iso(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_iso(text: str) -> int | None:
+    try:
+        return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
+    except ValueError:
+        return None
+
+
+class BlobStore:
+    """Blob files plus their rows; `put` must be called inside the caller's write transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.root = store.blob_dir
+        with store.tx() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'sas_key'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta(key, value) VALUES('sas_key', ?)", (secrets.token_hex(32),))
+                row = conn.execute("SELECT value FROM meta WHERE key = 'sas_key'").fetchone()
+        self._secret = bytes.fromhex(row[0])
+
+    def _file(self, sha: str) -> Path:
+        return self.root / sha[:2] / sha
+
+    def put(self, conn: sqlite3.Connection, key: str, data: bytes) -> BlobInfo:
+        """Store `data` under `key` (replacing an older value); the file is durable before the row."""
+        if not valid_key(key):
+            raise ApiFault(400, None, f"invalid blob name {key!r}")
+        sha = hashlib.sha256(data).hexdigest()
+        path = self._file(sha)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{sha}.{secrets.token_hex(4)}.tmp")
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        conn.execute("INSERT INTO blobs(key, sha256, size, created_ms) VALUES(?, ?, ?, ?) "
+                     "ON CONFLICT(key) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
+                     (key, sha, len(data), int(time.time() * 1000)))
+        return BlobInfo(key, sha, len(data), path)
+
+    def info(self, conn: sqlite3.Connection, key: str) -> BlobInfo | None:
+        row = conn.execute("SELECT sha256, size FROM blobs WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        return BlobInfo(key, row["sha256"], int(row["size"]), self._file(row["sha256"]))
+
+    def read(self, key: str) -> bytes | None:
+        with self.store.read() as conn:
+            info = self.info(conn, key)
+        return info.path.read_bytes() if info is not None and info.path.exists() else None
+
+    def _signature(self, key: str, st: str, se: str, sp: str) -> str:
+        mac = hmac.new(self._secret, f"{key}\n{st}\n{se}\n{sp}".encode(), hashlib.sha256).digest()
+        return base64.b64encode(mac).decode("ascii")
+
+    def sas_query(self, key: str, ttl_s: int = DEFAULT_TTL_S, now: float | None = None) -> str:
+        """`sv=…&sr=b&sig=…&st=…&se=…&sp=r` for `key` (field order as in the captured SAS URLs)."""
+        t = int(now if now is not None else time.time())
+        st, se = _iso(t - 300), _iso(t + ttl_s)
+        sig = self._signature(key, st, se, "r")
+        return f"sv={SAS_VERSION}&sr=b&sig={quote(sig, safe='')}&st={quote(st, safe='')}&se={quote(se, safe='')}&sp=r"
+
+    def sas_url(self, base_url: str, key: str, ttl_s: int = DEFAULT_TTL_S) -> str:
+        """Absolute signed URL of a blob; base_url is the server root as the client sees it."""
+        return f"{base_url.rstrip('/')}/blobs/{quote(key)}?{self.sas_query(key, ttl_s)}"
+
+    def check(self, key: str, st: str | None, se: str | None, sp: str | None, sig: str | None) -> None:
+        """403 unless the signature matches and the URL is within [st, se]."""
+        if not (st and se and sp and sig):
+            raise ApiFault(403, "AuthenticationFailed", "the blob URL carries no complete signature (st, se, sp, sig)")
+        expected = self._signature(key, st, se, sp)
+        if not hmac.compare_digest(expected, sig) or "r" not in sp:
+            raise ApiFault(403, "AuthenticationFailed", "the blob URL signature does not match")
+        end, start = _parse_iso(se), _parse_iso(st)
+        now = time.time()
+        if end is None or start is None or now > end:
+            raise ApiFault(403, "AuthenticationFailed",
+                           "the blob URL has expired; GET the resource again for a fresh URL")
+        if now < start - 60:
+            raise ApiFault(403, "AuthenticationFailed", "the blob URL is not valid yet")
+
+
+def send_blob(key: str) -> Response:
+    """Stream a stored blob (404 as a Studio error when it does not exist)."""
+    state = get_state()
+    with state.store.read() as conn:
+        info = state.blobs.info(conn, key)
+    if info is None or not info.path.exists():
+        raise ApiFault(404, None, f"blob {key!r} does not exist")
+    resp = send_file(info.path, mimetype="application/octet-stream", conditional=False, etag=False,
+                     max_age=None)
+    resp.headers["x-ms-blob-type"] = "BlockBlob"
+    return resp
+
+
+@bp.get("/blobs/<path:key>")
+def get_blob(key: str) -> Response:
+    if not valid_key(key):
+        raise ApiFault(404, None, "no such blob")
+    state = get_state()
+    args = request.args
+    state.blobs.check(key, args.get("st"), args.get("se"), args.get("sp"), args.get("sig"))
+    return send_blob(key)
