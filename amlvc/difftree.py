@@ -1,0 +1,221 @@
+"""The files of one canonical experiment as parsed values, and how diffs name and show their parts."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from amlvc.errors import InvalidDocument
+
+EXPERIMENT_FILE = "experiment.json"
+LAYOUT_FILE = "layout.json"
+WEBSERVICE_FILE = "webservice.json"
+CONFLICT_KEY = "$conflict"
+# {owner}.{family}.v1-default-{batch} (reference §1.6): the family says "same thing", the batch "which version".
+_ASSET_ID = re.compile(r"^(?P<owner>[^.]+)\.(?P<family>[^.]+)\.(?P<tag>.*?)(?P<batch>\d+)$")
+_MAX_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class Tree:
+    """experiment.json, layout.json, scripts (path -> text) and webservice.json of one experiment, parsed."""
+
+    experiment: dict[str, Any]
+    layout: dict[str, Any]
+    scripts: dict[str, str]
+    webservice: dict[str, Any] | None
+
+    @classmethod
+    def from_files(cls, files: Mapping[str, bytes], source: str = "<files>") -> Tree:
+        """Parse an experiment directory's files (paths relative to it); conflict markers are refused."""
+        scripts = {path: data.decode("utf-8", "replace") for path, data in files.items()
+                   if path.startswith("scripts/")}
+        experiment = load(files.get(EXPERIMENT_FILE), f"{source}/{EXPERIMENT_FILE}")
+        layout = load(files.get(LAYOUT_FILE), f"{source}/{LAYOUT_FILE}")
+        webservice = load(files[WEBSERVICE_FILE], f"{source}/{WEBSERVICE_FILE}") if WEBSERVICE_FILE in files else None
+        return cls(experiment, layout, scripts, webservice)
+
+    def as_document(self) -> dict[str, Any]:
+        """One JSON document holding every file (the value the per-experiment JSON patch applies to)."""
+        doc: dict[str, Any] = {EXPERIMENT_FILE: self.experiment, LAYOUT_FILE: self.layout}
+        doc.update(self.scripts)
+        if self.webservice is not None:
+            doc[WEBSERVICE_FILE] = self.webservice
+        return doc
+
+
+def load(data: bytes | None, source: str) -> dict[str, Any]:
+    if data is None:
+        return {}
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidDocument(source, "", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidDocument(source, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise InvalidDocument(source, "", "expected a JSON object")
+    where = find_conflict(value)
+    if where is not None:
+        raise InvalidDocument(source, where, "unresolved merge conflict ($conflict); edit the file to keep one side, "
+                                             "then `git add` it")
+    return value
+
+
+def find_conflict(value: Any, path: str = "") -> str | None:
+    """JSON Pointer of the first `$conflict` marker in value, or None."""
+    if isinstance(value, dict):
+        if CONFLICT_KEY in value:
+            return path or "/"
+        for key, item in value.items():
+            found = find_conflict(item, f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_conflict(item, f"{path}/{index}")
+            if found is not None:
+                return found
+    return None
+
+
+def experiment_name(tree: Tree | None) -> str:
+    if tree is None:
+        return ""
+    name = tree.experiment.get("Description")
+    return name if isinstance(name, str) else ""
+
+
+def split_id(value: Any) -> tuple[str, str, int] | None:
+    """(owner, family, batch) of a module or asset id, or None when it is not of that shape."""
+    if not isinstance(value, str):
+        return None
+    match = _ASSET_ID.match(value)
+    if match is None:
+        return None
+    return match["owner"], match["family"], int(match["batch"])
+
+
+def same_family(a: Any, b: Any) -> bool:
+    pa, pb = split_id(a), split_id(b)
+    return pa is not None and pb is not None and pa[:2] == pb[:2]
+
+
+def version_detail(a: Any, b: Any) -> str:
+    pa, pb = split_id(a), split_id(b)
+    if pa is None or pb is None:
+        return ""
+    return f"batch {pa[2]} → {pb[2]}"
+
+
+def module_name(node: Mapping[str, Any]) -> str:
+    module = node.get("$module")
+    if isinstance(module, Mapping) and isinstance(module.get("name"), str):
+        return str(module["name"])
+    parts = split_id(node.get("ModuleId"))
+    return f"module {parts[1][:8]}" if parts else "module"
+
+
+def module_ref(node: Mapping[str, Any]) -> str:
+    """The module a node runs, as a reviewer reads it: name and batch."""
+    parts = split_id(node.get("ModuleId"))
+    name = module_name(node)
+    return f"{name} (batch {parts[2]})" if parts else f"{name} ({node.get('ModuleId')})"
+
+
+def short_id(node_id: str) -> str:
+    """`8c2e4a6b…-45`: the first GUID block and the node counter identify a node at a glance."""
+    head, _, tail = node_id.rpartition("-")
+    return f"{node_id[:8]}…-{tail}" if head and len(node_id) > 16 else node_id
+
+
+def node_label(node_id: str, node: Mapping[str, Any]) -> str:
+    return f"{module_name(node)} [{short_id(node_id)}]"
+
+
+def port_node(port_id: Any) -> str:
+    return str(port_id).rpartition(":")[0]
+
+
+def edge_label(edge: Mapping[str, Any], nodes: Mapping[str, Any]) -> str:
+    def end(port_id: Any) -> str:
+        node_id, _, port = str(port_id).rpartition(":")
+        node = nodes.get(node_id)
+        name = node_label(node_id, node) if isinstance(node, Mapping) else short_id(node_id)
+        return f"{name}.{port}"
+
+    return f"{end(edge.get('SourceOutputPortId'))} → {end(edge.get('DestinationInputPortId'))}"
+
+
+def script_path(value: Any) -> str | None:
+    if isinstance(value, Mapping) and isinstance(value.get("$script"), str):
+        return str(value["$script"])
+    return None
+
+
+def display(value: Any) -> str:
+    """A parameter value as a reviewer reads it: column pickers decoded into rules, long text cut."""
+    if isinstance(value, Mapping) and "$columns" in value:
+        return columns_text(value["$columns"])
+    if isinstance(value, Mapping) and "$script" in value:
+        return f"script {value['$script']}"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + f"… ({len(text)} characters)"
+
+
+def columns_text(picker: Any) -> str:
+    """`columns: include names [labels]; exclude types [String]` from a decoded column picker."""
+    if not isinstance(picker, Mapping) or not isinstance(picker.get("rules"), list):
+        return "columns: " + json.dumps(picker, sort_keys=True, ensure_ascii=False)
+    parts = []
+    for rule in picker["rules"]:
+        if not isinstance(rule, Mapping):
+            parts.append(json.dumps(rule, ensure_ascii=False))
+            continue
+        verb = "exclude" if rule.get("exclude") else "include"
+        kind = str(rule.get("ruleType", "?")).removeprefix("Column").lower() or "?"
+        if rule.get("ruleType") == "AllColumns":
+            parts.append(f"{verb} all")
+            continue
+        items = rule.get("columns", rule.get("columnTypes", rule.get("columnKinds", [])))
+        shown = ", ".join(str(i) for i in items) if isinstance(items, list) else json.dumps(items)
+        parts.append(f"{verb} {kind} [{shown}]")
+    return "columns: " + "; ".join(parts)
+
+
+def has_default(parameter: Mapping[str, Any]) -> bool:
+    """A web-service parameter callers may omit: it has a non-empty default value."""
+    definition = parameter.get("ParameterDefinition")
+    if isinstance(definition, Mapping) and definition.get("IsOptional") is True:
+        return True
+    return parameter.get("Value") not in (None, "")
+
+
+def positions(layout: Mapping[str, Any]) -> dict[str, str]:
+    """node id -> "x,y,w,h" over both canvases (Graph first, then WebService)."""
+    out: dict[str, str] = {}
+    for canvas in ("WebService", "Graph"):
+        section = layout.get(canvas)
+        items = section.get("positions") if isinstance(section, Mapping) else None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, Mapping) and "node" in item:
+                out[str(item["node"])] = str(item.get("position", ""))
+    return out
+
+
+def layout_moves(old: Mapping[str, Any], new: Mapping[str, Any]) -> int:
+    """Canvas nodes that moved, appeared or disappeared, plus comment bubbles toggled."""
+    pa, pb = positions(old), positions(new)
+    moved = sum(1 for key in set(pa) | set(pb) if pa.get(key) != pb.get(key))
+    ca, cb = old.get("CommentCollapsed") or {}, new.get("CommentCollapsed") or {}
+    if isinstance(ca, Mapping) and isinstance(cb, Mapping):
+        moved += sum(1 for key in set(ca) | set(cb) if ca.get(key) != cb.get(key))
+    return moved
+
+
+def edge_key_nodes(edge: Mapping[str, Any]) -> tuple[str, str]:
+    """(source node id, destination node id) of an edge."""
+    return port_node(edge.get("SourceOutputPortId")), port_node(edge.get("DestinationInputPortId"))

@@ -1,0 +1,142 @@
+"""How each kind of change record reads in words: one sigil and one sentence, shared by every renderer."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from amlvc.diff import Change, ExperimentDiff
+
+ADDED, REMOVED, CHANGED = "+", "-", "~"
+_MAX = 120
+# Summary columns: which record kinds count where.
+COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("nodes", ("node.",)),
+    ("parameters", ("parameter.",)),
+    ("edges", ("edge.",)),
+    ("assets", ("asset.",)),
+    ("scripts", ("script.",)),
+    ("web service", ("webservice.",)),
+    ("layout", ("layout.",)),
+    ("other", ("experiment.",)),
+)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A change as words: sigil (+ - ~), what it is about, the before/after text."""
+
+    sigil: str
+    subject: str
+    text: str
+    breaking: bool
+
+
+def value(v: Any) -> str:
+    if isinstance(v, str):
+        text = json.dumps(v, ensure_ascii=False) if v == "" or v != v.strip() else v
+    else:
+        text = json.dumps(v, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= _MAX else text[:_MAX] + "…"
+
+
+def arrow(old: Any, new: Any) -> str:
+    return f"{value(old)} → {value(new)}"
+
+
+def short_asset(asset_id: Any) -> str:
+    text = str(asset_id)
+    parts = text.split(".")
+    return f"{parts[1][:8]}….{parts[-1]}" if len(parts) >= 3 else text
+
+
+def describe(c: Change) -> Line:
+    """The words for one record."""
+    area, _, verb = c.kind.partition(".")
+    if c.kind == "experiment.renamed":
+        return Line(CHANGED, "name", arrow(c.old, c.new), c.breaking)
+    if c.kind == "experiment.summary_changed":
+        return Line(CHANGED, "summary", arrow(c.old, c.new), c.breaking)
+    if area == "experiment" or c.kind in ("node.property_changed", "webservice.property_changed"):
+        return Line(CHANGED, c.label, arrow(c.old, c.new), c.breaking)
+    if c.kind == "node.added":
+        return Line(ADDED, f"node {c.label}", str(c.new), c.breaking)
+    if c.kind == "node.removed":
+        return Line(REMOVED, f"node {c.label}", str(c.old), c.breaking)
+    if c.kind == "node.module_version_changed":
+        return Line(CHANGED, c.label, f"module version {c.detail}", c.breaking)
+    if c.kind == "node.module_replaced":
+        return Line(CHANGED, c.label, f"module replaced: {c.old} → {c.new}", c.breaking)
+    if c.kind == "node.comment_changed":
+        return Line(CHANGED, c.label, f"comment {arrow(c.old, c.new)}", c.breaking)
+    if c.kind == "parameter.added":
+        return Line(ADDED, f"parameter {c.label}", value(c.new), c.breaking)
+    if c.kind == "parameter.removed":
+        return Line(REMOVED, f"parameter {c.label}", f"was {value(c.old)}", c.breaking)
+    if c.kind == "parameter.changed":
+        return Line(CHANGED, f"parameter {c.label}", arrow(c.old, c.new), c.breaking)
+    if c.kind == "script.changed":
+        added = sum(1 for ln in c.detail.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
+        removed = sum(1 for ln in c.detail.splitlines() if ln.startswith("-") and not ln.startswith("---"))
+        return Line(CHANGED, f"script {c.label}", f"{c.new or c.old} (+{added} -{removed} lines)", c.breaking)
+    if c.kind == "asset.version_changed":
+        return Line(CHANGED, f"asset {c.label}", f"{short_asset(c.old)} → {short_asset(c.new)} ({c.detail})",
+                    c.breaking)
+    if c.kind == "asset.replaced":
+        sigil = ADDED if c.old is None else REMOVED if c.new is None else CHANGED
+        return Line(sigil, f"asset {c.label}", f"{c.old} → {c.new}", c.breaking)
+    if area == "edge":
+        return Line(ADDED if verb == "added" else REMOVED, "edge", c.label, c.breaking)
+    if area == "webservice":
+        what, _, how = verb.rpartition("_")
+        sigil = {"added": ADDED, "removed": REMOVED}.get(how, CHANGED)
+        text = c.detail if how == "changed" else ""
+        return Line(sigil, f"web-service {what} {c.label}", text, c.breaking)
+    if c.kind == "layout.changed":
+        return Line(CHANGED, "layout", f"{c.detail} (positions only, collapsed)", c.breaking)
+    return Line(CHANGED, c.label or c.path, arrow(c.old, c.new), c.breaking)
+
+
+def counts(d: ExperimentDiff) -> dict[str, int]:
+    out: Counter[str] = Counter()
+    for c in d.changes:
+        for column, prefixes in COLUMNS:
+            if c.kind.startswith(prefixes):
+                out[column] += c.new if c.kind == "layout.changed" and isinstance(c.new, int) else 1
+                break
+    return {column: out[column] for column, _ in COLUMNS}
+
+
+def summary(d: ExperimentDiff) -> str:
+    """One line: "2 parameters, 1 node, layout only" (used by `log` and headings)."""
+    if d.status in ("added", "removed"):
+        return f"experiment {d.status}"
+    shown = counts(d)
+    parts = [f"{n} {col if n != 1 else col.rstrip('s')}" for col, n in shown.items() if n and col != "layout"]
+    if shown["layout"]:
+        parts.append("layout only" if not parts else "layout")
+    text = ", ".join(parts) or "no changes"
+    return text + (" (BREAKING)" if d.breaking else "")
+
+
+def node_states(d: ExperimentDiff) -> dict[str, str]:
+    """node id -> added | removed | changed, for graph renderers."""
+    out: dict[str, str] = {}
+    for c in d.changes:
+        if c.node is None:
+            continue
+        if c.kind == "node.added":
+            out[c.node] = "added"
+        elif c.kind == "node.removed":
+            out[c.node] = "removed"
+        else:
+            out.setdefault(c.node, "changed")
+    return out
+
+
+def active(diffs: Sequence[ExperimentDiff]) -> list[ExperimentDiff]:
+    return [d for d in diffs if d.changes or d.status != "unchanged"]
