@@ -320,6 +320,8 @@ class Client:
             raise _Retry(f"connection failed ({type(exc).__name__})") from None
         except requests.Timeout:
             raise _Retry("timed out") from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise _Retry("truncated response body") from None
         except requests.RequestException as exc:
             raise RemoteError(f"cannot talk to workspace '{self.remote}': {type(exc).__name__}") from None
         status = response.status_code
@@ -330,7 +332,8 @@ class Client:
         if status in (401, 403):
             raise AuthError(
                 f"workspace '{self.remote}' ({self.workspace_id}) refused {self.token_source} "
-                f"(HTTP {status}); set a valid workspace authorization token there, see `amlvc push --help`"
+                f"(HTTP {status}: {_error_text(response)}); put the workspace's authorization token there "
+                f"and check the workspace id in amlvc.toml"
             )
         if status == 412:
             raise ConflictError(
