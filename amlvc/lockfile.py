@@ -1,0 +1,158 @@
+"""amlvc.lock: per remote and experiment, the workspace identity, Etag, RunId and content hash last seen."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from amlvc.errors import ConfigError
+from amlvc.repo import atomic_write
+
+LOCK_FILE = "amlvc.lock"
+FORMAT = 1
+_ENTRY_KEYS = ("content_hash", "etag", "id", "identity", "run_id")
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    """One experiment in one remote (architecture.md 2.2); `extra` keeps keys other parts of amlvc add."""
+
+    id: str | None = None
+    etag: str | None = None
+    run_id: str | None = None
+    content_hash: str | None = None
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.extra)
+        data.update({"content_hash": self.content_hash, "etag": self.etag, "id": self.id,
+                     "identity": dict(self.identity), "run_id": self.run_id})
+        return data
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The whole lock file: remote -> slug -> entry; `sections` keeps other per-remote sections untouched."""
+
+    experiments: Mapping[str, Mapping[str, LockEntry]] = field(default_factory=dict)
+    # remote -> {section: value} for per-remote sections besides experiments (web services, models, ...)
+    sections: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # top-level keys besides format and remotes
+
+    def entry(self, remote: str, slug: str) -> LockEntry | None:
+        return self.experiments.get(remote, {}).get(slug)
+
+    def entries(self, remote: str) -> Mapping[str, LockEntry]:
+        return self.experiments.get(remote, {})
+
+    def slug_of(self, remote: str, experiment_id: str) -> str | None:
+        """The slug recorded for a workspace experiment id in `remote`."""
+        return next((slug for slug, e in self.entries(remote).items() if e.id == experiment_id), None)
+
+    def slug_of_any(self, experiment_id: str) -> str | None:
+        """The slug recorded for an experiment id in any remote (the same experiment copied stays one slug)."""
+        for remote in sorted(self.experiments):
+            slug = self.slug_of(remote, experiment_id)
+            if slug is not None:
+                return slug
+        return None
+
+    def all_slugs(self) -> set[str]:
+        return {slug for entries in self.experiments.values() for slug in entries}
+
+    def remotes(self) -> Iterator[str]:
+        yield from sorted(set(self.experiments) | set(self.sections))
+
+    def with_entry(self, remote: str, slug: str, entry: LockEntry) -> Lock:
+        experiments = {r: dict(e) for r, e in self.experiments.items()}
+        experiments.setdefault(remote, {})[slug] = entry
+        return replace(self, experiments=experiments)
+
+    def without_entry(self, remote: str, slug: str) -> Lock:
+        experiments = {r: {s: e for s, e in entries.items() if not (r == remote and s == slug)}
+                       for r, entries in self.experiments.items()}
+        return replace(self, experiments=experiments)
+
+
+def lock_path(root: Path) -> Path:
+    return root / LOCK_FILE
+
+
+def parse(text: str, source: str = LOCK_FILE) -> Lock:
+    """Parse and check the lock; ConfigError (exit 3) naming the file and key on any problem."""
+    try:
+        data = json.loads(text) if text.strip() else {"format": FORMAT, "remotes": {}}
+    except ValueError as exc:
+        raise ConfigError(f"{source}: invalid JSON ({exc}); restore it with `git checkout -- {LOCK_FILE}`") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object")
+    if data.get("format", FORMAT) != FORMAT:
+        raise ConfigError(f"{source}: /format: this amlvc reads format {FORMAT}; upgrade amlvc")
+    remotes = data.get("remotes", {})
+    if not isinstance(remotes, dict):
+        raise ConfigError(f"{source}: /remotes: expected an object")
+    experiments: dict[str, dict[str, LockEntry]] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for remote, body in remotes.items():
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: /remotes/{remote}: expected an object")
+        entries = body.get("experiments", {})
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{source}: /remotes/{remote}/experiments: expected an object")
+        if "experiments" in body:
+            experiments[remote] = {slug: _entry(value, f"{source}: /remotes/{remote}/experiments/{slug}")
+                                   for slug, value in entries.items()}
+        others = {k: v for k, v in body.items() if k != "experiments"}
+        if others:
+            sections[remote] = others
+    extra = {k: v for k, v in data.items() if k not in ("format", "remotes")}
+    return Lock(experiments=experiments, sections=sections, extra=extra)
+
+
+def _entry(value: Any, where: str) -> LockEntry:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected an object")
+    for key in ("content_hash", "etag", "id", "run_id"):
+        if value.get(key) is not None and not isinstance(value[key], str):
+            raise ConfigError(f"{where}/{key}: expected a string or null")
+    identity = value.get("identity", {})
+    if not isinstance(identity, dict):
+        raise ConfigError(f"{where}/identity: expected an object")
+    return LockEntry(id=value.get("id"), etag=value.get("etag"), run_id=value.get("run_id"),
+                     content_hash=value.get("content_hash"), identity=identity,
+                     extra={k: v for k, v in value.items() if k not in _ENTRY_KEYS})
+
+
+def load(root: Path) -> Lock:
+    """Read `root/amlvc.lock` (a missing file is an empty lock)."""
+    path = lock_path(root)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Lock()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    return parse(text, str(path))
+
+
+def dumps(lock: Lock) -> bytes:
+    """Sorted keys, indent 2, UTF-8, trailing newline (architecture.md 2.2)."""
+    remotes: dict[str, Any] = {}
+    for remote in lock.remotes():
+        body: dict[str, Any] = dict(lock.sections.get(remote, {}))
+        entries = lock.experiments.get(remote)
+        if entries is not None:
+            body["experiments"] = {slug: e.to_json() for slug, e in entries.items()}
+        remotes[remote] = body
+    data = dict(lock.extra)
+    data.update({"format": FORMAT, "remotes": remotes})
+    return (json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def write(root: Path, lock: Lock) -> bool:
+    """Write the lock atomically; False when the bytes did not change."""
+    return atomic_write(lock_path(root), dumps(lock))

@@ -1,0 +1,321 @@
+"""The user's git repository, through GitPython: finding it, files, reading revisions, staging and committing."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+import git
+from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+
+from amlvc.errors import LocalError, NotARepository, RepoError
+
+CONFIG_FILE = "amlvc.toml"
+
+# ------------------------------------------------------------------------------------ finding the repository
+
+
+def git_root(start: Path | str) -> Path | None:
+    """The work tree root of the git repository containing `start`, or None."""
+    try:
+        repo = git.Repo(Path(start), search_parent_directories=True)
+    except (InvalidGitRepositoryError, NoSuchPathError):
+        return None
+    if repo.working_tree_dir is None:  # a bare repository has no files to version
+        return None
+    return Path(repo.working_tree_dir).resolve()
+
+
+def find_root(start: Path | str | None = None) -> Path:
+    """The amlvc repository containing `start` (default: the current directory): a git work tree with amlvc.toml.
+
+    Raises NotARepository (exit 3) with the next step when there is none.
+    """
+    where = Path(start) if start is not None else Path.cwd()
+    root = git_root(where)
+    if root is None or not (root / CONFIG_FILE).is_file():
+        raise NotARepository(f"{where}: not inside an amlvc repository (no git work tree with {CONFIG_FILE}); "
+                             f"run `amlvc init` first")
+    return root
+
+
+def open_repo(root: Path) -> git.Repo:
+    try:
+        return git.Repo(root)
+    except (InvalidGitRepositoryError, NoSuchPathError):
+        raise NotARepository(f"{root}: not a git repository; run `amlvc init` first") from None
+
+
+def init_repo(root: Path) -> tuple[git.Repo, bool]:
+    """Open the git repository at `root` or create one; returns it and whether it was created."""
+    existing = git_root(root)
+    if existing is not None and existing == root.resolve():
+        return open_repo(root), False
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        return git.Repo.init(root), True
+    except (OSError, GitCommandError) as exc:
+        raise RepoError(f"{root}: cannot create a git repository ({_reason(exc)})") from None
+
+
+# ------------------------------------------------------------------------------------------------- files
+
+
+def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> bool:
+    """Write `data` to `path` through a temp file and os.replace; returns False (and writes nothing) if unchanged.
+
+    `mode` sets the permission bits of the new file before it becomes visible (0o600 for secrets).
+    """
+    try:
+        if path.is_file() and path.read_bytes() == data:
+            if mode is not None and (path.stat().st_mode & 0o777) != mode:
+                os.chmod(path, mode)
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if mode is not None:
+                os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise LocalError(f"{path}: cannot write ({exc.strerror}); check permissions and free space") from None
+    return True
+
+
+def remove_file(path: Path) -> bool:
+    """Delete a file if it exists, and its parent directories that became empty (up to the repository)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise LocalError(f"{path}: cannot delete ({exc.strerror})") from None
+    parent = path.parent
+    with contextlib.suppress(OSError):
+        while parent != parent.parent and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    return True
+
+
+def relative(root: Path, path: Path) -> str:
+    """A path inside the repository as git names it (POSIX separators); LocalError when it is outside."""
+    try:
+        return PurePosixPath(path.resolve().relative_to(root.resolve())).as_posix()
+    except ValueError:
+        raise LocalError(f"{path}: outside the repository {root}") from None
+
+
+# ------------------------------------------------------------------------------------------- revisions
+
+
+def head(root: Path) -> str | None:
+    """The commit id of HEAD, or None in a repository without commits."""
+    repo = open_repo(root)
+    try:
+        return str(repo.head.commit.hexsha)
+    except ValueError:  # an unborn branch
+        return None
+
+
+def resolve(root: Path, rev: str) -> str:
+    """The commit id of a revision; LocalError naming the revision when git does not know it."""
+    repo = open_repo(root)
+    try:
+        return str(repo.commit(rev).hexsha)
+    except (BadName, ValueError, GitCommandError):
+        raise LocalError(f"unknown revision {rev!r}; see `git log` for the revisions there are") from None
+
+
+def read_at(root: Path, rev: str, path: str) -> bytes | None:
+    """The bytes of `path` (repository-relative, POSIX) at `rev`, or None when the file is not there."""
+    commit = open_repo(root).commit(resolve(root, rev))
+    try:
+        blob = commit.tree / path
+    except KeyError:
+        return None
+    if blob.type != "blob":
+        return None
+    data: bytes = blob.data_stream.read()
+    return data
+
+
+def list_at(root: Path, rev: str, prefix: str = "") -> list[str]:
+    """Every file path under `prefix` (a directory, repository-relative) at `rev`, sorted."""
+    repo = open_repo(root)
+    commit = resolve(root, rev)
+    args = ["ls-tree", "-r", "-z", "--name-only", "--full-tree", commit]
+    if prefix.strip("/"):
+        args += ["--", prefix.strip("/") + "/"]
+    out = _git(repo, *args)
+    return sorted(name for name in out.split("\0") if name)
+
+
+def dirty_paths(root: Path, paths: Iterable[str]) -> list[str]:
+    """Of `paths` (files or directories, repository-relative), those with uncommitted or untracked changes."""
+    wanted = [p for p in paths if p]
+    if not wanted:
+        return []
+    repo = open_repo(root)
+    out = _git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *wanted)
+    changed: list[str] = []
+    entries = iter(out.split("\0"))
+    for entry in entries:
+        if not entry:
+            continue
+        status, name = entry[:2], entry[3:]
+        if status[0] in "RC":  # a rename is followed by its source path
+            next(entries, None)
+        changed.append(name)
+    return sorted(set(changed))
+
+
+def is_dirty(root: Path, paths: Iterable[str]) -> bool:
+    return bool(dirty_paths(root, paths))
+
+
+# --------------------------------------------------------------------------------------------- commits
+
+
+def commit_paths(root: Path, paths: Sequence[str], message: str, *, trailers: Sequence[tuple[str, str]] = (),
+                 author_name: str | None = None, author_email: str | None = None,
+                 author_date: datetime | None = None) -> str | None:
+    """Stage exactly `paths` (additions, changes and deletions) and commit only them.
+
+    Whatever else the user has staged stays staged and out of this commit. Returns the new commit id, or
+    None when those paths hold no change (nothing is committed then).
+    """
+    repo = open_repo(root)
+    present = [p for p in paths if (root / p).exists() or _tracked(repo, p)]
+    if not present:
+        return None
+    _git(repo, "add", "--all", "--", *present)
+    if not _git(repo, "diff", "--cached", "--name-only", "--", *present).strip() and head(root) is not None:
+        return None
+    text = message.rstrip("\n")
+    if trailers:
+        text += "\n\n" + "\n".join(f"{key}: {value}" for key, value in trailers)
+    env: dict[str, str] = {}
+    if author_name is not None:
+        env["GIT_AUTHOR_NAME"] = author_name
+    if author_email is not None:
+        env["GIT_AUTHOR_EMAIL"] = author_email
+    if author_date is not None:
+        env["GIT_AUTHOR_DATE"] = author_date.isoformat()
+    with _environment(repo, env):
+        _git(repo, "commit", "--quiet", "--no-verify", "-m", text + "\n", "--only", "--", *present)
+    return head(root)
+
+
+def _tracked(repo: git.Repo, path: str) -> bool:
+    return bool(_git(repo, "ls-files", "--", path).strip())
+
+
+@contextlib.contextmanager
+def _environment(repo: git.Repo, env: dict[str, str]) -> Iterator[None]:
+    if not env:
+        yield
+        return
+    with repo.git.custom_environment(**env):
+        yield
+
+
+def _git(repo: git.Repo, *args: str) -> str:
+    try:
+        out: str = getattr(repo.git, args[0].replace("-", "_"))(*args[1:])
+    except GitCommandError as exc:
+        raise RepoError(f"git {args[0]} failed in {repo.working_tree_dir}: {_reason(exc)}") from None
+    return out
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, GitCommandError):
+        lines = [line.strip() for line in str(exc.stderr or "").splitlines() if line.strip()]
+        text = lines[-1] if lines else f"exit status {exc.status}"
+        return text.removeprefix("stderr: ").strip("'")
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+# --- review: revisions and drivers ---
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit as `amlvc log` lists it."""
+
+    commit: str
+    parent: str | None
+    author: str
+    date: str
+    subject: str
+
+
+def read_tree_at(root: Path, rev: str, prefix: str = "") -> dict[str, bytes]:
+    """Every file under `prefix` at `rev` with its bytes, read in one walk of the tree (repository-relative paths)."""
+    commit = open_repo(root).commit(resolve(root, rev))
+    tree = commit.tree
+    if prefix.strip("/"):
+        try:
+            tree = tree / prefix.strip("/")
+        except KeyError:
+            return {}
+        if tree.type != "tree":
+            return {}
+    out: dict[str, bytes] = {}
+    for item in tree.traverse():
+        if isinstance(item, git.Blob):
+            out[str(item.path)] = item.data_stream.read()
+    return out
+
+
+def commits_touching(root: Path, path: str, max_count: int | None = None) -> list[CommitInfo]:
+    """Commits reachable from HEAD that changed anything under `path`, newest first (first parent as base)."""
+    if head(root) is None:
+        return []
+    args = ["--format=%H%x00%P%x00%an%x00%aI%x00%s", "HEAD"]
+    if max_count is not None:
+        args.insert(0, f"--max-count={max_count}")
+    out = _git(open_repo(root), "log", *args, "--", path)
+    infos = []
+    for line in out.splitlines():
+        sha, parents, author, date, subject = (line.split("\0") + [""] * 5)[:5]
+        infos.append(CommitInfo(sha, parents.split()[0] if parents.split() else None, author, date, subject))
+    return infos
+
+
+def set_git_config(root: Path | None, settings: Mapping[str, str]) -> None:
+    """Write `settings` to the repository's git config, or (root None) to the user's global one."""
+    runner = open_repo(root).git if root is not None else git.Git()
+    scope = "--local" if root is not None else "--global"
+    for key, value in settings.items():
+        try:
+            runner.config(scope, key, value)
+        except GitCommandError as exc:
+            raise RepoError(f"git config {scope} {key} failed: {_reason(exc)}") from None
+
+
+def global_attributes_file() -> Path:
+    """The attributes file git reads for every repository: core.attributesfile, else $XDG_CONFIG_HOME/git/attributes."""
+    try:
+        configured = str(git.Git().config("--global", "--get", "core.attributesfile")).strip()
+    except GitCommandError:
+        configured = ""
+    if configured:
+        return Path(os.path.expanduser(configured))
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "git" / "attributes"
