@@ -1,0 +1,51 @@
+"""Column-picker codec: encodeURIComponent(JSON.stringify(picker)) to a decoded object and back, byte-exact."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, unquote
+
+from amlvc import rules
+
+
+def _ordered(obj: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    """The browser's key order: known keys first in table order, the rest sorted (as they come back from git)."""
+    known = [key for key in order if key in obj]
+    rest = sorted(key for key in obj if key not in order)
+    return {key: obj[key] for key in (*known, *rest)}
+
+
+def _with_order(picker: dict[str, Any]) -> dict[str, Any]:
+    result = _ordered(picker, rules.COLUMN_PICKER_KEY_ORDER)
+    rule_list = result.get("rules")
+    if isinstance(rule_list, list):
+        result["rules"] = [
+            _ordered(rule, rules.COLUMN_RULE_KEY_ORDER) if isinstance(rule, dict) else rule for rule in rule_list
+        ]
+    return result
+
+
+def encode(picker: dict[str, Any]) -> str:
+    """encodeURIComponent(JSON.stringify(picker)) with the browser's key order."""
+    text = json.dumps(_with_order(picker), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return quote(text, safe=rules.URI_COMPONENT_SAFE)
+
+
+def decode(value: str) -> dict[str, Any] | None:
+    """The decoded picker when `value` is one and re-encoding gives the very same bytes; else None."""
+    if not value.startswith(rules.COLUMN_PICKER_PREFIX):
+        return None
+    try:
+        text = unquote(value, errors="strict")
+        obj = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or not any(marker in obj for marker in rules.COLUMN_PICKER_MARKERS):
+        return None
+    try:
+        if encode(obj) != value:
+            return None
+    except ValueError:
+        return None
+    return obj

@@ -1,0 +1,260 @@
+"""Documents on disk and in memory: JSON loading with limits, schema classification, typed checks with JSON Pointers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+from amlvc import rules
+from amlvc.errors import InvalidDocument, LocalError
+
+DocumentKind = Literal["experiment", "wsd", "snapshot"]
+
+
+def pointer(*parts: str | int) -> str:
+    """The JSON Pointer (RFC 6901) of a path."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def child(path: str, part: str | int) -> str:
+    """Extend a JSON Pointer by one step."""
+    return path + "/" + str(part).replace("~", "~0").replace("/", "~1")
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def fail(source: str, path: str, problem: str) -> NoReturn:
+    raise InvalidDocument(source, path, problem)
+
+
+def expect_dict(value: Any, source: str, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        fail(source, path, f"expected an object, got {_type_name(value)}")
+    return value
+
+
+def expect_list(value: Any, source: str, path: str) -> list[Any]:
+    if not isinstance(value, list):
+        fail(source, path, f"expected a list, got {_type_name(value)}")
+    return value
+
+
+def expect_str(value: Any, source: str, path: str) -> str:
+    if not isinstance(value, str):
+        fail(source, path, f"expected a string, got {_type_name(value)}")
+    if len(value) > rules.MAX_STRING_LENGTH:
+        fail(source, path, f"string of {len(value):,} characters is over the limit of {rules.MAX_STRING_LENGTH:,}")
+    return value
+
+
+def expect_opt_str(value: Any, source: str, path: str) -> str | None:
+    if value is None:
+        return None
+    return expect_str(value, source, path)
+
+
+def check_tree(value: Any, source: str, path: str, depth: int = 0) -> None:
+    """Check a pass-through value: every string within the length limit, nesting within MAX_DEPTH."""
+    if isinstance(value, str):
+        if len(value) > rules.MAX_STRING_LENGTH:
+            expect_str(value, source, path)
+    elif isinstance(value, dict):
+        if depth >= rules.MAX_DEPTH:
+            fail(source, path, f"nested deeper than {rules.MAX_DEPTH} levels")
+        for key, item in value.items():
+            check_tree(item, source, child(path, key), depth + 1)
+    elif isinstance(value, list):
+        if depth >= rules.MAX_DEPTH:
+            fail(source, path, f"nested deeper than {rules.MAX_DEPTH} levels")
+        for index, item in enumerate(value):
+            check_tree(item, source, child(path, index), depth + 1)
+    elif isinstance(value, float) and value != value:  # NaN never round-trips through JSON
+        fail(source, path, "NaN is not a JSON value")
+
+
+def check_no_reserved(keys: Iterable[str], source: str, path: str) -> None:
+    """Keys starting with '$' are amlvc's annotations; a document that already uses them cannot round-trip."""
+    for key in keys:
+        if key.startswith("$"):
+            fail(source, child(path, key), "keys starting with '$' are reserved for amlvc annotations")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return result
+
+
+def loads(data: bytes | str, source: str) -> Any:
+    """Parse JSON strictly (no NaN, no duplicate keys, bounded nesting); errors name line and column."""
+    if isinstance(data, bytes):
+        if data.startswith(b"\xef\xbb\xbf"):  # editors save exports with a BOM (reference 1.4)
+            data = data[3:]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            fail(source, "", f"not valid UTF-8 at byte {exc.start}; save the file as UTF-8")
+    else:
+        text = data
+    try:
+        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+    except json.JSONDecodeError as exc:
+        fail(source, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
+    except RecursionError:
+        fail(source, "", "JSON nested too deeply")
+    except ValueError as exc:  # duplicate keys, NaN, integers too long to convert
+        fail(source, "", f"invalid JSON: {exc}")
+
+
+def load_json_file(path: Path | str) -> Any:
+    """Read a JSON document from disk with the size limit; missing file or directory is a LocalError."""
+    file = Path(path)
+    source = str(path)
+    if not file.exists():
+        raise LocalError(f"{source}: no such file; check the path")
+    if file.is_dir():
+        raise LocalError(f"{source}: is a directory, expected a JSON file")
+    try:
+        size = file.stat().st_size
+        if size > rules.MAX_DOCUMENT_BYTES:
+            fail(source, "", f"file of {size:,} bytes is over the limit of {rules.MAX_DOCUMENT_BYTES:,} bytes")
+        with file.open("rb") as handle:
+            data = handle.read(rules.MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise LocalError(f"{source}: cannot read ({exc.strerror})") from None
+    if len(data) > rules.MAX_DOCUMENT_BYTES:
+        fail(source, "", f"file is over the limit of {rules.MAX_DOCUMENT_BYTES:,} bytes")
+    return loads(data, source)
+
+
+def _lower_keys(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {key.lower(): value for key, value in doc.items()}
+
+
+def classify(doc: Any, source: str = "<document>") -> DocumentKind:
+    """Tell a GET-experiment document, a run-history snapshot and a web-service definition apart."""
+    if not isinstance(doc, dict):
+        fail(source, "", f"unknown schema: expected a JSON object, got {_type_name(doc)}")
+    if "Graph" in doc or "ExperimentId" in doc:
+        experiment_id = doc.get("ExperimentId")
+        if isinstance(experiment_id, str) and ".s-id." in experiment_id:
+            return "snapshot"
+        if doc.get("IsLeaf") is False:
+            return "snapshot"
+        return "experiment"
+    lowered = _lower_keys(doc)
+    properties = lowered.get("properties")
+    if isinstance(properties, dict):
+        inner = _lower_keys(properties)
+        if "package" in inner or "packagetype" in inner or "assets" in inner:
+            return "wsd"
+    fail(source, "", "unknown schema: neither a GET-experiment document (no 'Graph') nor a web-service "
+                     "definition (no 'properties.package'); export it with Export-AmlExperimentGraph or "
+                     "Export-AzMlWebService")
+
+
+def _describe(value: Any) -> str:
+    """A short description that never prints a string's content (it may be a secret)."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if isinstance(value, bool | int | float) or value is None:
+        return json.dumps(value)
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    return f"an object with {len(value)} keys" if isinstance(value, dict) else _type_name(value)
+
+
+def _first_difference(a: str, b: str) -> int:
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return index
+    return min(len(a), len(b))
+
+
+def compare(before: Any, after: Any, path: str = "", *, identity_lists: Iterable[str] = (),
+            fold_case: bool = False) -> list[str]:
+    """One human line per difference (JSON Pointer of `before` + what differs); [] when equal.
+
+    Lists at `identity_lists` are compared as sets (items with an "Id" are paired by it); with `fold_case`
+    object keys are compared case-insensitively (web-service definitions).
+    """
+    out: list[str] = []
+    sets = frozenset(item.lower() if fold_case else item for item in identity_lists)
+    _compare(before, after, path, sets, fold_case, out)
+    return out
+
+
+def _compare(a: Any, b: Any, path: str, sets: frozenset[str], fold: bool, out: list[str]) -> None:
+    where = path or "/"
+    if isinstance(a, dict) and isinstance(b, dict):
+        b_keys = {(key.lower() if fold else key): key for key in b}
+        seen = set()
+        for key, value in a.items():
+            lookup = key.lower() if fold else key
+            seen.add(lookup)
+            if lookup not in b_keys:
+                out.append(f"{child(path, key)}: {_describe(value)} would be lost")
+            else:
+                _compare(value, b[b_keys[lookup]], child(path, key), sets, fold, out)
+        for lookup, key in b_keys.items():
+            if lookup not in seen:
+                out.append(f"{child(path, key)}: would appear ({_describe(b[key])}) although the input has no such key")
+    elif isinstance(a, list) and isinstance(b, list):
+        if (path.lower() if fold else path) in sets:
+            _compare_set(a, b, path, sets, fold, out)
+            return
+        if len(a) != len(b):
+            out.append(f"{where}: {len(a)} items would become {len(b)}")
+        for index, (x, y) in enumerate(zip(a, b, strict=False)):
+            _compare(x, y, child(path, index), sets, fold, out)
+    elif type(a) is not type(b) or a != b:
+        if isinstance(a, str) and isinstance(b, str):
+            out.append(f"{where}: string differs at character {_first_difference(a, b)} "
+                       f"({len(a)} characters would become {len(b)})")
+        else:
+            out.append(f"{where}: {_describe(a)} would become {_describe(b)}")
+
+
+def _compare_set(a: list[Any], b: list[Any], path: str, sets: frozenset[str], fold: bool, out: list[str]) -> None:
+    def key(item: Any) -> str:
+        if isinstance(item, dict) and isinstance(item.get("Id"), str) and path.endswith("ModuleNodes"):
+            return "id:" + str(item["Id"])
+        return json.dumps(item, sort_keys=True)
+
+    b_items: dict[str, list[Any]] = {}
+    for item in b:
+        b_items.setdefault(key(item), []).append(item)
+    for index, item in enumerate(a):
+        matches = b_items.get(key(item))
+        if not matches:
+            out.append(f"{child(path, index)}: item would be lost")
+            continue
+        _compare(item, matches.pop(0), child(path, index), sets, fold, out)
+    extra = sum(len(items) for items in b_items.values())
+    if extra:
+        out.append(f"{path}: {extra} item(s) would appear that the input does not have")

@@ -1,0 +1,139 @@
+"""Secret detection and `${secret:NAME}` placeholders: by parameter name, credential descriptor and value shape."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from amlvc import rules
+from amlvc.errors import MissingSecret
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_NON_ALNUM = re.compile(r"[^A-Za-z0-9]+")
+_NODE_COUNTER = re.compile(r"-(\d+)$")
+PLACEHOLDER_MARK = "${secret:"
+
+
+def words(name: str) -> list[str]:
+    """Lower-cased words of a parameter name: 'storage_key' and 'storageKey' both give ['storage', 'key']."""
+    return [w for w in _NON_ALNUM.split(_CAMEL.sub(" ", name).lower()) if w]
+
+
+def is_secret_name(name: str) -> bool:
+    """A parameter that holds a secret by its name alone (rules.SECRET_PARAMETER_NAMES and last words)."""
+    parts = words(name)
+    if not parts:
+        return False
+    return " ".join(parts) in rules.SECRET_PARAMETER_NAMES or parts[-1] in rules.SECRET_NAME_LAST_WORDS
+
+
+def is_credential_definition(definition: Any) -> bool:
+    """A web-service parameter definition that declares a credential."""
+    if not isinstance(definition, dict):
+        return False
+    return (definition.get("ParameterType") in rules.SECRET_PARAMETER_TYPES
+            or definition.get("CredentialDescriptor") is not None)
+
+
+def placeholder(name: str) -> str:
+    return "${secret:" + name + "}"
+
+
+def is_placeholder(value: str) -> bool:
+    return rules.SECRET_PLACEHOLDER.fullmatch(value) is not None
+
+
+def base_name(label: str) -> str:
+    """Upper snake case of a parameter name ('Account Key' -> 'ACCOUNT_KEY')."""
+    snake = "_".join(words(label)).upper()
+    return snake or "SECRET"
+
+
+def node_suffix(node_id: str) -> str:
+    """The node's short counter ('…-172' -> '172'), else a slug of its id."""
+    match = _NODE_COUNTER.search(node_id)
+    if match:
+        return match.group(1)
+    return (_NON_ALNUM.sub("", node_id)[:8] or "NODE").upper()
+
+
+class SecretNamer:
+    """Allocates unique NAMEs and collects NAME -> value for one document."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, str] = {}
+
+    def allocate(self, base: str, node_id: str | None, value: str) -> str:
+        first = f"{base}_{node_suffix(node_id)}" if node_id is not None else base
+        candidates = [first]
+        if node_id is not None:
+            hex8 = re.sub(r"[^0-9a-fA-F]", "", node_id)[:8].upper() or "X"
+            candidates.append(f"{first}_{hex8}")
+        name = next((c for c in candidates if c not in self.found), None)
+        counter = 2
+        while name is None:
+            candidate = f"{candidates[-1]}_{counter}"
+            name = candidate if candidate not in self.found else None
+            counter += 1
+        self.found[name] = value
+        return name
+
+
+def _might_hold_secret(value: str) -> bool:
+    return "=" in value or "%3" in value or len(value) >= 88
+
+
+def scrub_shapes(value: str, base: str, node_id: str | None, namer: SecretNamer) -> str:
+    """Replace secret-shaped parts (AccountKey=, sig=, Password=, bare storage keys) by placeholders."""
+    if not _might_hold_secret(value):
+        return value
+    for _kind, pattern in rules.SECRET_VALUE_PATTERNS:
+        pieces: list[str] = []
+        last = 0
+        for match in pattern.finditer(value):
+            secret = match.group("secret")
+            if PLACEHOLDER_MARK in secret or not secret:
+                continue
+            start, end = match.span("secret")
+            pieces.append(value[last:start])
+            pieces.append(placeholder(namer.allocate(base, node_id, secret)))
+            last = end
+        if pieces:
+            pieces.append(value[last:])
+            value = "".join(pieces)
+    return value
+
+
+def scrub(value: str, base: str, node_id: str | None, namer: SecretNamer, *, whole: bool) -> str:
+    """The value with its secret parts replaced: all of it when `whole`, else the secret-shaped parts."""
+    if whole:
+        if value == "" or is_placeholder(value):
+            return value
+        return placeholder(namer.allocate(base, node_id, value))
+    return scrub_shapes(value, base, node_id, namer)
+
+
+def fill(value: str, secrets: Mapping[str, str] | None, source: str, path: str) -> str:
+    """Fill `${secret:NAME}` placeholders from `secrets`; None leaves them as they are."""
+    if secrets is None or PLACEHOLDER_MARK not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group("name")
+        found = secrets.get(name)
+        if found is None:
+            raise MissingSecret(
+                f"{source}: {path}: no value for secret {name}; set {rules.SECRET_ENV_PREFIX}{name} "
+                f"or add it to .amlvc/secrets.json"
+            )
+        return found
+
+    return rules.SECRET_PLACEHOLDER.sub(substitute, value)
+
+
+def placeholder_names(value: str) -> list[str]:
+    """Names of the placeholders in a string."""
+    if PLACEHOLDER_MARK not in value:
+        return []
+    return [m.group("name") for m in rules.SECRET_PLACEHOLDER.finditer(value)]
