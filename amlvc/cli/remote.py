@@ -1,5 +1,158 @@
-"""remote commands (placeholder until its issue lands)."""
+"""`amlvc pull`, `status`, `restore` and `demo`: parse options, call the core, render, exit codes."""
 
 from __future__ import annotations
 
-from amlvc.cli.base import cli  # noqa: F401
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from amlvc.cli.base import cli, emit_json, is_terminal, note
+from amlvc.errors import ExitCode
+
+remote_option = click.option("--remote", "-r", metavar="R", help="The workspace (a remote of amlvc.toml).")
+token_option = click.option("--token-env", metavar="NAME", help="Read the workspace token from $NAME.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+
+
+def _root() -> Path:
+    from amlvc.repo import find_root
+
+    return find_root(Path.cwd())
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A click progress bar on stderr while fetching, when stderr is a terminal."""
+    if not enabled or not is_terminal():
+        yield None
+        return
+    bars: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            label = {"fetch": "Fetching experiments", "history": "Reading run history"}.get(stage, stage)
+            bar = click.progressbar(length=max(total, 1), label=label, file=click.get_text_stream("stderr"))
+            bar.__enter__()
+            bars[stage] = bar
+        bar.update(done - bar.pos) if done > bar.pos else None
+
+    try:
+        yield update
+    finally:
+        for bar in bars.values():
+            bar.__exit__(None, None, None)
+
+
+# -- pull -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("experiments", nargs=-1, metavar="[EXP]...")
+@remote_option
+@click.option("--history", "with_history", is_flag=True,
+              help="Also import every run-history snapshot as its own commit (oldest first, authored and "
+                   "dated as the run).")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Experiments fetched in parallel.")
+@click.option("--prune", is_flag=True, help="Remove experiments deleted in the workspace (else only reported).")
+@token_option
+@json_option
+def pull(experiments: tuple[str, ...], remote: str | None, with_history: bool, jobs: int, prune: bool,
+         token_env: str | None, as_json: bool) -> int:
+    """Fetch the workspace's experiments into normalized files and one commit.
+
+    Only experiments whose Etag moved since amlvc.lock are fetched; nothing changed means no
+    request beyond the list, nothing written and no commit. Uncommitted edits to a file the pull
+    would overwrite stop it (exit 3) before anything is written.
+
+    \b
+    Examples:
+      amlvc pull                        # every experiment of the default remote
+      amlvc pull churn-training         # one experiment (slug, name or id)
+      amlvc pull --remote prod --prune  # and drop experiments deleted in prod
+      amlvc pull --history              # also one commit per run-history snapshot
+    """
+    from amlvc.pull import pull as run_pull
+
+    root = _root()
+    with _progress(not as_json) as progress:
+        result = run_pull(root, experiments, remote=remote, history_=with_history, jobs=jobs, prune=prune,
+                          token_env=token_env, progress=progress)
+    if as_json:
+        emit_json(result.as_json())
+        return 0
+    if result.recovered:
+        note("Finished off an interrupted pull (its partial writes were put back first).")
+    for slug in result.added:
+        note(f"  added    {slug}")
+    for slug in result.changed:
+        note(f"  changed  {slug}" + ("  (local commits overwritten; see `git log`)" if slug in result.diverged
+                                     else ""))
+    for slug in result.removed:
+        note(f"  removed  {slug}")
+    for slug in result.recorded:
+        note(f"  recorded {slug}  (saved or run in the workspace, content unchanged)")
+    for slug in result.gone:
+        note(f"  deleted in workspace: {slug}  (kept; `amlvc pull --prune` removes it)")
+    if result.history_commits:
+        note(f"Imported {len(result.history_commits)} run-history snapshot(s).")
+    if result.commit:
+        note(f"Committed {result.commit[:12]}: {len(result.added)} added, {len(result.changed)} changed, "
+             f"{len(result.removed)} removed from '{result.remote}'.")
+    else:
+        note(f"Already up to date with '{result.remote}' ({result.unchanged} experiments).")
+    return 0
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+@cli.command()
+@remote_option
+@click.option("--check", is_flag=True, help="Exit 1 when any experiment is not synced.")
+@token_option
+@json_option
+def status(remote: str | None, check: bool, token_env: str | None, as_json: bool) -> int:
+    """Each experiment's state between the workspace, amlvc.lock and your files.
+
+    \b
+    States:
+      synced             same in the workspace and here
+      workspace-changed  changed in the workspace since the last pull (pull it)
+      local-changed      changed here since the last pull or push (push it)
+      diverged           changed on both sides
+      layout-only        only canvas positions moved (layout.json), on either side
+      workspace-only     in the workspace, never pulled
+      git-only           here, but not (or no longer) in the workspace
+    One list request, plus a GET of each experiment whose Etag moved.
+
+    \b
+    Examples:
+      amlvc status
+      amlvc status --remote prod --check   # exit 1 when anything is not synced (CI)
+    """
+    from amlvc.status import status as run_status
+
+    result = run_status(_root(), remote=remote, token_env=token_env)
+    if as_json:
+        emit_json(result.as_json())
+    else:
+        click.echo(f"Workspace '{result.remote}' ({result.workspace_id}):")
+        width = max([len(e.state) for e in result.experiments] + [6])
+        for e in result.experiments:
+            extra = ""
+            if e.state == "layout-only":
+                sides = [s for s, v in (("workspace", e.workspace), ("local", e.local)) if v == "layout"]
+                extra = f"  (canvas moved: {', '.join(sides)})"
+            elif e.state == "synced" and e.etag_moved:
+                extra = "  (saved or run in the workspace, content unchanged)"
+            click.echo(f"  {e.state:<{width}}  {e.slug}{extra}")
+        if not result.experiments:
+            click.echo("  no experiments")
+    if check and not result.in_sync:
+        return int(ExitCode.DIFFERENCES)
+    return 0

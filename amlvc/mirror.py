@@ -1,0 +1,291 @@
+"""The workspace's mirror in the working tree: experiment files, lock entries, secrets, and crash-safe commits.
+
+A pull writes in this order: a journal in `.amlvc/` naming every path it will touch, the experiment files
+(each through a temp file and a rename), the secrets, the lock, then one `git add` + `git commit`, then the
+journal goes. A pull killed at any moment therefore leaves either the old commit with a journal (the next
+pull puts the journaled paths back as HEAD has them and starts over) or the new commit (the journal is
+stale and is dropped). `git fsck` never sees anything but whole objects, because only git writes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from amlvc import config, lockfile, project, repo
+from amlvc.client import Client, hosts_for
+from amlvc.credentials import resolve_token
+from amlvc.errors import LocalError
+from amlvc.history import Signature
+from amlvc.normalize import content_hash, dumps
+
+LOCK_NAME = "amlvc.lock"
+STATE_DIR = ".amlvc"
+SECRETS_NAME = f"{STATE_DIR}/secrets.json"
+JOURNAL_NAME = f"{STATE_DIR}/pull-journal.json"
+EXPERIMENTS = "experiments"
+GLOBAL_WORKSPACE = "506153734175476c4f62416c57734963"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A remote, resolved: its name, workspace id and an open client."""
+
+    name: str
+    workspace_id: str
+    client: Client
+
+
+def open_remote(root: Path, remote: str | None, *, token_env: str | None = None, jobs: int = 8) -> Target:
+    """The remote of amlvc.toml named `remote` (else the default one) with a client holding its token."""
+    spec = config.load(root).remote(remote)
+    creds = resolve_token(spec.name, workspace_id=spec.workspace_id, token_env=token_env,
+                          remote_token_env=spec.token_env)
+    hosts = hosts_for(location=spec.location, endpoint=spec.endpoint)
+    client = Client(remote=spec.name, workspace_id=spec.workspace_id, hosts=hosts, token=creds.token,
+                    token_source=creds.source, jobs=jobs)
+    return Target(spec.name, spec.workspace_id, client)
+
+
+def user_experiments(summaries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The workspace's own experiments: the list also carries Microsoft's samples (reference §2.2)."""
+    mine = []
+    for item in summaries:
+        exp_id = item.get("ExperimentId")
+        if not isinstance(exp_id, str) or exp_id.startswith(GLOBAL_WORKSPACE + "."):
+            continue
+        if item.get("Category") not in (None, "", "user"):
+            continue
+        mine.append(dict(item))
+    return mine
+
+
+def module_names(client: Client) -> dict[str, str]:
+    """Module id -> human name from the workspace's module list (annotations in experiment.json)."""
+    names: dict[str, str] = {}
+    for module in client.list_modules():
+        module_id, name = module.get("Id"), module.get("Name")
+        if isinstance(module_id, str) and isinstance(name, str):
+            names[module_id] = name
+            parts = module_id.split(".")
+            if len(parts) == 3:  # older batches of the same family keep their human name
+                names.setdefault(parts[1], name)
+    return names
+
+
+# -- paths and files --------------------------------------------------------------------------
+
+
+def experiment_dir(slug: str) -> str:
+    return f"{EXPERIMENTS}/{slug}"
+
+
+def read_experiment_files(root: Path, slug: str) -> dict[str, bytes]:
+    """Every file of an experiment directory in the working tree (paths relative to it, POSIX)."""
+    base = root / EXPERIMENTS / slug
+    if not base.is_dir():
+        return {}
+    files: dict[str, bytes] = {}
+    for path in sorted(base.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            files[path.relative_to(base).as_posix()] = path.read_bytes()
+    return files
+
+
+def read_experiment_files_at(root: Path, rev: str, slug: str) -> dict[str, bytes]:
+    prefix = experiment_dir(slug) + "/"
+    files: dict[str, bytes] = {}
+    for path in repo.list_at(root, rev, experiment_dir(slug)):
+        data = repo.read_at(root, rev, path)
+        if data is not None:
+            files[path.removeprefix(prefix)] = data
+    return files
+
+
+def synced_files(root: Path, slug: str, digest: str, *, depth: int = 50) -> dict[str, bytes] | None:
+    """The experiment's files as last pulled or pushed (the commit whose files have the lock's hash)."""
+    for rev in repo.revisions(root, experiment_dir(slug), limit=depth):
+        files = read_experiment_files_at(root, rev, slug)
+        if experiment_hash(files) == digest:
+            return files
+    return None
+
+
+def write_experiment_files(root: Path, slug: str, files: Mapping[str, bytes]) -> None:
+    """Make the experiment directory hold exactly `files`; unchanged files are not rewritten."""
+    base = root / EXPERIMENTS / slug
+    for rel in sorted(files):
+        repo.atomic_write(_inside(base, rel), files[rel])
+    for rel in read_experiment_files(root, slug):
+        if rel not in files:
+            repo.remove_file(base / rel)
+
+
+def _inside(base: Path, rel: str) -> Path:
+    path = (base / rel).resolve()
+    if not path.is_relative_to(base.resolve()):
+        raise LocalError(f"{rel}: refusing to write outside {base}")
+    return path
+
+
+# -- the lock (amlvc/lockfile.py owns the format; pull works on plain entry dicts) -------------
+
+
+def read_lock(root: Path) -> lockfile.Lock:
+    return lockfile.load(root)
+
+
+def lock_entries(lock: lockfile.Lock, remote: str) -> dict[str, dict[str, Any]]:
+    return {slug: entry.to_json() for slug, entry in lock.entries(remote).items()}
+
+
+def lock_entry(exp_id: str, etag: str, run_id: str | None, identity: Mapping[str, Any],
+               digest: str) -> dict[str, Any]:
+    ident = {k: v for k, v in identity.items() if k != "ExperimentId"}
+    return {"content_hash": digest, "etag": etag, "id": exp_id, "identity": ident, "run_id": run_id}
+
+
+def with_entries(lock: lockfile.Lock, remote: str, entries: Mapping[str, Mapping[str, Any]]) -> lockfile.Lock:
+    """`lock` with the experiments of `remote` replaced by `entries` (other remotes untouched)."""
+    experiments = {r: dict(e) for r, e in lock.experiments.items()}
+    experiments[remote] = {slug: _to_entry(entries[slug]) for slug in sorted(entries)}
+    return replace(lock, experiments=experiments)
+
+
+def _to_entry(data: Mapping[str, Any]) -> lockfile.LockEntry:
+    known = ("content_hash", "etag", "id", "identity", "run_id")
+    return lockfile.LockEntry(id=data.get("id"), etag=data.get("etag"), run_id=data.get("run_id"),
+                              content_hash=data.get("content_hash"), identity=dict(data.get("identity") or {}),
+                              extra={k: v for k, v in data.items() if k not in known})
+
+
+def slug_used_elsewhere(lock: lockfile.Lock, remote: str, slug: str) -> bool:
+    return any(slug in lock.entries(other) for other in lock.remotes() if other != remote)
+
+
+def taken_slugs(root: Path, lock: lockfile.Lock) -> set[str]:
+    base = root / EXPERIMENTS
+    taken = {p.name for p in base.iterdir() if p.is_dir()} if base.is_dir() else set()
+    return taken | lock.all_slugs()
+
+
+def new_slug(name: str, exp_id: str, taken: set[str]) -> str:
+    """A slug for a new experiment, unique in the repository (a short id suffix breaks ties)."""
+    return project.unique_slug(name, exp_id, taken)
+
+
+def experiment_hash(files: Mapping[str, bytes]) -> str:
+    """The lock's content hash: the experiment's files without webservice.json (which push never sends)."""
+    return content_hash({k: v for k, v in files.items() if k != project.WEBSERVICE_FILE})
+
+
+# -- secrets ----------------------------------------------------------------------------------
+
+
+def store_secrets(root: Path, remote: str, values: Mapping[str, Mapping[str, str]]) -> None:
+    """Merge scrubbed secret values into `.amlvc/secrets.json` (mode 0600, never committed)."""
+    for slug, secrets in sorted(values.items()):
+        project.store_secrets(root, remote, slug, secrets)
+
+
+# -- crash-safe commits -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def operation_lock(root: Path) -> Iterator[None]:
+    """One pull (or restore) at a time per repository; the kernel drops the lock if the process dies."""
+    state = root / STATE_DIR
+    state.mkdir(exist_ok=True)
+    handle = open(state / "operation.lock", "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise LocalError("another amlvc pull or restore is running in this repository; wait for it "
+                             "to finish and try again") from None
+        yield
+    finally:
+        handle.close()
+
+
+def _digest(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], delete: Sequence[str],
+                     lock: lockfile.Lock | None, secrets: tuple[str, Mapping[str, Mapping[str, str]]] | None,
+                     message: str, author: Signature | None = None) -> str | None:
+    """Journal, write experiment directories, drop deleted ones, secrets, lock; then one commit."""
+    paths = sorted({experiment_dir(s) for s in writes} | {experiment_dir(s) for s in delete})
+    planned: dict[str, str | None] = {}
+    for slug, files in writes.items():
+        for rel in read_experiment_files(root, slug):
+            planned[f"{experiment_dir(slug)}/{rel}"] = None
+        for rel, data in files.items():
+            planned[f"{experiment_dir(slug)}/{rel}"] = _digest(data)
+    for slug in delete:
+        for rel in read_experiment_files(root, slug):
+            planned[f"{experiment_dir(slug)}/{rel}"] = None
+    lock_bytes = lockfile.dumps(lock) if lock is not None else None
+    if lock_bytes is not None:
+        planned[LOCK_NAME] = _digest(lock_bytes)
+        paths.append(LOCK_NAME)
+    journal = {"head": repo.head(root), "paths": paths, "files": planned}
+    repo.atomic_write(root / JOURNAL_NAME, dumps(journal))
+    for slug, files in sorted(writes.items()):
+        write_experiment_files(root, slug, files)
+    for slug in delete:
+        write_experiment_files(root, slug, {})
+    if secrets is not None:
+        store_secrets(root, secrets[0], secrets[1])
+    if lock_bytes is not None:
+        repo.atomic_write(root / LOCK_NAME, lock_bytes)
+    sha = repo.commit_paths(
+        root, paths, message,
+        author_name=author.name if author else None,
+        author_email=author.email if author else None,
+        author_date=author.date if author else None,
+    )
+    (root / JOURNAL_NAME).unlink(missing_ok=True)
+    return sha
+
+
+def recover_interrupted(root: Path) -> bool:
+    """Finish off a pull killed before its commit: put the journaled paths back as HEAD has them.
+
+    Only paths whose working-tree content is either HEAD's or what the killed pull meant to write are
+    touched, so an edit made after the crash is never discarded (the dirty-tree check then names it).
+    """
+    path = root / JOURNAL_NAME
+    if not path.is_file():
+        return False
+    try:
+        journal = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        journal = None
+    if not isinstance(journal, dict) or journal.get("head") != repo.head(root):
+        path.unlink(missing_ok=True)  # the commit was made (or the journal is unreadable): nothing to undo
+        return journal is not None
+    repo.clear_stale_locks(root)
+    planned: Mapping[str, str | None] = journal.get("files") or {}
+    paths = [str(p) for p in journal.get("paths") or []]
+    dirty = repo.dirty_paths(root, paths)
+    head = journal.get("head")
+    mine = []
+    for rel in dirty:
+        current = _digest((root / rel).read_bytes()) if (root / rel).is_file() else None
+        at_head = _digest(repo.read_at(root, head, rel)) if head else None
+        if rel in planned and current in (planned[rel], at_head):
+            mine.append(rel)
+    if len(mine) == len(dirty):
+        repo.discard_changes(root, mine)
+        path.unlink(missing_ok=True)
+        return True
+    path.unlink(missing_ok=True)
+    return False
