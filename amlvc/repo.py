@@ -319,3 +319,60 @@ def global_attributes_file() -> Path:
         return Path(os.path.expanduser(configured))
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "git" / "attributes"
+
+
+# ------------------------------------------------------------------------ pull support (added by the pull work)
+
+
+def trailer_values(root: Path, key: str, rev: str = "HEAD") -> set[str]:
+    """Every value of the commit-message trailer `key` in the history of `rev` (empty without commits)."""
+    if head(root) is None:
+        return set()
+    out = _git(open_repo(root), "log", f"--format=%(trailers:key={key},valueonly,separator=%x00)", rev)
+    return {v.strip() for v in out.replace("\0", "\n").splitlines() if v.strip()}
+
+
+def revisions(root: Path, path: str, *, limit: int = 50) -> list[str]:
+    """Commit ids that touched `path`, newest first (at most `limit`), HEAD always first when there is one."""
+    top = head(root)
+    if top is None:
+        return []
+    out = _git(open_repo(root), "log", f"-n{limit}", "--format=%H", "HEAD", "--", path)
+    revs = [line.strip() for line in out.splitlines() if line.strip()]
+    return [top] + [r for r in revs if r != top]
+
+
+def discard_changes(root: Path, paths: Sequence[str]) -> None:
+    """Put `paths` (files) back as HEAD has them, in the index and the work tree; files HEAD lacks are deleted."""
+    if not paths:
+        return
+    repo = open_repo(root)
+    top = head(root)
+    tracked = [p for p in paths if top is not None and read_at(root, "HEAD", p) is not None]
+    untracked = [p for p in paths if p not in tracked]
+    if top is not None:
+        _git(repo, "reset", "--quiet", "HEAD", "--", *paths)
+    else:
+        _git(repo, "rm", "--cached", "--quiet", "--ignore-unmatch", "-r", "--", *paths)
+    if tracked:
+        _git(repo, "checkout", "HEAD", "--", *tracked)
+    for rel in untracked:
+        remove_file(root / rel)
+
+
+def clear_stale_locks(root: Path) -> list[str]:
+    """Remove git's index and HEAD-branch lock files left by a process that was killed mid-commit.
+
+    Only called while amlvc holds its own operation lock after finding a journal of a killed run.
+    """
+    repo = open_repo(root)
+    git_dir = Path(repo.git_dir)
+    candidates = [git_dir / "index.lock", git_dir / "HEAD.lock"]
+    with contextlib.suppress(TypeError, ValueError):
+        candidates.append(git_dir / f"{repo.head.reference.path}.lock")
+    removed = []
+    for lock in candidates:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+            removed.append(lock.name)
+    return removed
