@@ -83,14 +83,13 @@ def _diff_ports(side: str, path_a: str, path_b: str, a: Mapping[str, Any], b: Ma
                          breaking=breaking, detail=detail)
 
 
-def _diff_rest(old: Any, new: Any, path: str, seen: set[str], depth: int = 0) -> Iterator[Change]:
-    """Everything outside the contract, one record per changed entry two levels under `properties`."""
+def _diff_rest(old: Any, new: Any, path: str, seen: set[str]) -> Iterator[Change]:
+    """Everything outside the contract, one record per changed leaf (a whole object when one side lacks it)."""
     if path.lower() in seen or old == new:
         return
-    limit = 3 if path.lower().startswith("/properties") else 1
-    if isinstance(old, Mapping) and isinstance(new, Mapping) and depth < limit:
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
         for key in sorted(set(old) | set(new)):
-            yield from _diff_rest(old.get(key), new.get(key), path + pointer(key), seen, depth + 1)
+            yield from _diff_rest(old.get(key), new.get(key), path + pointer(key), seen)
         return
     yield Change("webservice.property_changed", path, WEBSERVICE, label=path.lstrip("/").replace("/", "."), old=old,
                  new=new)

@@ -1,5 +1,167 @@
-"""review commands (placeholder until its issue lands)."""
+"""Review commands: diff, log, config-git, and the hidden git drivers (merge-driver, textconv, diff-driver)."""
 
 from __future__ import annotations
 
-from amlvc.cli.base import cli  # noqa: F401
+import sys
+from pathlib import Path
+
+import click
+
+from amlvc import repo, review
+from amlvc.cli.base import cli, emit_json, note
+from amlvc.diff import ExperimentDiff
+from amlvc.difftree import load
+from amlvc.errors import ConflictError, ExitCode, LocalError, UsageError
+from amlvc.render import FORMATS, render
+
+
+def _root() -> Path:
+    return repo.find_root()
+
+
+def _write(text: str, output: str | None, *, color: bool) -> None:
+    if output is None:
+        click.echo(text, nl=False, color=color)
+        return
+    repo.atomic_write(Path(output), text.encode("utf-8"))
+    note(f"Wrote {output}")
+
+
+@cli.command("diff")
+@click.argument("args", nargs=-1, metavar="[REV_A [REV_B]] [EXP]...")
+@click.option("--remote", "remote", metavar="R", help="Compare with the live workspace R instead of a revision.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="text (git-like, coloured on a terminal), markdown (PR comment), json (records + RFC 6902 "
+                   "patch), html (one self-contained page with the graph).")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when there are none.")
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.option("--title", default="", help="Heading of markdown and html reports.")
+def diff_command(args: tuple[str, ...], remote: str | None, fmt: str, exit_code: bool, output: str | None,
+                 title: str) -> int:
+    """Semantic diff of experiments: nodes, parameters, wiring, assets, scripts, web-service contract.
+
+    \b
+    amlvc diff                    HEAD against the work tree
+    amlvc diff REV                REV against the work tree
+    amlvc diff REV_A REV_B        (or REV_A..REV_B) between two revisions
+    amlvc diff --remote dev       the work tree (or REV_A) against the live workspace
+    Layout-only changes are collapsed into a count; breaking web-service changes are flagged.
+    """
+    root = _root()
+    revs, slugs = review.split_arguments(root, args)
+    if remote is not None:
+        if len(revs) > 1:
+            raise UsageError("diff --remote compares one side with the workspace; give at most one revision")
+        old = review.experiment_files(root, revs[0] if revs else None)
+        diffs = review.diff_experiments(old, review.remote_files(root, remote, slugs), slugs)
+        title = title or f"amlvc diff {revs[0] if revs else 'work tree'} → workspace {remote}"
+    else:
+        diffs = review.diff_revisions(root, revs[0] if revs else None, revs[1] if len(revs) > 1 else None, slugs)
+        title = title or "amlvc diff " + (" → ".join(revs) if len(revs) == 2 else f"{revs[0] if revs else 'HEAD'}"
+                                          " → work tree")
+    color = output is None and fmt == "text" and sys.stdout.isatty()
+    _write(render(diffs, fmt, color=color, title=title), output, color=color)
+    return int(ExitCode.DIFFERENCES) if exit_code and _changed(diffs) else 0
+
+
+def _changed(diffs: list[ExperimentDiff]) -> bool:
+    return any(d.changes or d.status in ("added", "removed") for d in diffs)
+
+
+@cli.command("log")
+@click.argument("experiment", metavar="EXP")
+@click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N commits.")
+@click.option("--json", "as_json", is_flag=True, help="Commits and their change records as JSON.")
+@click.option("-p", "--patch", is_flag=True, help="Show each commit's change records, not only the summary.")
+def log_command(experiment: str, max_count: int | None, as_json: bool, patch: bool) -> None:
+    """History of one experiment, newest first, one semantic summary line per commit."""
+    entries = review.log(_root(), experiment, max_count)
+    if as_json:
+        emit_json([{"commit": e.commit, "date": e.date, "author": e.author, "subject": e.subject,
+                    "summary": e.summary, "changes": [c.to_json() for c in e.diff.changes]} for e in entries])
+        return
+    color = sys.stdout.isatty()
+    for e in entries:
+        sha = click.style(e.commit[:10], fg="yellow") if color else e.commit[:10]
+        click.echo(f"{sha} {e.date[:10]} {e.author}: {e.subject}", color=color)
+        click.echo(f"    {e.summary}")
+        if patch:
+            body = render([e.diff], "text", color=color).splitlines()[1:]
+            click.echo("\n".join("    " + line for line in body if line), color=color)
+
+
+@cli.command("config-git")
+@click.option("--global", "global_scope", is_flag=True, help="Configure git for every repository of this user.")
+def config_git_command(global_scope: bool) -> None:
+    """Make plain git diff/log/show print semantic diffs and git merge use amlvc's merge (like nbdime config-git)."""
+    root = None if global_scope else repo.git_root(Path.cwd())
+    if root is None and not global_scope:
+        raise LocalError(f"{Path.cwd()}: not inside a git repository; run it in one, or use --global")
+    result = review.config_git(root, global_scope)
+    for key, value in result.settings.items():
+        note(f"git config ({result.scope}) {key} = {value}")
+    note(f"{'Updated' if result.attributes_changed else 'Already set up:'} {result.attributes_file}")
+
+
+@cli.command("merge-driver", hidden=True)
+@click.argument("base", type=click.Path(dir_okay=False))
+@click.argument("ours", type=click.Path(dir_okay=False))
+@click.argument("theirs", type=click.Path(dir_okay=False))
+@click.argument("path", required=False, default="")
+def merge_driver_command(base: str, ours: str, theirs: str, path: str) -> None:
+    """git merge driver: `amlvc merge-driver %O %A %B %P`; writes the result to %A, non-zero on conflict."""
+    from amlvc.merge import merge_experiment, merge_json, merge_layout, report
+    from amlvc.normalize import dumps
+
+    name = path or ours
+    docs = [load(_read(p), f"{name} ({side})") for p, side in ((base, "base"), (ours, "ours"), (theirs, "theirs"))]
+    kind = review.file_kind(name, docs[1] or docs[2])
+    merge = {"experiment": merge_experiment, "layout": merge_layout}.get(kind, merge_json)
+    result = merge(*docs)
+    Path(ours).write_bytes(dumps(result.merged))
+    text = report(result, name)
+    if text:
+        click.echo(text, err=True, nl=False)
+    if not result.clean:
+        raise ConflictError(f"{name}: {len(result.conflicts)} merge conflict(s); resolve the $conflict markers, "
+                            "then `git add` the file")
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise LocalError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+@cli.command("textconv", hidden=True)
+@click.argument("file", type=click.Path(dir_okay=False))
+def textconv_command(file: str) -> None:
+    """git textconv: print a canonical file as a one-value-per-line outline."""
+    from amlvc.render.outline import outline
+
+    data = _read(file)
+    try:
+        doc = load(data, file)
+    except Exception:  # git shows whatever textconv prints; an unreadable file is shown as it is
+        click.echo(data.decode("utf-8", "replace"), nl=False)
+        return
+    click.echo(outline(review.file_kind(file, doc), doc), nl=False)
+
+
+@cli.command("diff-driver", hidden=True)
+@click.argument("args", nargs=-1)
+def diff_driver_command(args: tuple[str, ...]) -> None:
+    """git external diff: `path old-file old-hex old-mode new-file new-hex new-mode`; prints the records."""
+    if len(args) < 7:
+        raise UsageError("diff-driver expects the 7 arguments git passes to an external diff command")
+    path, old_file, new_file = args[0], args[1], args[4]
+    result = review.driver_diff(path, old_file, new_file)
+    color = sys.stdout.isatty()
+    header = f"diff --amlvc a/{path} b/{path}"
+    click.echo(click.style(header, bold=True) if color else header, color=color)
+    if not result.changes and result.status not in ("added", "removed"):
+        click.echo("(no semantic change: formatting only)")
+        return
+    body = render([result], "text", color=color).splitlines()[1:]
+    click.echo("\n".join(line for line in body if line), color=color)
