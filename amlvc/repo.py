@@ -376,3 +376,47 @@ def clear_stale_locks(root: Path) -> list[str]:
             lock.unlink()
             removed.append(lock.name)
     return removed
+
+
+# --- push: backup refs (appended by the push engineer) ---
+
+
+def write_backup(root: Path, ref: str, prefix: str, files: Mapping[str, bytes], message: str) -> str:
+    """A commit whose tree is HEAD's with directory `prefix` holding exactly `files`, stored under `ref`.
+
+    Built with a temporary index, so the user's index, working tree and branch are untouched. Returns the
+    commit id. `ref` must be a new name under refs/ (an existing one is refused, never overwritten).
+    """
+    repo = open_repo(root)
+    if _git(repo, "for-each-ref", ref).strip():
+        raise RepoError(f"{ref} already exists; not overwriting a backup")
+    fd, index = tempfile.mkstemp(prefix="amlvc-backup-index.", dir=repo.git_dir)
+    os.close(fd)
+    os.unlink(index)  # git wants to create the index itself
+    try:
+        with repo.git.custom_environment(GIT_INDEX_FILE=index):
+            parent = head(root)
+            if parent is not None:
+                _git(repo, "read-tree", parent)
+                _git(repo, "rm", "-r", "--cached", "--quiet", "--ignore-unmatch", "--", prefix)
+            for rel in sorted(files):
+                sha = _store_blob(repo, files[rel])
+                _git(repo, "update-index", "--add", "--cacheinfo", f"100644,{sha},{prefix}/{rel}")
+            tree = _git(repo, "write-tree")
+        args = ["commit-tree", tree, "-m", message.rstrip("\n")]
+        if parent is not None:
+            args += ["-p", parent]
+        commit = _git(repo, *args).strip()
+        _git(repo, "update-ref", ref, commit, "")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(index)
+    return commit
+
+
+def _store_blob(repo: git.Repo, data: bytes) -> str:
+    from io import BytesIO
+
+    from gitdb import IStream  # type: ignore[import-untyped]  # GitPython's object database
+
+    return str(repo.odb.store(IStream(b"blob", len(data), BytesIO(data))).hexsha.decode())

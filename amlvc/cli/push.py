@@ -1,5 +1,199 @@
-"""push commands (placeholder until its issue lands)."""
+"""`amlvc check` and `amlvc push`: parse options, call amlvc.push, render the plan and the results."""
 
 from __future__ import annotations
 
-from amlvc.cli.base import cli  # noqa: F401
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from amlvc import push as core
+from amlvc.check import KIND_LABELS, CheckResult, Resolution
+from amlvc.cli.base import cli, emit_json, is_terminal, note
+from amlvc.errors import MissingAssets
+
+_MARKS = {"exact": "=", "family": "~", "name": "~", "mapped": "~", "missing": "!"}
+_ACTION_MARKS = {"create": "+", "update": "~", "unchanged": "="}
+
+remote_option = click.option("--remote", "-r", metavar="R", help="The workspace to check against / push to.")
+rev_option = click.option("--rev", metavar="REV", help="Use the files as they were at this git revision.")
+remap_option = click.option(
+    "--remap", metavar="family|name|FILE",
+    help="Resolve references missing in the target: by family (latest batch), by name, or by a JSON file "
+         "mapping ids, family ids or names to target ids. Default: keep what exists, move foreign "
+         "references to the same family (or name) in the target.")
+token_option = click.option("--token-env", metavar="NAME", help="Read the workspace token from $NAME.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+
+
+def _short(ident: str) -> str:
+    parts = ident.split(".")
+    if len(parts) == 3 and len(parts[0]) == 32 and len(parts[1]) == 32:
+        return f"{parts[0][:8]}….{parts[1][:8]}….{parts[2]}"
+    return ident
+
+
+def _resolution_line(r: Resolution) -> str:
+    kind = KIND_LABELS.get(r.reference.kind, "asset")
+    name = f" {r.target.name!r}" if r.target is not None and r.target.name else ""
+    target = f" -> {_short(r.target.id)}" if r.remap and r.target is not None else ""
+    layout = " (also in layout)" if any("layout" in p for p in r.reference.places) and len(
+        r.reference.places) > 1 else ""
+    return f"  {_MARKS.get(r.status, '?')} {kind:<13} {_short(r.reference.id)}{target}{name}  {r.status}: " \
+           f"{r.note}{layout}"
+
+
+def render_check(result: CheckResult, *, verbose: bool) -> list[str]:
+    lines = [f"{result.experiment} -> {result.remote}: "
+             + ("ok" if result.ok else f"{len(result.missing)} missing")]
+    for r in result.resolutions:
+        if verbose or r.status != "exact":
+            lines.append(_resolution_line(r))
+    return lines
+
+
+def render_plan(plan: core.PushPlan) -> list[str]:
+    where = f" at {plan.rev}" if plan.rev else ""
+    lines = [f"Plan for workspace '{plan.remote}' ({plan.workspace_id}){where}:"]
+    for e in plan.experiments:
+        ident = f" [{e.experiment_id}]" if e.experiment_id else ""
+        lines.append(f"  {_ACTION_MARKS[e.action]} {e.slug}  {e.action}: {e.reason}{ident}")
+        if e.check is not None:
+            for r in e.check.resolutions:
+                if r.remap or not r.ok:
+                    lines.append("    " + _resolution_line(r).lstrip())
+        for s in e.secrets:
+            if e.writes:
+                lines.append(f"    secret {s.name}: " + (f"from {s.source}" if s.source else "MISSING"))
+    lines.append(f"Plan: {plan.count('create')} to create, {plan.count('update')} to update, "
+                 f"{plan.count('unchanged')} unchanged.")
+    return lines
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[core.Progress | None]:
+    if not enabled:
+        yield None
+        return
+    state: dict[str, Any] = {}
+
+    def update(label: str, done: int, total: int) -> None:
+        bar: Any = state.get("bar")
+        if bar is None:
+            bar = click.progressbar(length=total, label="push", file=sys.stderr)
+            bar.__enter__()  # closed in the finally below
+            state["bar"] = bar
+        bar.label = label
+        bar.update(done - bar.pos)
+
+    try:
+        yield update
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
+
+
+@cli.command("check")
+@click.argument("experiments", nargs=-1, metavar="[EXP]...")
+@remote_option
+@rev_option
+@remap_option
+@token_option
+@click.option("--verbose", "-v", is_flag=True, help="Also list the references that resolve exactly.")
+@json_option
+def check_command(experiments: tuple[str, ...], remote: str | None, rev: str | None, remap: str | None,
+                  token_env: str | None, verbose: bool, as_json: bool) -> int:
+    """Resolve every module, dataset, trained model and transform an experiment references in a workspace.
+
+    Each reference (node module ids, input-port asset ids and the layout XML) is exact, another batch of
+    the same family (shown with the batch a push would use), found by name, or missing. Exit 6 when
+    anything is missing, so CI can run it before a push.
+
+    \b
+    Examples:
+      amlvc check                          # every experiment against the default remote
+      amlvc check churn --remote prod      # one experiment, against prod
+      amlvc check --remap name --remote prod
+      amlvc check --rev v1.2 --json
+    """
+    options = core.PushOptions(experiments=experiments, remote=remote, rev=rev, remap=remap, token_env=token_env)
+    results = core.check(Path.cwd(), options)
+    if as_json:
+        emit_json({"ok": all(r.ok for r in results), "experiments": [r.to_json() for r in results]})
+    else:
+        for result in results:
+            for line in render_check(result, verbose=verbose):
+                click.echo(line)
+    missing = [r for r in results if not r.ok]
+    if missing:
+        count = sum(len(r.missing) for r in missing)
+        raise MissingAssets(
+            f"{count} reference(s) of {', '.join(repr(r.experiment) for r in missing)} missing in workspace "
+            f"'{missing[0].remote}'; create them there or map them with --remap family|name|FILE")
+    return 0
+
+
+@cli.command("push")
+@click.argument("experiments", nargs=-1, metavar="[EXP]...")
+@remote_option
+@rev_option
+@click.option("--as-new", metavar="NAME", help="Create a new experiment called NAME instead of updating.")
+@click.option("--dry-run", "-n", is_flag=True, help="Print the plan and write nothing.")
+@click.option("--force", is_flag=True,
+              help="Overwrite an experiment that changed in the workspace, after backing its current version up "
+                   "under refs/amlvc/backup/<remote>/<exp>/<time>.")
+@click.option("--run", "run_", is_flag=True, help="Save and run (IsDraft: false) instead of saving a draft.")
+@remap_option
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Parallel connections to the workspace.")
+@token_option
+@json_option
+def push_command(experiments: tuple[str, ...], remote: str | None, rev: str | None, as_new: str | None,
+                 dry_run: bool, force: bool, run_: bool, remap: str | None, jobs: int, token_env: str | None,
+                 as_json: bool) -> int:
+    """Write local experiments back to a workspace, safely.
+
+    Prints the plan (create / update / unchanged, assets to remap, secrets to fill), checks every
+    reference, then saves each changed experiment as a draft and records the new Etag in amlvc.lock in
+    one commit (together with the pushed files, so git holds what the workspace has).
+
+    Refuses, writing nothing anywhere: an experiment changed in the workspace since the last pull
+    (exit 4; pull and review, or --force), a reference the workspace lacks or a secret without a value
+    (exit 6). An unchanged experiment is not written. Secrets come from $AMLVC_SECRET_<NAME>, then from
+    .amlvc/secrets.json.
+
+    \b
+    Examples:
+      amlvc push --dry-run                 # what would happen
+      amlvc push churn                     # push one experiment to the default remote
+      amlvc push churn --remote prod       # dev -> prod: created there, assets remapped by family
+      amlvc push churn --rev HEAD~2 --force
+      amlvc push churn --as-new "Churn (copy)"
+    """
+    options = core.PushOptions(experiments=experiments, remote=remote, rev=rev, as_new=as_new, dry_run=dry_run,
+                               force=force, run=run_, remap=remap, token_env=token_env, jobs=jobs)
+
+    def show(plan: core.PushPlan) -> None:
+        if not as_json:
+            for line in render_plan(plan):
+                note(line)
+
+    with _progress(is_terminal() and not as_json) as progress:
+        result = core.push(Path.cwd(), options, show_plan=show, progress=progress)
+    if as_json:
+        emit_json(result.to_json())
+        return 0
+    if dry_run:
+        note("Dry run: nothing was written.")
+    elif not result.pushed:
+        note("Nothing to push: the workspace already has these experiments.")
+    else:
+        for p in result.pushed:
+            extra = f"; previous version saved as {p.backup_ref}" if p.backup_ref else ""
+            click.echo(f"{p.action}d {p.slug} in '{result.plan.remote}' ({p.experiment_id}){extra}")
+        if result.commit:
+            note(f"Recorded in amlvc.lock: commit {result.commit[:12]}.")
+    return 0
