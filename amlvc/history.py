@@ -88,19 +88,19 @@ def parse_trailers(message: str) -> dict[str, list[str]]:
 
 
 def pull_message(remote: str, workspace_id: str, added: Sequence[str], changed: Sequence[str],
-                 removed: Sequence[str], touched: Sequence[str] = ()) -> str:
+                 removed: Sequence[str], touched: Sequence[str] = (), *, subject: str | None = None) -> str:
     """The message of the one commit a pull makes: a summary line, one line per experiment, trailers."""
     counts = [f"{len(names)} {label}" for names, label in
               ((added, "added"), (changed, "changed"), (removed, "removed")) if names]
     if counts:
-        subject = f"Pull from {remote}: " + ", ".join(counts)
+        subject_line = f"Pull from {remote}: " + ", ".join(counts)
     else:
-        subject = f"Pull from {remote}: workspace versions recorded"
+        subject_line = f"Pull from {remote}: workspace versions recorded"
     body = [f"added: {name}" for name in added]
     body += [f"changed: {name}" for name in changed]
     body += [f"removed: {name}" for name in removed]
     body += [f"recorded: {name} (saved or run in the workspace, content unchanged)" for name in touched]
-    return compose(subject, body, trailers(remote, workspace_id))
+    return compose(subject or subject_line, body, trailers(remote, workspace_id))
 
 
 def snapshot_message(remote: str, workspace_id: str, slug: str, doc: Mapping[str, Any]) -> str:

@@ -75,6 +75,7 @@ def pull(
     prune: bool = False,
     token_env: str | None = None,
     progress: Progress | None = None,
+    subject: str | None = None,
 ) -> PullResult:
     """Bring the workspace's experiments into the repository at `root`; one commit, or none."""
     if jobs < 1:
@@ -103,7 +104,7 @@ def pull(
         decision = _decide(entries, fetched, local, rewritten)
         _refuse_dirty_writes(root, decision.writes, lock_changes=decision.lock_changes or bool(plan.prune_slugs(prune)))
         history_commits = _commit_history(root, target, snapshots, fetched) if snapshots else []
-        commit = _write_leaves(root, target, lock, entries, plan, fetched, decision, prune)
+        commit = _write_leaves(root, target, lock, entries, plan, fetched, decision, prune, subject)
         return PullResult(
             remote=target.name, workspace_id=target.workspace_id, commit=commit,
             added=decision.added, changed=decision.changed, removed=tuple(plan.prune_slugs(prune)),
@@ -357,7 +358,7 @@ def _refuse_dirty_writes(root: Path, writes: Mapping[str, Mapping[str, bytes]], 
 
 def _write_leaves(root: Path, target: mirror.Target, lock: lockfile.Lock,
                   entries: Mapping[str, Mapping[str, Any]], plan: Plan, fetched: Mapping[str, Fetched],
-                  decision: Decision, prune: bool) -> str | None:
+                  decision: Decision, prune: bool, subject: str | None) -> str | None:
     removed = plan.prune_slugs(prune)
     if not (decision.writes or decision.lock_changes or removed):
         return None
@@ -372,7 +373,7 @@ def _write_leaves(root: Path, target: mirror.Target, lock: lockfile.Lock,
     delete_dirs = [slug for slug in removed if not mirror.slug_used_elsewhere(lock, target.name, slug)]
     secrets = {slug: fetched[slug].secrets for slug in decision.writes if slug in fetched}
     message = history.pull_message(target.name, target.workspace_id, decision.added, decision.changed,
-                                   removed, decision.recorded)
+                                   removed, decision.recorded, subject=subject)
     return mirror.write_and_commit(root, writes=decision.writes, delete=delete_dirs, lock=new_lock,
                                    secrets=(target.name, secrets), message=message)
 

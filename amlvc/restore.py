@@ -1,0 +1,173 @@
+"""`amlvc restore`: put an old git revision or a run-history snapshot back into the workspace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from amlvc import history, mirror, project, repo
+from amlvc.errors import ApiError, ConflictError, DirtyTree, UsageError
+from amlvc.normalize import normalize, to_push_body
+from amlvc.pull import pull
+
+BACKUP_REF_PREFIX = "refs/amlvc/backup"
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What was put back where; `commit` is the repository commit recording it."""
+
+    slug: str
+    source: str  # "rev <sha>" or "snapshot <run id>"
+    remote: str
+    experiment_id: str
+    created: bool
+    backup_ref: str | None
+    commit: str | None
+    new_slug: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"experiment": self.slug, "source": self.source, "remote": self.remote,
+                "experiment_id": self.experiment_id, "created": self.created, "backup_ref": self.backup_ref,
+                "commit": self.commit, "new_experiment": self.new_slug}
+
+
+def restore(root: Path, experiment: str, *, rev: str | None = None, snapshot: str | None = None,
+            as_new: str | None = None, remote: str | None = None, force: bool = False,
+            token_env: str | None = None) -> RestoreResult:
+    """Overwrite the experiment in the workspace with REV's files or a snapshot (or create a copy with --as-new)."""
+    if (rev is None) == (snapshot is None):
+        raise UsageError("give exactly one of --rev REV or --snapshot RUN_ID")
+    if as_new is not None and not as_new.strip():
+        raise UsageError("--as-new needs a non-empty experiment name")
+    if rev is not None:
+        return _restore_rev(root, experiment, rev, as_new=as_new, remote=remote, force=force, token_env=token_env)
+    assert snapshot is not None
+    return _restore_snapshot(root, experiment, snapshot, as_new=as_new, remote=remote, force=force,
+                             token_env=token_env)
+
+
+def _slug_at(root: Path, experiment: str, rev: str) -> str:
+    slugs = project.list_experiments_at(root, rev)
+    if experiment in slugs:
+        return experiment
+    raise UsageError(f"no experiment {experiment!r} at revision {rev!r} (there: {', '.join(slugs) or 'none'}); "
+                     f"name it by its directory under experiments/")
+
+
+def _restore_rev(root: Path, experiment: str, rev: str, *, as_new: str | None, remote: str | None, force: bool,
+                 token_env: str | None) -> RestoreResult:
+    from amlvc.push import PushOptions, push
+
+    sha = repo.resolve(root, rev)
+    slug = _slug_at(root, experiment, sha)
+    if as_new is None:
+        _refuse_dirty(root, slug)
+    options = PushOptions(experiments=(slug,), remote=remote, rev=sha, as_new=as_new, force=force,
+                          token_env=token_env)
+    result = push(root, options)
+    pushed = result.pushed[0] if result.pushed else None
+    remote_name = result.plan.remote
+    if as_new is not None:
+        assert pushed is not None
+        return RestoreResult(slug, f"rev {sha[:12]}", remote_name, pushed.experiment_id, True, None,
+                             result.commit, new_slug=pushed.slug)
+    # The workspace has REV's files now (or had them already); make the working tree say so in a commit.
+    files = mirror.read_experiment_files_at(root, sha, slug)
+    message = history.compose(
+        f"Restore {slug} to {sha[:12]} in {remote_name}",
+        [f"{slug} in workspace '{remote_name}' now holds the files of {sha}"],
+        [*history.trailers(remote_name, result.plan.workspace_id, experiment=slug), ("Amlvc-Rev", sha)])
+    with mirror.operation_lock(root):
+        commit = mirror.write_and_commit(root, writes={slug: files}, delete=[], lock=None, secrets=None,
+                                         message=message)
+    planned = result.plan.experiments[0]
+    exp_id = pushed.experiment_id if pushed else str(planned.experiment_id)
+    return RestoreResult(slug, f"rev {sha[:12]}", remote_name, exp_id, False,
+                         pushed.backup_ref if pushed else None, commit or result.commit)
+
+
+def _refuse_dirty(root: Path, slug: str) -> None:
+    dirty = repo.dirty_paths(root, [mirror.experiment_dir(slug), mirror.LOCK_NAME])
+    if dirty:
+        raise DirtyTree(f"uncommitted changes in {', '.join(dirty[:5])}: restore would overwrite them; commit "
+                        f"or discard them (git status), then restore again")
+
+
+def snapshot_id(leaf_id: str, run: str) -> str:
+    """A full run-history id from RUN_ID: the id itself, or its reverse-timestamp suffix (`9952-07-21t15.18.32`)."""
+    if history.SNAPSHOT_ID.match(run):
+        return run
+    parts = leaf_id.split(".")
+    candidate = f"{parts[0]}.s-id.{parts[-1]}.{run}" if len(parts) == 3 else run
+    if not history.SNAPSHOT_ID.match(candidate):
+        raise UsageError(f"--snapshot {run!r}: expected a run-history id ({{ws}}.s-id.{{guid}}.{{timestamp}}) "
+                         f"or its timestamp part; `amlvc log` and `git log --grep Amlvc-Snapshot` show them")
+    return candidate
+
+
+def _restore_snapshot(root: Path, experiment: str, run: str, *, as_new: str | None, remote: str | None,
+                      force: bool, token_env: str | None) -> RestoreResult:
+    target = mirror.open_remote(root, remote, token_env=token_env)
+    backup: str | None = None
+    with target.client, mirror.operation_lock(root):
+        entries = mirror.lock_entries(mirror.read_lock(root), target.name)
+        entry = entries.get(experiment)
+        if entry is None or not entry.get("id"):
+            known = ", ".join(sorted(entries)) or "none"
+            raise UsageError(f"experiment {experiment!r} was never pulled from '{target.name}' (known: {known}); "
+                             f"run `amlvc pull --remote {target.name}` first")
+        leaf_id = str(entry["id"])
+        sid = snapshot_id(leaf_id, run)
+        if sid.split(".")[2] != leaf_id.split(".")[-1]:
+            raise UsageError(f"--snapshot {run!r} is not a run of '{experiment}' ({leaf_id})")
+        if as_new is None:
+            _refuse_dirty(root, experiment)
+        try:
+            doc = target.client.get_experiment(sid)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise UsageError(f"no run-history snapshot {sid} of '{experiment}' in workspace "
+                                 f"'{target.name}'; `amlvc pull --history` imports the ones there are") from None
+            raise
+        if as_new is not None:
+            body = to_push_body({**doc, "Description": as_new})
+            created = target.client.create_experiment(body)
+            new_id = str(created.get("ExperimentId"))
+        else:
+            listed = {str(s.get("ExperimentId")): s for s in target.client.list_experiments()}
+            current = listed.get(leaf_id)
+            if current is None:
+                raise UsageError(f"'{experiment}' ({leaf_id}) no longer exists in workspace '{target.name}'; "
+                                 f"restore it as a copy with --as-new NAME")
+            ws_etag = current.get("Etag")
+            if ws_etag != entry.get("etag"):
+                if not force:
+                    raise ConflictError(
+                        f"experiment '{experiment}' changed in workspace '{target.name}' since your last pull; "
+                        f"nothing was restored. Run `amlvc pull --remote {target.name}`, review, then restore "
+                        f"again (or `--force` to overwrite it after a backup under {BACKUP_REF_PREFIX}/)")
+                backup = _backup(root, target, experiment, leaf_id, str(ws_etag))
+            target.client.save_experiment(leaf_id, to_push_body(doc), etag=str(ws_etag) if ws_etag else None)
+            new_id = leaf_id
+    reason = f"Restore {experiment} to run {sid.split('.')[-1]} in {target.name}"
+    if as_new is not None:
+        reason = f"Restore run {sid.split('.')[-1]} of {experiment} as {as_new!r} in {target.name}"
+    pulled = pull(root, [new_id], remote=target.name, token_env=token_env, subject=reason)
+    new_slug = (pulled.added or (None,))[0] if as_new is not None else None
+    return RestoreResult(experiment, f"snapshot {sid}", target.name, new_id, as_new is not None, backup,
+                         pulled.commit, new_slug=new_slug)
+
+
+def _backup(root: Path, target: mirror.Target, slug: str, leaf_id: str, etag: str) -> str:
+    """The workspace's current version under refs/amlvc/backup/… before a forced overwrite."""
+    current = target.client.get_experiment(leaf_id)
+    files = normalize(current, source=f"{target.name}:{leaf_id}").files
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    ref = f"{BACKUP_REF_PREFIX}/{target.name}/{slug}/{stamp}"
+    repo.write_backup(root, ref, mirror.experiment_dir(slug), files,
+                      f"Backup of '{slug}' from workspace '{target.name}' before a forced restore\n\n"
+                      f"Amlvc-Remote: {target.name}\nAmlvc-Experiment-Id: {leaf_id}\nAmlvc-Etag: {etag}\n")
+    return ref
