@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
+from click.termui import progressbar
 
 from amlvc.cli.base import cli, emit_json, is_terminal, note
 from amlvc.errors import ExitCode
@@ -35,10 +37,12 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         bar = bars.get(stage)
         if bar is None:
             label = {"fetch": "Fetching experiments", "history": "Reading run history"}.get(stage, stage)
-            bar = click.progressbar(length=max(total, 1), label=label, file=click.get_text_stream("stderr"))
+            stream = sys.stderr
+            bar = progressbar(length=max(total, 1), label=label, file=stream)
             bar.__enter__()
             bars[stage] = bar
-        bar.update(done - bar.pos) if done > bar.pos else None
+        if done > bar.pos:
+            bar.update(done - bar.pos)
 
     try:
         yield update
@@ -155,4 +159,52 @@ def status(remote: str | None, check: bool, token_env: str | None, as_json: bool
             click.echo("  no experiments")
     if check and not result.in_sync:
         return int(ExitCode.DIFFERENCES)
+    return 0
+
+
+# -- restore ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("experiment", metavar="EXP")
+@click.option("--rev", metavar="REV", help="The git revision whose files to put back.")
+@click.option("--snapshot", metavar="RUN_ID",
+              help="The run-history snapshot to put back (its full id or its timestamp part).")
+@click.option("--as-new", metavar="NAME", help="Create a new experiment NAME instead of overwriting EXP.")
+@remote_option
+@click.option("--force", is_flag=True,
+              help="Overwrite even if EXP changed in the workspace since the last pull (backed up first "
+                   "under refs/amlvc/backup/).")
+@token_option
+@json_option
+def restore(experiment: str, rev: str | None, snapshot: str | None, as_new: str | None, remote: str | None,
+            force: bool, token_env: str | None, as_json: bool) -> int:
+    """Put an old revision or a run-history snapshot of EXP back into the workspace.
+
+    Overwrites EXP (refused with exit 4 when it changed in the workspace since your last pull,
+    unless --force), or creates a copy with --as-new. The repository records the result in a
+    commit, so `amlvc status` shows EXP synced afterwards.
+
+    \b
+    Examples:
+      amlvc restore churn-training --rev HEAD~3
+      amlvc restore churn-training --rev v1.2 --as-new "Churn (v1.2)"
+      amlvc restore churn-training --snapshot 9952-07-21t15.18.32
+    """
+    from amlvc.restore import restore as run_restore
+
+    result = run_restore(_root(), experiment, rev=rev, snapshot=snapshot, as_new=as_new, remote=remote,
+                         force=force, token_env=token_env)
+    if as_json:
+        emit_json(result.as_json())
+        return 0
+    if result.backup_ref:
+        note(f"Saved the workspace's previous version under {result.backup_ref}.")
+    if result.created:
+        note(f"Created {result.new_slug or result.experiment_id} in '{result.remote}' from {result.source} "
+             f"of {result.slug}.")
+    else:
+        note(f"Restored {result.slug} in '{result.remote}' from {result.source}.")
+    if result.commit:
+        note(f"Committed {result.commit[:12]}.")
     return 0
