@@ -1,7 +1,361 @@
-"""Placeholder for the bes routes of the local workspace (filled by the web-services work)."""
+"""Batch Execution Service (BES, api-version 2.0) of the local workspace: submit, start, status, cancel.
+
+Routes: classic `/workspaces/{ws}/services/{endpointGuid}/jobs…` and ARM
+`/subscriptions/{sub without dashes}/services/{serviceId}/jobs…` (reference web-services.md §4.1),
+authorised by the endpoint's / service's API key as a Bearer token. Submit answers the job id as
+a JSON string; start 204; cancel (DELETE) 204. A started job reports `Running` on its first status
+poll and runs on the next: each output is written to the local blob store — an `.ilearner` for an
+output wired to a trained model (bytes derived deterministically from the graph, the inputs' blob
+contents and the global parameters), a small CSV otherwise — and `Results` carry
+BaseLocation + RelativeLocation + SasBlobToken, a readable URL with a fresh SAS on every GET.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Response, request
+from flask.blueprints import BlueprintSetupState
+
+from amlvc.server import arm, wsmodel
+from amlvc.server.auth import bearer_token
+from amlvc.server.blobs import valid_key
+from amlvc.server.errors import ApiFault
+from amlvc.server.state import STATE_KEY, get_state
+from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response
 
 bp = Blueprint("bes", __name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS bes_jobs (
+    target TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (target, id))
+"""
+
+API_VERSION = "2.0"
+TRAIN_MODEL_FAMILY = "5cc7053eaa30450d96c0dae4be720977"
+EXTENSIONS = {"ilearner": (".ilearner",), "dataset": (".csv", ".tsv", ".arff")}
+REFERENCE_MEMBERS = ("ConnectionString", "RelativeLocation", "BaseLocation", "SasBlobToken")
+ACCOUNT_RE = re.compile(r"AccountName=([^;]*)", re.IGNORECASE)
+
+
+@bp.record_once
+def _schema(setup: BlueprintSetupState) -> None:
+    setup.app.extensions[STATE_KEY].store.ensure_schema(SCHEMA)
+
+
+class BesFault(ApiFault):
+    """BES error body `{"error": {"code", "message", "details": [{code, message}]}}` (DOC-ERRORS)."""
+
+    def __init__(self, status: int, code: str, message: str, detail: tuple[str, str] | None = None) -> None:
+        super().__init__(status, code, message, "mgmt")
+        self.details = [{"code": detail[0], "message": detail[1]}] if detail else []
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+def bad(detail_code: str, message: str) -> BesFault:
+    return BesFault(400, "BadArgument", "Invalid argument provided.", (detail_code, message))
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a job runs on: a classic endpoint or an ARM web service."""
+
+    key: str  # the bes_jobs.target column: "ws/{ws}/{guid}" or "arm/{serviceId}"
+    api_keys: tuple[str, str]
+    graph: str
+    inputs: tuple[str, ...]
+    outputs: Mapping[str, str]  # output name -> "ilearner" | "dataset"
+
+
+# -- targets ----------------------------------------------------------------------------------
+
+
+def _classic_target(conn: sqlite3.Connection, ws: str, guid: str) -> Target | None:
+    if not (WORKSPACE_ID_RE.match(ws) and HEX32_RE.match(guid)):
+        return None
+    endpoint = wsmodel.endpoint_by_guid(conn, ws, guid)
+    if endpoint is None:
+        return None
+    service = wsmodel.load_service(conn, ws, endpoint["WebServiceId"])
+    if service is None:
+        return None
+    return Target(f"ws/{ws}/{guid}", (endpoint["PrimaryKey"], endpoint["SecondaryKey"]),
+                  endpoint["GraphVersion"], tuple(service.get("Inputs", [])), dict(service.get("Outputs", {})))
+
+
+def _arm_target(conn: sqlite3.Connection, sub: str, service_id: str) -> Target | None:
+    if not HEX32_RE.match(service_id):
+        return None
+    doc = arm.load_by_service_id(conn, service_id)
+    if doc is None or doc["subscription"].replace("-", "").lower() != sub.lower():
+        return None
+    props = doc["properties"]
+    package = props.get("package") or {}
+    nodes = package.get("nodes") or {}
+    assets = props.get("assets") or {}
+    outputs: dict[str, str] = {}
+    for node_id, node in nodes.items():
+        if "outputId" not in node:
+            continue
+        kind = "dataset"
+        for edge in package.get("edges") or []:
+            if edge.get("targetNodeId") != node_id:
+                continue
+            source = assets.get((nodes.get(edge.get("sourceNodeId")) or {}).get("assetId", ""), {})
+            uri = str((source.get("locationInfo") or {}).get("uri", ""))
+            if TRAIN_MODEL_FAMILY in uri and edge.get("sourcePortId") == "Trained model":
+                kind = "ilearner"
+        outputs[node["outputId"]] = kind
+    inputs = tuple(node["inputId"] for node in nodes.values() if "inputId" in node)
+    graph = hashlib.sha256(json.dumps([assets, package], sort_keys=True).encode()).hexdigest()
+    keys = props.get("keys") or {}
+    return Target(f"arm/{service_id}", (keys.get("primary", ""), keys.get("secondary", "")), graph, inputs, outputs)
+
+
+def _authorize(target: Target | None) -> Target:
+    """401 unless the Bearer token is one of the target's API keys; 404 (after auth) when there is no target."""
+    token = bearer_token()
+    if not token:
+        raise BesFault(401, "Unauthorized", "The request is unauthorized.",
+                       ("ScoreRequestUnauthorized", "Authorization header with a Bearer API key is required."))
+    if target is None or not any(k and hmac.compare_digest(token.encode(), k.encode()) for k in target.api_keys):
+        raise BesFault(401, "Unauthorized", "The request is unauthorized.",
+                       ("ScoreRequestUnauthorized", "Invalid credentials provided."))
+    if request.args.get("api-version") != API_VERSION:
+        raise bad("InvalidApiVersion", f"api-version must be {API_VERSION}")
+    return target
+
+
+def _load_target(ws: str | None, service: str, sub: str | None) -> Target:
+    with get_state().store.read() as conn:
+        target = _classic_target(conn, ws, service) if ws is not None else _arm_target(conn, sub or "", service)
+    return _authorize(target)
+
+
+# -- request parsing --------------------------------------------------------------------------
+
+
+def _ci(body: Mapping[str, Any], name: str) -> Any:
+    found = None
+    for key, value in body.items():
+        if str(key).lower() == name.lower():
+            found = value
+    return found
+
+
+def _reference(value: Any, where: str) -> dict[str, str | None]:
+    if not isinstance(value, dict):
+        raise bad("InvalidBlobReference", f"{where} must be an object with {', '.join(REFERENCE_MEMBERS)}")
+    ref: dict[str, str | None] = {}
+    for member in REFERENCE_MEMBERS:
+        item = _ci(value, member)
+        if item is not None and not isinstance(item, str):
+            raise bad("InvalidBlobReference", f"{where}.{member} must be a string")
+        ref[member] = item
+    return ref
+
+
+def reference_key(ref: Mapping[str, str | None]) -> str | None:
+    """The local blob key an AzureBlobDataReference names (every storage account is the local blob store)."""
+    relative = (ref.get("RelativeLocation") or "").strip()
+    if not relative:
+        return None
+    base = ref.get("BaseLocation")
+    if base:
+        return wsmodel.blob_key_of_url(base.rstrip("/") + "/" + relative.lstrip("/"))
+    key = relative.lstrip("/")
+    return key if valid_key(key) else None
+
+
+def _parse_request(body: Any, target: Target) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad("InvalidRequest", "the request body must be a JSON object")
+    single, multiple = _ci(body, "Input"), _ci(body, "Inputs")
+    if single is not None and multiple is not None:
+        raise bad("DuplicateInputInBatchCall", "Cannot specify both single and multiple input at the same time.")
+    if single is not None:
+        multiple = {target.inputs[0] if target.inputs else "input1": single}
+    inputs: dict[str, Any] = {}
+    for name, value in _map(multiple, "Inputs").items():
+        if target.inputs and name not in target.inputs:
+            raise bad("InputNotFound", f"input {name!r} is not an input of this web service: {list(target.inputs)}")
+        ref = _reference(value, f"Inputs.{name}")
+        if reference_key(ref) is None:
+            raise bad("InvalidBlobReference", f"Inputs.{name} names no blob (RelativeLocation is required)")
+        inputs[name] = ref
+    outputs: dict[str, Any] = {}
+    for name, value in _map(_ci(body, "Outputs"), "Outputs").items():
+        if name not in target.outputs:
+            raise bad("OutputNotFound", f"output {name!r} is not an output of this web service: {list(target.outputs)}")
+        ref = _reference(value, f"Outputs.{name}")
+        key = reference_key(ref)
+        if key is None:
+            raise bad("InvalidBlobReference", f"Outputs.{name} names no valid blob (RelativeLocation)")
+        allowed = EXTENSIONS[target.outputs[name]]
+        if not key.lower().endswith(allowed):
+            raise bad("InvalidBlobExtension", f"Outputs.{name}: the blob {key!r} must end with "
+                                              f"{' or '.join(allowed)} for this output")
+        outputs[name] = {"key": key, "base": ref.get("BaseLocation")}
+    parameters = _map(_ci(body, "GlobalParameters"), "GlobalParameters")
+    for name, value in parameters.items():
+        if isinstance(value, dict | list):
+            raise bad("InvalidGlobalParameter", f"GlobalParameters.{name} must be a string")
+    return {"Inputs": inputs, "Outputs": outputs, "GlobalParameters": {k: str(v) for k, v in parameters.items()}}
+
+
+def _map(value: Any, member: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad("InvalidRequest", f"{member} must be an object")
+    return value
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+def _run(conn: sqlite3.Connection, target: Target, job: dict[str, Any]) -> None:
+    """Write the job's outputs (or fail it when an input blob is missing); inside the caller's transaction."""
+    req = job["Request"]
+    blobs = get_state().blobs
+    digests: dict[str, Any] = {}
+    for name, ref in sorted(req["Inputs"].items()):
+        key = reference_key(ref)
+        info = blobs.info(conn, key) if key else None
+        if info is None:
+            job.update(Status="Failed", Details=f"Input '{name}': the blob '{key}' does not exist or is not readable.")
+            return
+        digests[name] = {"blob": key, "sha256": info.sha256}
+    results: dict[str, Any] = {}
+    for name, kind in sorted(target.outputs.items()):
+        given = req["Outputs"].get(name)
+        extension = ".ilearner" if kind == "ilearner" else ".csv"
+        key = given["key"] if given else f"bes/{job['Id']}/{name}{extension}"
+        meta = {"graph": target.graph, "output": name, "inputs": digests,
+                "globalParameters": req["GlobalParameters"]}
+        if kind == "ilearner":
+            data = wsmodel.model_bytes(meta)
+        else:
+            digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
+            data = f"output,digest\r\n{name},{digest}\r\n".encode()
+        blobs.put(conn, key, data)
+        results[name] = key
+    job.update(Status="Finished", Results=results, Details=None)
+
+
+def _status_body(job: Mapping[str, Any]) -> dict[str, Any]:
+    results = None
+    if job["Status"] == "Finished":
+        results = {}
+        for name, key in job["Results"].items():
+            location = wsmodel.blob_location(key)
+            results[name] = {"ConnectionString": None, "RelativeLocation": location["RelativeLocation"],
+                             "BaseLocation": location["BaseLocation"], "SasBlobToken": location["SasBlobToken"]}
+    return {"StatusCode": job["Status"], "Results": results, "Details": job.get("Details")}
+
+
+def _load_job(conn: sqlite3.Connection, target: Target, job_id: str) -> dict[str, Any]:
+    row = conn.execute("SELECT doc FROM bes_jobs WHERE target = ? AND id = ?", (target.key, job_id)).fetchone()
+    if row is None:
+        raise BesFault(404, "NotFound", "The specified resource was not found.",
+                       ("JobNotFound", f"No job could be found with the id {job_id!r}."))
+    return dict(json.loads(row["doc"]))
+
+
+def _save_job(conn: sqlite3.Connection, target: Target, job: Mapping[str, Any]) -> None:
+    conn.execute("INSERT INTO bes_jobs(target, id, doc) VALUES(?, ?, ?) "
+                 "ON CONFLICT(target, id) DO UPDATE SET doc = excluded.doc", (target.key, job["Id"], json.dumps(job)))
+
+
+# -- handlers (shared by the classic and ARM routes) -------------------------------------------
+
+
+def submit(target: Target) -> Response:
+    req = _parse_request(json_body("mgmt"), target)
+    job = {"Id": secrets.token_hex(16), "Status": "NotStarted", "Request": req, "Results": {}, "Details": None,
+           "Polls": 0}
+    with get_state().store.tx() as conn:
+        _save_job(conn, target, job)
+    return json_response(job["Id"])
+
+
+def start(target: Target, job_id: str) -> Response:
+    with get_state().store.tx() as conn:
+        job = _load_job(conn, target, job_id)
+        if job["Status"] != "NotStarted":
+            raise BesFault(400, "InvalidOperation", "The requested operation is invalid.",
+                           ("CannotStartJob", f"The job cannot be started: it is {job['Status']}."))
+        job.update(Status="Running", Polls=0)
+        _save_job(conn, target, job)
+    return Response(status=204)
+
+
+def status(target: Target, job_id: str) -> Response:
+    with get_state().store.tx() as conn:
+        job = _load_job(conn, target, job_id)
+        if job["Status"] == "Running":
+            if job["Polls"] == 0:
+                job["Polls"] = 1
+            else:
+                _run(conn, target, job)
+            _save_job(conn, target, job)
+    return json_response(_status_body(job))
+
+
+def cancel(target: Target, job_id: str) -> Response:
+    with get_state().store.tx() as conn:
+        job = _load_job(conn, target, job_id)
+        if job["Status"] in ("NotStarted", "Running"):
+            job["Status"] = "Cancelled"
+            _save_job(conn, target, job)
+    return Response(status=204)
+
+
+@bp.post("/workspaces/<ws>/services/<guid>/jobs")
+def classic_submit(ws: str, guid: str) -> Response:
+    return submit(_load_target(ws, guid, None))
+
+
+@bp.post("/workspaces/<ws>/services/<guid>/jobs/<job_id>/start")
+def classic_start(ws: str, guid: str, job_id: str) -> Response:
+    return start(_load_target(ws, guid, None), job_id)
+
+
+@bp.get("/workspaces/<ws>/services/<guid>/jobs/<job_id>")
+def classic_status(ws: str, guid: str, job_id: str) -> Response:
+    return status(_load_target(ws, guid, None), job_id)
+
+
+@bp.delete("/workspaces/<ws>/services/<guid>/jobs/<job_id>")
+def classic_cancel(ws: str, guid: str, job_id: str) -> Response:
+    return cancel(_load_target(ws, guid, None), job_id)
+
+
+@bp.post("/subscriptions/<sub>/services/<sid>/jobs")
+def arm_submit(sub: str, sid: str) -> Response:
+    return submit(_load_target(None, sid, sub))
+
+
+@bp.post("/subscriptions/<sub>/services/<sid>/jobs/<job_id>/start")
+def arm_start(sub: str, sid: str, job_id: str) -> Response:
+    return start(_load_target(None, sid, sub), job_id)
+
+
+@bp.get("/subscriptions/<sub>/services/<sid>/jobs/<job_id>")
+def arm_status(sub: str, sid: str, job_id: str) -> Response:
+    return status(_load_target(None, sid, sub), job_id)
+
+
+@bp.delete("/subscriptions/<sub>/services/<sid>/jobs/<job_id>")
+def arm_cancel(sub: str, sid: str, job_id: str) -> Response:
+    return cancel(_load_target(None, sid, sub), job_id)

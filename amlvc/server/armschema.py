@@ -1,0 +1,148 @@
+"""The ARM web-service resource schema as data, and the case-insensitive reader that turns a body into camelCase.
+
+The real resource provider deserialises with Json.NET: property names match case-insensitively,
+unknown members are dropped, and responses are written in the swagger's camelCase, in class
+order (reference web-services.md §2.2-2.6). User-named maps (assets, nodes, parameters, inputs,
+columns) keep their keys exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# A kind is a scalar name, ("object", {camelName: kind}), ("map", kind), ("list", kind) or "param"
+# (a WebServiceParameter object in 2017-01-01, a bare string in 2016-05-01-preview).
+Kind = str | tuple[str, Any]
+
+STR, BOOL, INT, ANY, PARAM = "str", "bool", "int", "any", "param"
+
+
+def obj(fields: dict[str, Kind]) -> Kind:
+    return ("object", fields)
+
+
+def mapping(kind: Kind) -> Kind:
+    return ("map", kind)
+
+
+def array(kind: Kind) -> Kind:
+    return ("list", kind)
+
+
+BLOB_LOCATION = obj({"uri": STR, "credentials": STR})
+PORT = obj({"type": STR})
+ASSET_PARAMETER = obj({"name": STR, "parameterType": STR, "modeValuesInfo": ANY})
+ASSET_ITEM = obj({
+    "name": STR, "id": STR, "type": STR, "locationInfo": BLOB_LOCATION,
+    "inputPorts": mapping(PORT), "outputPorts": mapping(PORT),
+    "metadata": mapping(ANY), "parameters": array(ASSET_PARAMETER),
+})
+COLUMN = obj({"type": STR, "format": STR, "enum": ANY, "x-ms-isnullable": BOOL, "x-ms-isordered": BOOL})
+TABLE = obj({"title": STR, "description": STR, "type": STR, "format": STR, "properties": mapping(COLUMN)})
+IO_SPEC = obj({"title": STR, "description": STR, "type": STR, "properties": mapping(TABLE)})
+GRAPH_NODE = obj({"assetId": STR, "inputId": STR, "outputId": STR, "parameters": mapping(PARAM)})
+GRAPH_EDGE = obj({"sourceNodeId": STR, "sourcePortId": STR, "targetNodeId": STR, "targetPortId": STR})
+GRAPH_PARAMETER = obj({"description": STR, "type": STR,
+                       "links": array(obj({"nodeId": STR, "parameterKey": STR}))})
+PACKAGE = obj({"nodes": mapping(GRAPH_NODE), "edges": array(GRAPH_EDGE),
+               "graphParameters": mapping(GRAPH_PARAMETER)})
+
+PROPERTIES_FIELDS: dict[str, Kind] = {
+    "title": STR,
+    "description": STR,
+    "createdOn": STR,
+    "modifiedOn": STR,
+    "provisioningState": STR,
+    "keys": obj({"primary": STR, "secondary": STR}),
+    "readOnly": BOOL,
+    "swaggerLocation": STR,
+    "exposeSampleData": BOOL,
+    "realtimeConfiguration": obj({"maxConcurrentCalls": INT}),
+    "diagnostics": obj({"level": STR, "expiry": STR}),
+    "storageAccount": obj({"name": STR, "key": STR}),
+    "machineLearningWorkspace": obj({"id": STR}),
+    "commitmentPlan": obj({"id": STR}),
+    "input": IO_SPEC,
+    "output": IO_SPEC,
+    "exampleRequest": obj({"inputs": mapping(ANY), "globalParameters": mapping(ANY)}),
+    "assets": mapping(ASSET_ITEM),
+    "parameters": mapping(PARAM),
+    "packageType": STR,
+    "package": PACKAGE,
+    "payloadsInBlobStorage": BOOL,
+    "payloadsLocation": BLOB_LOCATION,
+}
+PROPERTIES = obj(PROPERTIES_FIELDS)
+RESOURCE = obj({"id": STR, "name": STR, "type": STR, "location": STR, "tags": mapping(STR),
+                "properties": PROPERTIES})
+
+# Read-only members: whatever a client sends for them is ignored (the service computes them).
+READ_ONLY_PROPERTIES = ("createdOn", "modifiedOn", "provisioningState", "swaggerLocation")
+# Members a GET never returns (write-only secrets, the billing plan) — §2.2, §5.3.
+HIDDEN_PROPERTIES = ("keys", "commitmentPlan")
+# Members left out of list results ("sparsely populated", SPEC17).
+HEAVY_PROPERTIES = ("assets", "input", "output", "exampleRequest", "parameters", "package")
+
+
+class SchemaError(ValueError):
+    """A body member has the wrong JSON type; `path` is a JSON Pointer into the body."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path or '/'}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+               int: "a number", float: "a number", type(None): "null"}
+
+
+def _type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def read(value: Any, kind: Kind, path: str = "") -> Any:
+    """Return `value` read as `kind`: camelCase member names, unknown members and nulls dropped."""
+    if isinstance(kind, str):
+        return _scalar(value, kind, path)
+    form, inner = kind
+    if form == "object":
+        if not isinstance(value, Mapping):
+            raise SchemaError(path, f"expected an object, got {_type_name(value)}")
+        by_lower = {name.lower(): name for name in inner}
+        found: dict[str, Any] = {}
+        for key, item in value.items():
+            name = by_lower.get(str(key).lower())
+            if name is None or item is None:
+                continue
+            found[name] = read(item, inner[name], f"{path}/{name}")
+        return {name: found[name] for name in inner if name in found}
+    if form == "map":
+        if not isinstance(value, Mapping):
+            raise SchemaError(path, f"expected an object, got {_type_name(value)}")
+        return {str(key): read(item, inner, f"{path}/{_escape(str(key))}")
+                for key, item in value.items() if item is not None}
+    if form == "list":
+        if not isinstance(value, list):
+            raise SchemaError(path, f"expected an array, got {_type_name(value)}")
+        return [read(item, inner, f"{path}/{index}") for index, item in enumerate(value)]
+    raise AssertionError(f"unknown schema form {form!r}")
+
+
+def _scalar(value: Any, kind: str, path: str) -> Any:
+    if kind == ANY:
+        return value
+    if kind == PARAM:
+        if isinstance(value, str):
+            return value
+        return read(value, obj({"value": ANY, "certificateThumbprint": STR}), path)
+    expected: tuple[type, ...] = {STR: (str,), BOOL: (bool,), INT: (int,)}[kind]
+    if not isinstance(value, expected) or (kind == INT and isinstance(value, bool)):
+        want = {STR: "a string", BOOL: "a boolean", INT: "an integer"}[kind]
+        raise SchemaError(path, f"expected {want}, got {_type_name(value)}")
+    return value
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
