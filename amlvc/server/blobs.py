@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
@@ -21,7 +22,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from flask import Blueprint, Response, request, send_file
 
@@ -34,6 +36,13 @@ DEFAULT_TTL_S = 24 * 3600  # reference §3.8: se = now + 24 h, st = now - 5 min
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}(/[A-Za-z0-9][A-Za-z0-9._ -]{0,199}){0,7}$")
 
 bp = Blueprint("blobs", __name__)
+
+
+def endpoint(base_url: str, name: str, size: int, access_credential: str, location: str) -> dict[str, Any]:
+    """An endpoint object in the observed key order (reference §3.8, §5.1)."""
+    return {"BaseUri": base_url, "Size": size, "Name": name, "EndpointType": "SasEndpoint",
+            "CredentialContainer": "Inline", "AccessCredential": access_credential, "Location": location,
+            "FileType": "File", "IsAuxiliary": False}
 
 
 @dataclass(frozen=True)
@@ -84,10 +93,9 @@ class BlobStore:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{sha}.{secrets.token_hex(4)}.tmp")
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            # write + rename: a killed server leaves a whole file or none (no fsync: durability
+            # against power loss is not a goal of a local emulator, and fsync per blob is slow).
+            tmp.write_bytes(data)
             os.replace(tmp, path)
         conn.execute("INSERT INTO blobs(key, sha256, size, created_ms) VALUES(?, ?, ?, ?) "
                      "ON CONFLICT(key) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
@@ -120,6 +128,18 @@ class BlobStore:
         """Absolute signed URL of a blob; base_url is the server root as the client sees it."""
         return f"{base_url.rstrip('/')}/blobs/{quote(key)}?{self.sas_query(key, ttl_s)}"
 
+    def shared_access(self, ws: str, base_url: str, key: str) -> str:
+        """`AccessCredential` of a node-output endpoint (reference §3.8): workspace, signature, blob SAS URL."""
+        uri = self.sas_url(base_url, key)
+        mac = hmac.new(self._secret, f"{ws}\n{uri}".encode(), hashlib.sha256).digest()
+        sig = base64.b64encode(mac).decode("ascii")
+        return f"?workspaceId={ws}&signature={quote(sig, safe='')}&sharedAccessUri={quote(uri, safe='')}"
+
+    def check_shared_access(self, ws: str, uri: str, signature: str) -> None:
+        mac = hmac.new(self._secret, f"{ws}\n{uri}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(base64.b64encode(mac).decode("ascii"), signature):
+            raise ApiFault(403, "AuthenticationFailed", "the shared access signature does not match")
+
     def check(self, key: str, st: str | None, se: str | None, sp: str | None, sig: str | None) -> None:
         """403 unless the signature matches and the URL is within [st, se]."""
         if not (st and se and sp and sig):
@@ -136,13 +156,34 @@ class BlobStore:
             raise ApiFault(403, "AuthenticationFailed", "the blob URL is not valid yet")
 
 
+def virtual_content(key: str) -> bytes | None:
+    """Deterministic stand-in content of run artefacts nobody stored (seeded run history, logs, metadata).
+
+    Seeded documents point at outputs of runs that never happened here; serving a stable
+    placeholder keeps their download links working.
+    """
+    if not key.startswith(("experimentoutput/", "logs/")):
+        return None
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    if key.endswith(".ilearner") or key.endswith(".itransform"):
+        return f"amlvc-local-model {digest}\n".encode()
+    if key.endswith(".dataset"):
+        return f"Column 0\r\n{digest}\r\n".encode()
+    if key.startswith("logs/"):
+        return f"[amlvc local workspace] module log {digest[:12]}\r\n".encode()
+    return json.dumps({"amlvc": "metadata", "key": key, "hash": digest}).encode()
+
+
 def send_blob(key: str) -> Response:
-    """Stream a stored blob (404 as a Studio error when it does not exist)."""
+    """Stream a stored blob, or a run artefact's stand-in (404 as a Studio error when neither exists)."""
     state = get_state()
     with state.store.read() as conn:
         info = state.blobs.info(conn, key)
     if info is None or not info.path.exists():
-        raise ApiFault(404, None, f"blob {key!r} does not exist")
+        content = virtual_content(key)
+        if content is None:
+            raise ApiFault(404, None, f"blob {key!r} does not exist")
+        return Response(content, mimetype="application/octet-stream", headers={"x-ms-blob-type": "BlockBlob"})
     resp = send_file(info.path, mimetype="application/octet-stream", conditional=False, etag=False,
                      max_age=None)
     resp.headers["x-ms-blob-type"] = "BlockBlob"
@@ -156,4 +197,24 @@ def get_blob(key: str) -> Response:
     state = get_state()
     args = request.args
     state.blobs.check(key, args.get("st"), args.get("se"), args.get("sp"), args.get("sig"))
+    return send_blob(key)
+
+
+@bp.get("/api/sharedaccess")
+def shared_access() -> Response:
+    """Download of a node output (reference §3.8: BaseUri + "api/sharedaccess" + AccessCredential)."""
+    args = request.args
+    ws, signature, uri = args.get("workspaceId", ""), args.get("signature", ""), args.get("sharedAccessUri", "")
+    if not (ws and signature and uri):
+        raise ApiFault(400, None, "workspaceId, signature and sharedAccessUri are required")
+    state = get_state()
+    state.blobs.check_shared_access(ws, uri, signature)
+    parts = urlsplit(uri)
+    if not parts.path.startswith("/blobs/"):
+        raise ApiFault(400, None, "sharedAccessUri does not name a blob of this workspace")
+    key = unquote(parts.path[len("/blobs/"):])
+    if not valid_key(key):
+        raise ApiFault(404, None, "no such blob")
+    query = parse_qs(parts.query)
+    state.blobs.check(key, *(query.get(name, [None])[0] for name in ("st", "se", "sp", "sig")))
     return send_blob(key)

@@ -79,7 +79,7 @@ class ServerHandle:
         self.stop()
 
 
-def build_state(data_dir: Path, workspaces: Sequence[tuple[str, str | None]], seed: Path | None = None,
+def build_state(data_dir: Path, workspaces: Sequence[tuple[str, str | None]], seed: Path | str | None = None,
                 latency_ms: int = 0, fault_rate: float = 0.0, fault_seed: int = 0) -> ServerState:
     """Open the data directory, register the workspaces and apply the seed; no socket yet."""
     from amlvc.server import catalog, studio
@@ -96,17 +96,21 @@ def build_state(data_dir: Path, workspaces: Sequence[tuple[str, str | None]], se
         with store.tx() as conn:
             studio.register_workspace(conn, ws)
         seeding.install_builtins(state, ws)
+    if seed == "demo":
+        seed = seeding.demo_seed_dir()
     if seed is not None and tokens:
         seeding.seed_directory(state, Path(seed), list(tokens))
     return state
 
 
-def start_server(data_dir: Path, workspaces: Sequence[tuple[str, str | None]] = (), seed: Path | None = None,
+def start_server(data_dir: Path, workspaces: Sequence[tuple[str, str | None]] = (), seed: Path | str | None = None,
                  latency_ms: int = 0, fault_rate: float = 0.0, fault_seed: int = 0,
                  host: str = "127.0.0.1", port: int = 0) -> ServerHandle:
     """Start a local workspace in a daemon thread; returns once it accepts connections.
 
     Without workspaces, one demo workspace (`amlvc.server.DEMO_WORKSPACE_ID`) with a generated token.
+    `seed` is a directory (seed.py) or "demo" for the built-in demo seed (the project's fixtures).
+    A failing seed raises `seed.SeedError` (a ValueError naming the file) before any socket is opened.
     """
     from amlvc.server import DEMO_WORKSPACE_ID
 

@@ -1,7 +1,109 @@
-"""Studio API uploads routes (being built)."""
+"""Studio API upload routes: `resourceuploads` (start, or whole file) and `blobuploads` (chunks), reference §2.3.
+
+An upload is a row plus blobs `uploads/{id}/data` or `uploads/{id}/block-{n}`; `POST datasources`
+with its `UploadId` (assets.py) assembles it into a dataset. Chunk ids are 0-based (PY client).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import sqlite3
+
+from flask import Blueprint, Response, request
+
+from amlvc.server import assetdb
+from amlvc.server.errors import ApiFault
+from amlvc.server.state import get_state
+from amlvc.server.studio import check_workspace
+from amlvc.server.wire import HEX32_RE, json_response, new_guid, now_ms
 
 bp = Blueprint("uploads", __name__, url_prefix="/api")
+
+MAX_BLOCKS = 50_000
+
+
+def _data_type() -> str:
+    raw = request.args.get("dataTypeId") or request.args.get("datatypeid") or "GenericCSV"
+    data_type = assetdb.canonical_data_type(raw)
+    if data_type is None:
+        raise ApiFault(400, None, f"unknown dataTypeId {raw!r}; one of {', '.join(assetdb.UPLOAD_DATA_TYPES)}")
+    return data_type
+
+
+def _info(ws: str, upload_id: str, data_type: str, committed: bool = False) -> dict[str, object]:
+    return {"Id": upload_id, "DataTypeId": data_type, "ContentType": "application/octet-stream",
+            "Committed": committed, "WorkspaceId": ws, "SharedAccessUri": None}
+
+
+@bp.post("/resourceuploads/workspaces/<ws>/")
+def start_upload(ws: str) -> Response:
+    """Start an upload; a non-empty body is the whole file (R), an empty one starts a chunked upload (PY, PS)."""
+    check_workspace(ws)
+    data_type = _data_type()
+    data = request.get_data(cache=False)
+    upload_id = new_guid()
+    state = get_state()
+    with state.store.tx() as conn:
+        conn.execute("INSERT INTO uploads(workspace, id, data_type_id, blocks, committed, created_ms) "
+                     "VALUES(?, ?, ?, 0, 0, ?)", (ws, upload_id, data_type, now_ms()))
+        if data:
+            state.blobs.put(conn, f"uploads/{upload_id}/data", data)
+    return json_response(_info(ws, upload_id, data_type))
+
+
+def _int_arg(name: str, low: int, high: int) -> int:
+    raw = request.args.get(name, "")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiFault(400, None, f"query parameter {name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ApiFault(400, None, f"query parameter {name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@bp.post("/blobuploads/workspaces/<ws>/")
+def upload_block(ws: str) -> Response:
+    """One chunk of a chunked upload: `numberOfBlocks`, 0-based `blockId`, `uploadId`, `dataTypeId`."""
+    check_workspace(ws)
+    blocks = _int_arg("numberOfBlocks", 1, MAX_BLOCKS)
+    block = _int_arg("blockId", 0, blocks - 1)
+    upload_id = (request.args.get("uploadId") or "").lower()
+    if not HEX32_RE.match(upload_id):
+        raise ApiFault(400, None, "query parameter uploadId must be the Id returned by resourceuploads")
+    data = request.get_data(cache=False)
+    state = get_state()
+    with state.store.tx() as conn:
+        row = conn.execute("SELECT data_type_id, committed FROM uploads WHERE workspace = ? AND id = ?",
+                           (ws, upload_id)).fetchone()
+        if row is None:
+            raise ApiFault(404, None, f"upload {upload_id!r} does not exist in workspace {ws!r}")
+        if row["committed"]:
+            raise ApiFault(409, "UserError", f"upload {upload_id!r} is already committed")
+        conn.execute("UPDATE uploads SET blocks = ? WHERE workspace = ? AND id = ?", (blocks, ws, upload_id))
+        state.blobs.put(conn, f"uploads/{upload_id}/block-{block:06d}", data)
+    info = _info(ws, upload_id, row["data_type_id"])
+    info.update({"NumberOfBlocks": blocks, "BlockId": block, "BlockSize": len(data)})
+    return json_response(info)
+
+
+def assemble(conn: sqlite3.Connection, ws: str, upload_id: str) -> bytes:
+    """The uploaded bytes of an uncommitted upload (inside the committing transaction)."""
+    upload_id = upload_id.lower()
+    row = conn.execute("SELECT blocks, committed FROM uploads WHERE workspace = ? AND id = ?",
+                       (ws, upload_id)).fetchone() if HEX32_RE.match(upload_id) else None
+    if row is None:
+        raise ApiFault(404, None, f"upload {upload_id!r} does not exist in workspace {ws!r}", target="/UploadId")
+    if row["committed"]:
+        raise ApiFault(409, "UserError", f"upload {upload_id!r} is already committed", target="/UploadId")
+    state = get_state()
+    blocks = int(row["blocks"])
+    if blocks == 0:
+        info = state.blobs.info(conn, f"uploads/{upload_id}/data")
+        return info.path.read_bytes() if info is not None else b""
+    parts = []
+    for i in range(blocks):
+        info = state.blobs.info(conn, f"uploads/{upload_id}/block-{i:06d}")
+        if info is None:
+            raise ApiFault(400, None, f"upload {upload_id!r} is missing block {i} of {blocks}", target="/UploadId")
+        parts.append(info.path.read_bytes())
+    return b"".join(parts)
