@@ -21,7 +21,7 @@ DRIVER = "amlvc"
 ATTRIBUTE_PATTERNS = tuple(f"{EXPERIMENTS_DIR}/*/{name}" for name in (EXPERIMENT_FILE, LAYOUT_FILE, WEBSERVICE_FILE))
 ATTRIBUTES_HEADER = "# amlvc: semantic diff and three-way merge of experiments (amlvc config-git)"
 # Hunk headers name the node a change is in (lines of the textconv outline).
-XFUNCNAME = "^(node|experiment|web service) .*$"
+XFUNCNAME = "^(node .*|experiment .*|web service.*)$"
 
 Files = dict[str, bytes]
 

@@ -132,7 +132,8 @@ def experiment() -> dict[str, Any]:
             "ModuleNodes": {N1: node("f" * 32, 10, "Import Data", {"Mode": "Blob"}),
                             N2: node("e" * 32, 1718, "Split Data", {"Fraction": "0.7", "Label": picker},
                                      ins=("Dataset",))},
-            "EdgesInternal": [{"SourceOutputPortId": f"{N1}:Results dataset", "DestinationInputPortId": f"{N2}:Dataset"}],
+            "EdgesInternal": [{"SourceOutputPortId": f"{N1}:Results dataset",
+                               "DestinationInputPortId": f"{N2}:Dataset"}],
         },
         "WebService": {
             "Inputs": [{"Id": "in-1", "Name": "input1", "PortId": f"{N2}:Dataset"}],

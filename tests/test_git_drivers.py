@@ -1,0 +1,201 @@
+"""Real git repositories: `amlvc config-git`, then plain git diff / log -p / show / merge use amlvc's drivers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reviewkit import (
+    EXP_DIR,
+    commit_all,
+    edit_experiment,
+    fixture_files,
+    git,
+    make_repo,
+    node_with,
+    param,
+    write_experiment,
+)
+
+from amlvc.difftree import Tree
+from amlvc.errors import InvalidDocument
+from amlvc.merge import validate_experiment
+from amlvc.normalize import dumps
+
+EXPERIMENT = f"{EXP_DIR}/experiment.json"
+
+
+@pytest.fixture
+def repo(tmp_path: Path, run_cli: Any) -> Path:
+    root = make_repo(tmp_path)
+    result = run_cli(["config-git"], cwd=root)
+    assert result.exit_code == 0, result.stderr
+    commit_all(root, "amlvc config-git")
+    return root
+
+
+def set_param(module: str, name: str, value: str) -> Any:
+    def edit(doc: dict[str, Any]) -> None:
+        param(node_with(doc, module), name)["Value"] = value
+    return edit
+
+
+def test_config_git_writes_drivers_and_attributes(repo: Path) -> None:
+    attributes = (repo / ".gitattributes").read_text(encoding="utf-8")
+    assert "experiments/*/experiment.json diff=amlvc merge=amlvc" in attributes
+    assert "experiments/*/webservice.json diff=amlvc merge=amlvc" in attributes
+    assert git(repo, "config", "diff.amlvc.command").stdout.strip().endswith("diff-driver")
+    assert git(repo, "config", "diff.amlvc.textconv").stdout.strip().endswith("textconv")
+    assert git(repo, "config", "merge.amlvc.driver").stdout.strip().endswith("merge-driver %O %A %B %P")
+
+
+def test_config_git_twice_changes_nothing(repo: Path, run_cli: Any) -> None:
+    before = (repo / ".gitattributes").read_bytes()
+    result = run_cli(["config-git"], cwd=repo)
+    assert result.exit_code == 0
+    assert (repo / ".gitattributes").read_bytes() == before
+    assert "Already set up" in result.stderr
+
+
+def test_config_git_outside_a_repository(tmp_path: Path, run_cli: Any) -> None:
+    result = run_cli(["config-git"], cwd=tmp_path)
+    assert result.exit_code == 3
+    assert "not inside a git repository" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_config_git_global(tmp_path: Path, run_cli: Any, isolated_env: Path) -> None:
+    result = run_cli(["config-git", "--global"], cwd=tmp_path)
+    assert result.exit_code == 0, result.stderr
+    config = (isolated_env / ".gitconfig").read_text(encoding="utf-8")
+    assert '[diff "amlvc"]' in config and '[merge "amlvc"]' in config
+    attributes = (isolated_env / ".config" / "git" / "attributes").read_text(encoding="utf-8")
+    assert "**/experiments/*/experiment.json diff=amlvc merge=amlvc" in attributes
+
+
+def test_git_diff_of_one_parameter(repo: Path) -> None:
+    write_experiment(repo, fixture_files("training--param-changed"))
+    out = git(repo, "diff").stdout
+    assert "Optimization Tolerance" in out
+    assert "1E-07 → 1E-06" in out
+    assert "layout" not in out.lower()
+    assert len([ln for ln in out.splitlines() if ln.startswith("~")]) == 1
+
+
+def test_git_log_p_and_show_use_the_outline(repo: Path) -> None:
+    write_experiment(repo, fixture_files("training--param-changed"))
+    commit_all(repo, "tolerance")
+    for args in (("log", "-p", "-1"), ("show", "HEAD")):
+        out = git(repo, *args).stdout
+        changed = [ln for ln in out.splitlines() if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---"))]
+        assert changed == ["-  parameter Optimization Tolerance: 1E-07", "+  parameter Optimization Tolerance: 1E-06"]
+        assert " node Two-Class Logistic Regression (batch " in out  # the node is in the hunk's context
+        assert "@@ node " in out  # hunk headers name nodes (xfuncname)
+    # layout.json goes through the same textconv: a drag is one changed position line
+    write_experiment(repo, fixture_files("training--node-dragged"))
+    commit_all(repo, "drag")
+    out = git(repo, "show", "HEAD").stdout
+    assert len([ln for ln in out.splitlines() if ln.startswith("+Graph position")]) == 1
+
+
+def test_git_diff_of_a_drag_is_collapsed(repo: Path) -> None:
+    write_experiment(repo, fixture_files("training--node-dragged"))
+    out = git(repo, "diff").stdout
+    assert "layout: 1 canvas position changed" in out
+    assert "experiment.json" not in out
+
+
+def branches(repo: Path, ours: Any, theirs: Any) -> None:
+    git(repo, "checkout", "-q", "-b", "theirs")
+    theirs()
+    commit_all(repo, "theirs")
+    git(repo, "checkout", "-q", "main")
+    ours()
+    commit_all(repo, "ours")
+
+
+def test_disjoint_edits_merge_cleanly(repo: Path) -> None:
+    # Adjacent lines of one node: a line-based merge would conflict, the semantic one does not.
+    def theirs() -> None:
+        edit_experiment(repo, set_param("Two-Class Logistic Regression", "L1 Regularization weight", "0.5"))
+        layout = json.loads((repo / EXP_DIR / "layout.json").read_bytes())
+        layout["Graph"]["positions"][0]["position"] = "1,2,200,200"
+        (repo / EXP_DIR / "layout.json").write_bytes(dumps(layout))
+
+    def ours() -> None:
+        edit_experiment(repo, set_param("Two-Class Logistic Regression", "Optimization Tolerance", "1E-06"))
+        layout = json.loads((repo / EXP_DIR / "layout.json").read_bytes())
+        layout["Graph"]["positions"][-1]["position"] = "9,9,200,200"
+        (repo / EXP_DIR / "layout.json").write_bytes(dumps(layout))
+
+    branches(repo, ours, theirs)
+    result = git(repo, "merge", "--no-edit", "theirs", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = {p.relative_to(repo / EXP_DIR).as_posix(): p.read_bytes() for p in (repo / EXP_DIR).rglob("*")
+             if p.is_file()}
+    tree = Tree.from_files(files)  # parses: no conflict markers
+    lr = node_with(tree.experiment, "Two-Class Logistic Regression")
+    assert param(lr, "Optimization Tolerance")["Value"] == "1E-06"
+    assert param(lr, "L1 Regularization weight")["Value"] == "0.5"
+    assert validate_experiment(tree.experiment) == []
+    assert files["experiment.json"] == dumps(tree.experiment)  # canonical bytes
+    positions = tree.layout["Graph"]["positions"]
+    assert positions[0]["position"] == "1,2,200,200" and positions[-1]["position"] == "9,9,200,200"
+
+
+def test_same_parameter_changed_differently_stops_with_the_report(repo: Path) -> None:
+    branches(repo, lambda: edit_experiment(repo, set_param("Two-Class Logistic Regression", "Optimization Tolerance",
+                                                           "1E-06")),
+             lambda: edit_experiment(repo, set_param("Two-Class Logistic Regression", "Optimization Tolerance",
+                                                     "1E-05")))
+    result = git(repo, "merge", "--no-edit", "theirs", check=False)
+    assert result.returncode != 0
+    report = result.stdout + result.stderr
+    assert "CONFLICT (amlvc)" in report
+    assert "parameter 'Optimization Tolerance' of node Two-Class Logistic Regression" in report
+    assert "ours 1E-06, theirs 1E-05 (base 1E-07)" in report
+    data = (repo / EXPERIMENT).read_bytes()
+    assert b'"$conflict"' in data
+    with pytest.raises(InvalidDocument, match="unresolved merge conflict"):
+        Tree.from_files({"experiment.json": data})
+    assert "experiments/training/experiment.json" in git(repo, "diff", "--name-only", "--diff-filter=U").stdout
+
+
+def test_node_deleted_and_edited_conflicts(repo: Path) -> None:
+    def delete(doc: dict[str, Any]) -> None:
+        nodes = doc["Graph"]["ModuleNodes"]
+        node_id = next(i for i, n in nodes.items() if n["$module"]["name"] == "Evaluate Model")
+        del nodes[node_id]
+        doc["Graph"]["EdgesInternal"] = [e for e in doc["Graph"]["EdgesInternal"]
+                                         if node_id not in (e["SourceOutputPortId"] + e["DestinationInputPortId"])]
+        for key in ("Inputs", "Outputs"):
+            doc["WebService"][key] = [p for p in doc["WebService"][key] if not p["PortId"].startswith(node_id)]
+
+    def comment(doc: dict[str, Any]) -> None:
+        node_with(doc, "Evaluate Model")["Comment"] = "AUC only"
+
+    branches(repo, lambda: edit_experiment(repo, delete), lambda: edit_experiment(repo, comment))
+    result = git(repo, "merge", "--no-edit", "theirs", check=False)
+    assert result.returncode != 0
+    report = result.stdout + result.stderr
+    assert "node Evaluate Model [5e7a9c1b…-37] was deleted by ours and edited by theirs" in report
+
+
+def test_merge_driver_on_unreadable_input(tmp_path: Path, run_cli: Any) -> None:
+    base, ours, theirs = (tmp_path / n for n in ("base", "ours", "theirs"))
+    base.write_text("{}", encoding="utf-8")
+    ours.write_text("{not json", encoding="utf-8")
+    theirs.write_text("{}", encoding="utf-8")
+    result = run_cli(["merge-driver", str(base), str(ours), str(theirs), "experiments/x/experiment.json"])
+    assert result.exit_code == 6
+    assert "experiments/x/experiment.json (ours)" in result.stderr and "invalid JSON at line 1" in result.stderr
+    assert ours.read_text(encoding="utf-8") == "{not json"
+
+
+def test_textconv_prints_other_files_unchanged(tmp_path: Path, run_cli: Any) -> None:
+    path = tmp_path / "experiment.json"
+    path.write_text("not json\n", encoding="utf-8")
+    result = run_cli(["textconv", str(path)])
+    assert result.exit_code == 0 and result.stdout == "not json\n"
