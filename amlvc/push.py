@@ -15,7 +15,7 @@ from amlvc import mirror, repo, rules
 from amlvc.check import CheckResult, Inventory, apply_remaps, check_document, parse_remap
 from amlvc.client import Client
 from amlvc.errors import ApiError, ConfigError, ConflictError, DirtyTree, MissingAssets, MissingSecret, UsageError
-from amlvc.normalize import content_hash, denormalize, normalize, to_push_body
+from amlvc.normalize import denormalize, normalize, to_push_body
 
 SECRET_ENV_PREFIX = "AMLVC_SECRET_"
 BACKUP_REF_PREFIX = "refs/amlvc/backup"
@@ -264,7 +264,7 @@ def secret_values(names: Sequence[str], stored: Mapping[str, str],
 def make_plan(root: Path, target: mirror.Target, options: PushOptions) -> PushPlan:
     """Work out what the push would do; reads the workspace, writes nothing, raises only on usage errors."""
     slugs = select(root, options.experiments, options.rev)
-    if options.as_new is not None and (len(slugs) != 1 or not options.as_new.strip()):
+    if options.as_new is not None and (len(slugs) != 1 or len(options.experiments) != 1 or not options.as_new.strip()):
         raise UsageError("--as-new NAME needs a non-empty NAME and exactly one experiment named on the command line")
     if options.rev is not None:
         repo.resolve(root, options.rev)
@@ -280,7 +280,7 @@ def make_plan(root: Path, target: mirror.Target, options: PushOptions) -> PushPl
     planned = []
     for slug in slugs:
         files = read_files(root, slug, options.rev)
-        digest = content_hash(files)
+        digest = mirror.experiment_hash(files)
         doc = _document(files, slug, secrets=None)
         action, reason, exp_id, lock_etag, ws_etag, stale = _decide(options, entries.get(slug), listed, digest)
         name = options.as_new or str(doc.get("Description") or slug)
@@ -383,7 +383,7 @@ def _execute(root: Path, target: mirror.Target, plan: PushPlan, progress: Progre
                                        mirror.taken_slugs(root, mirror.read_lock(root)) | set(copies))
                 norm = normalize(current, source=f"{target.name}:{exp_id}")
                 copies[slug] = (dict(norm.files), dict(norm.secrets))
-                digest = content_hash(norm.files)
+                digest = mirror.experiment_hash(norm.files)
             new_entries[slug] = mirror.lock_entry(exp_id, etag or "", _str(current.get("RunId")),
                                                   _identity(current), digest)
             pushed.append(PushedExperiment(slug, e.action, exp_id, etag, backups.get(e.slug)))
