@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -199,19 +200,20 @@ def store_secrets(root: Path, remote: str, values: Mapping[str, Mapping[str, str
 
 @contextlib.contextmanager
 def operation_lock(root: Path) -> Iterator[None]:
-    """One pull (or restore) at a time per repository; the kernel drops the lock if the process dies."""
-    state = root / STATE_DIR
-    state.mkdir(exist_ok=True)
-    handle = open(state / "operation.lock", "a+")  # noqa: SIM115 - held for the whole block
+    """One pull, push or restore at a time per repository; the kernel drops the lock if the process dies.
+
+    The lock is taken on the repository's `.git` directory itself, so taking it writes nothing.
+    """
+    fd = os.open(root / ".git" if (root / ".git").is_dir() else root, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise LocalError("another amlvc pull or restore is running in this repository; wait for it "
+            raise LocalError("another amlvc pull, push or restore is running in this repository; wait for it "
                              "to finish and try again") from None
         yield
     finally:
-        handle.close()
+        os.close(fd)
 
 
 def _digest(data: bytes | None) -> str | None:

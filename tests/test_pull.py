@@ -1,0 +1,252 @@
+"""`amlvc pull` end to end: a local workspace over loopback, a real git repository, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pullkit import (
+    TOKEN,
+    TOKEN_ENV,
+    client,
+    create,
+    delete,
+    drag_node,
+    fingerprint,
+    git,
+    init_repo,
+    run_and_settle,
+    set_parameter,
+    start,
+    studio_edit,
+)
+
+from amlvc.history import parse_service_date, parse_trailers
+from amlvc.server.runner import ServerHandle
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerHandle]:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    handle = start(tmp_path / "server-data")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def pull_json(run_cli: Any, root: Path, *args: str) -> dict[str, Any]:
+    result = run_cli(["pull", "--json", *args], cwd=root)
+    assert result.exit_code == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def changed_lines(root: Path, rev: str, path: str) -> int:
+    out = git(root, "diff", "--numstat", f"{rev}~1", rev, "--", path).split()
+    return int(out[0]) + int(out[1]) if out else 0
+
+
+def test_first_pull_writes_every_experiment_in_one_commit(workspace: ServerHandle, tmp_path: Path,
+                                                          run_cli: Any) -> None:
+    api = client(workspace)
+    training = create(api)
+    create(api, "predictive--base.json")
+    root = init_repo(run_cli, tmp_path, workspace)
+    before = git(root, "rev-parse", "HEAD").strip()
+
+    result = pull_json(run_cli, root)
+
+    assert sorted(result["added"]) == ["kundigung-training", "kundigung-training-predictive-exp"]
+    assert git(root, "rev-list", "--count", f"{before}..HEAD").strip() == "1"
+    message = git(root, "log", "-1", "--format=%B")
+    assert "added: kundigung-training" in message
+    assert parse_trailers(message) == {"Amlvc-Remote": ["dev"], "Amlvc-Workspace": [result["workspace_id"]]}
+    exp = root / "experiments" / "kundigung-training"
+    assert (exp / "experiment.json").is_file() and (exp / "layout.json").is_file()
+    assert any((exp / "scripts").iterdir())
+    lock = json.loads((root / "amlvc.lock").read_text())
+    entry = lock["remotes"]["dev"]["experiments"]["kundigung-training"]
+    assert entry["id"] == training and entry["etag"].startswith('W/"datetime')
+    assert git(root, "status", "--porcelain") == ""
+    # The storage key of the Import Data node went to the local secrets file, never into git.
+    secrets = json.loads((root / ".amlvc" / "secrets.json").read_text())
+    key = next(iter(secrets["remotes"]["dev"]["kundigung-training"].values()))
+    assert (root / ".amlvc" / "secrets.json").stat().st_mode & 0o777 == 0o600
+    assert key not in git(root, "log", "-p", "--all")
+    assert "${secret:" in (exp / "experiment.json").read_text()
+
+
+def test_nothing_changed_is_one_list_request_and_no_commit(workspace: ServerHandle, tmp_path: Path,
+                                                           run_cli: Any) -> None:
+    api = client(workspace)
+    create(api)
+    root = init_repo(run_cli, tmp_path, workspace)
+    pull_json(run_cli, root)
+    before = fingerprint(root)
+
+    result = pull_json(run_cli, root)
+
+    assert result["commit"] is None and result["requests"] == 1
+    assert result["unchanged"] == 1 and not result["added"] and not result["changed"]
+    assert fingerprint(root) == before
+
+
+def test_incremental_pull_fetches_only_what_changed_with_small_diffs(workspace: ServerHandle, tmp_path: Path,
+                                                                     run_cli: Any) -> None:
+    api = client(workspace)
+    first = create(api)
+    create(api, "predictive--base.json")
+    root = init_repo(run_cli, tmp_path, workspace)
+    pull_json(run_cli, root)
+
+    studio_edit(api, first, set_parameter)
+    result = pull_json(run_cli, root)
+    assert result["changed"] == ["kundigung-training"] and result["unchanged"] == 1
+    # list + modules + one GET: the unchanged experiment is not fetched
+    assert result["requests"] == 3
+    assert git(root, "diff", "--name-only", "HEAD~1", "HEAD").split() == [
+        "amlvc.lock", "experiments/kundigung-training/experiment.json"]
+    assert changed_lines(root, "HEAD", "experiments/kundigung-training/experiment.json") <= 2
+
+    studio_edit(api, first, drag_node)
+    pull_json(run_cli, root)
+    assert git(root, "diff", "--name-only", "HEAD~1", "HEAD").split() == [
+        "amlvc.lock", "experiments/kundigung-training/layout.json"]
+
+
+def test_history_imports_each_snapshot_once_authored_and_dated_as_the_run(workspace: ServerHandle,
+                                                                          tmp_path: Path, run_cli: Any) -> None:
+    api = client(workspace)
+    exp = create(api)
+    run_and_settle(api, exp)
+    studio_edit(api, exp, set_parameter)
+    run_and_settle(api, exp)
+    root = init_repo(run_cli, tmp_path, workspace)
+
+    result = pull_json(run_cli, root, "--history")
+
+    assert len(result["snapshots"]) == 2 and len(result["history_commits"]) == 2
+    log = git(root, "log", "--reverse", "--format=%H%x00%an%x00%aI%x00%(trailers:key=Amlvc-Snapshot,valueonly)")
+    rows = [line.split("\0") for line in log.splitlines() if line.count("\0") == 3]
+    snap_rows = [r for r in rows if r[3].strip()]
+    assert [r[3].strip() for r in snap_rows] == sorted(result["snapshots"], key=lambda s: s.split(".")[-1],
+                                                       reverse=True)  # oldest run first
+    for _sha, author, date, sid in snap_rows:
+        doc = api.get_experiment(sid.strip())
+        assert author == doc["Creator"]
+        when = parse_service_date(doc["Status"]["CreationTime"])
+        assert when is not None
+        assert datetime.fromisoformat(date).astimezone(UTC).replace(microsecond=0) == when.replace(microsecond=0)
+    # the last commit is the leaf, and the tree holds the workspace's current version
+    assert parse_trailers(git(root, "log", "-1", "--format=%B")).get("Amlvc-Snapshot") is None
+    assert git(root, "status", "--porcelain") == ""
+
+    again = pull_json(run_cli, root, "--history")
+    assert again["snapshots"] == [] and again["commit"] is None
+
+
+def test_deleted_experiment_is_reported_then_pruned(workspace: ServerHandle, tmp_path: Path, run_cli: Any) -> None:
+    api = client(workspace)
+    gone = create(api)
+    create(api, "predictive--base.json")
+    root = init_repo(run_cli, tmp_path, workspace)
+    pull_json(run_cli, root)
+    delete(api, gone)
+
+    reported = run_cli(["pull"], cwd=root)
+    assert reported.exit_code == 0
+    assert "deleted in workspace: kundigung-training" in reported.stderr
+    assert (root / "experiments" / "kundigung-training").is_dir()
+
+    pruned = pull_json(run_cli, root, "--prune")
+    assert pruned["removed"] == ["kundigung-training"]
+    assert not (root / "experiments" / "kundigung-training").exists()
+    lock = json.loads((root / "amlvc.lock").read_text())
+    assert "kundigung-training" not in lock["remotes"]["dev"]["experiments"]
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_uncommitted_edit_to_a_file_pull_would_overwrite_is_refused(workspace: ServerHandle, tmp_path: Path,
+                                                                    run_cli: Any) -> None:
+    api = client(workspace)
+    exp = create(api)
+    root = init_repo(run_cli, tmp_path, workspace)
+    pull_json(run_cli, root)
+    layout = root / "experiments" / "kundigung-training" / "layout.json"
+    layout.write_text(layout.read_text().replace("420,-320", "400,-300"))
+    studio_edit(api, exp, set_parameter)
+    before = fingerprint(root)
+
+    result = run_cli(["pull"], cwd=root)
+
+    assert result.exit_code == 3
+    assert "experiments/kundigung-training/layout.json" in result.stderr and "commit or discard" in result.stderr
+    assert fingerprint(root) == before
+
+
+def test_edit_to_an_experiment_the_workspace_did_not_change_is_kept(workspace: ServerHandle, tmp_path: Path,
+                                                                    run_cli: Any) -> None:
+    api = client(workspace)
+    create(api)
+    other = create(api, "predictive--base.json")
+    root = init_repo(run_cli, tmp_path, workspace)
+    pull_json(run_cli, root)
+    layout = root / "experiments" / "kundigung-training" / "layout.json"
+    layout.write_text(layout.read_text().replace("420,-320", "400,-300"))
+    studio_edit(api, other, set_parameter)
+
+    result = pull_json(run_cli, root)
+
+    assert result["changed"] == ["kundigung-training-predictive-exp"]
+    assert "400,-300" in layout.read_text()
+
+
+def test_unknown_remote_is_a_usage_error(workspace: ServerHandle, tmp_path: Path, run_cli: Any) -> None:
+    root = init_repo(run_cli, tmp_path, workspace)
+    before = fingerprint(root)
+    result = run_cli(["pull", "--remote", "nope"], cwd=root)
+    assert result.exit_code == 2
+    assert "no remote named 'nope'" in result.stderr
+    assert fingerprint(root) == before
+
+
+def test_wrong_token_exits_5_and_changes_nothing(workspace: ServerHandle, tmp_path: Path, run_cli: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    create(client(workspace))
+    root = init_repo(run_cli, tmp_path, workspace)
+    before = fingerprint(root)
+    monkeypatch.setenv(TOKEN_ENV, "not-the-token")
+    result = run_cli(["pull"], cwd=root)
+    assert result.exit_code == 5
+    assert "refused" in result.stderr and "not-the-token" not in result.stderr
+    assert fingerprint(root) == before
+
+
+def test_unreachable_workspace_exits_5_and_changes_nothing(tmp_path: Path, run_cli: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = tmp_path / "repo"
+    root.mkdir()
+    assert run_cli(["init", "--remote", "dev", "--endpoint", f"http://127.0.0.1:{port}", "--workspace-id",
+                    "0123456789abcdef0123456789abcdef"], cwd=root).exit_code == 0
+    monkeypatch.setenv("AMLVC_TOKEN", "whatever")
+    before = fingerprint(root)
+    result = run_cli(["pull"], cwd=root)
+    assert result.exit_code == 5
+    assert "cannot reach workspace 'dev'" in result.stderr
+    assert fingerprint(root) == before
+
+
+def test_pull_outside_a_repository_is_exit_3(tmp_path: Path, run_cli: Any) -> None:
+    result = run_cli(["pull"], cwd=tmp_path)
+    assert result.exit_code == 3 and "amlvc init" in result.stderr
+    assert os.listdir(tmp_path) == []
