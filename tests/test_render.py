@@ -1,0 +1,169 @@
+"""Renderings of change records (text, markdown, json) and the `amlvc diff` / CLI surface."""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import ROOT
+from reviewkit import commit_all, fixture_files, git, make_repo, write_experiment
+
+from amlvc.diff import ExperimentDiff, diff_trees
+from amlvc.difftree import Tree
+from amlvc.render import render
+from amlvc.render.markdown import MAX_MERMAID_NODES, mermaid
+
+SCHEMA = json.loads(re.search(r"### JSON Schema.*?```json\n(.*?)```", (ROOT / "docs" / "diff-format.md").read_text(
+    encoding="utf-8"), re.S).group(1))  # type: ignore[union-attr]
+
+
+def pair(variant: str) -> ExperimentDiff:
+    base = variant.split("--")[0] + "--base"
+    return diff_trees(Tree.from_files(fixture_files(base)), Tree.from_files(fixture_files(variant)),
+                      variant.split("--")[0])
+
+
+def test_text_is_git_like_and_coloured_only_when_asked() -> None:
+    d = pair("training--param-changed")
+    plain = render([d], "text")
+    assert plain.splitlines()[0] == "experiment training (Kündigung – Training ✓): modified, 1 parameter"
+    assert "~ parameter Two-Class Logistic Regression [5e7a9c1b…-21]: Optimization Tolerance: 1E-07 → 1E-06" in plain
+    assert "\033[" not in plain
+    assert "\033[33m~ parameter" in render([d], "text", color=True)
+
+
+def test_markdown_has_table_records_and_mermaid() -> None:
+    d = pair("training--node-added")
+    md = render([d], "markdown", title="PR #7")
+    assert md.startswith("## PR #7\n")
+    assert "| experiment | status | nodes | parameters | edges |" in md
+    assert "| `training` | modified | 1 |  | 1 |" in md
+    assert "- ➕ node Convert to CSV [0b2d4f6a…-3]: Convert to CSV (batch 1643)" in md
+    block = md.split("```mermaid\n")[1].split("```")[0]
+    assert block.startswith("flowchart TD")
+    added = re.search(r'(n\d+)\["Convert to CSV \[0b2d4f6a…-3\]"\]', block)
+    assert added and f"class {added.group(1)} added" in block
+    assert "linkStyle" in block  # the new edge is coloured
+
+
+def test_markdown_of_big_graphs_shows_changed_nodes_and_neighbours() -> None:
+    nodes = {f"{i:08x}-0000-4000-8000-000000000000-{i}": {"ModuleId": "x", "$module": {"name": f"M{i}"}}
+             for i in range(MAX_MERMAID_NODES * 2)}
+    ids = sorted(nodes)
+    edges = [{"SourceOutputPortId": f"{a}:o", "DestinationInputPortId": f"{b}:i"} for a, b in pairwise(ids)]
+    old = {"Graph": {"ModuleNodes": nodes, "EdgesInternal": edges}}
+    new = json.loads(json.dumps(old))
+    new["Graph"]["ModuleNodes"][ids[5]]["Comment"] = "changed"
+    block = mermaid(diff_trees(Tree(old, {}, {}, None), Tree(new, {}, {}, None)))
+    shown = re.findall(r'^  n\d+\["', block, re.M)
+    assert len(shown) == 3  # the changed node and its two neighbours
+    assert f"{MAX_MERMAID_NODES * 2 - 3} unchanged nodes not shown" in block
+
+
+def test_no_changes_in_every_format() -> None:
+    d = diff_trees(Tree.from_files(fixture_files("training--base")), Tree.from_files(fixture_files("training--base")))
+    assert render([d], "text") == ""
+    assert "No experiment changed." in render([d], "markdown")
+    assert json.loads(render([d], "json"))["experiments"] == []
+    assert "No experiment changed." in render([d], "html")
+
+
+@pytest.mark.parametrize("variant", ["training--param-changed", "training--node-added", "training--script-line",
+                                     "predictive--input-renamed", "training--asset-bumped"])
+def test_json_matches_the_documented_schema(variant: str) -> None:
+    data = json.loads(render([pair(variant)], "json"))
+    jsonschema.validate(data, SCHEMA)
+    assert data["experiments"][0]["patch"]
+
+
+def test_breaking_input_rename_is_flagged_in_every_format() -> None:
+    d = pair("predictive--input-renamed")
+    text = render([d], "text")
+    assert "~ web-service input input1 → kunde: renamed [BREAKING]" in text
+    md = render([d], "markdown")
+    assert "**Breaking web-service change** in `predictive`" in md
+    assert "- ✏️ web-service input input1 → kunde: renamed **BREAKING**" in md
+    data = json.loads(render([d], "json"))
+    assert data["breaking"] is True
+    assert data["experiments"][0]["changes"][0]["breaking"] is True
+    html = render([d], "html")
+    assert re.search(r'<li class="change changed breaking" data-kind="webservice.input_changed"[^>]*>.*?'
+                     r'<span class="flag">BREAKING</span>', html)
+
+
+def test_breaking_input_removal_is_flagged_in_every_format() -> None:
+    old = Tree.from_files(fixture_files("predictive--base"))
+    exp = json.loads(json.dumps(old.experiment))
+    exp["WebService"]["Inputs"] = []
+    d = diff_trees(old, Tree(exp, old.layout, old.scripts, None), "predictive")
+    assert "- web-service input input1 [BREAKING]" in render([d], "text")
+    assert "- ➖ web-service input input1 **BREAKING**" in render([d], "markdown")
+    assert json.loads(render([d], "json"))["experiments"][0]["changes"][0]["kind"] == "webservice.input_removed"
+    assert 'class="change removed breaking"' in render([d], "html")
+
+
+# --- the command line ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path)
+
+
+def test_diff_of_the_work_tree(repo: Path, run_cli: Any) -> None:
+    clean = run_cli(["diff", "--exit-code"], cwd=repo)
+    assert (clean.exit_code, clean.stdout) == (0, "")
+    write_experiment(repo, fixture_files("training--param-changed"))
+    result = run_cli(["diff", "--exit-code"], cwd=repo)
+    assert result.exit_code == 1
+    assert "Optimization Tolerance: 1E-07 → 1E-06" in result.stdout
+    assert run_cli(["diff"], cwd=repo).exit_code == 0
+
+
+def test_diff_between_revisions_and_formats(repo: Path, run_cli: Any, tmp_path: Path) -> None:
+    write_experiment(repo, fixture_files("training--node-added"))
+    commit_all(repo, "node added")
+    for args in (["HEAD~1", "HEAD"], ["HEAD~1..HEAD"], ["HEAD~1"], ["HEAD~1", "HEAD", "training"]):
+        result = run_cli(["diff", *args, "--format", "json"], cwd=repo)
+        assert result.exit_code == 0, result.stderr
+        kinds = [c["kind"] for c in json.loads(result.stdout)["experiments"][0]["changes"]]
+        assert kinds == ["node.added", "edge.added", "layout.changed"]
+    out = tmp_path / "report.html"
+    result = run_cli(["diff", "HEAD~1", "HEAD", "--format", "html", "-o", str(out)], cwd=repo)
+    assert result.exit_code == 0 and result.stdout == ""
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    md = run_cli(["diff", "HEAD~1", "HEAD", "--format", "markdown", "--title", "PR"], cwd=repo)
+    assert md.stdout.startswith("## PR\n")
+
+
+def test_diff_of_experiment_added_and_removed(repo: Path, run_cli: Any) -> None:
+    write_experiment(repo, fixture_files("predictive--base"), slug="predictive")
+    result = run_cli(["diff"], cwd=repo)
+    assert "experiment predictive (Kündigung – Training ✓ [Predictive Exp.]): added, experiment added" in result.stdout
+    commit_all(repo, "add predictive")
+    git(repo, "rm", "-q", "-r", "experiments/predictive")
+    result = run_cli(["diff", "predictive", "--format", "json"], cwd=repo)
+    assert json.loads(result.stdout)["experiments"][0]["status"] == "removed"
+
+
+def test_diff_refusals(repo: Path, run_cli: Any, tmp_path: Path) -> None:
+    unknown = run_cli(["diff", "no-such-experiment"], cwd=repo)
+    assert unknown.exit_code == 2 and "no experiment 'no-such-experiment'" in unknown.stderr
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    result = run_cli(["diff"], cwd=outside)
+    assert result.exit_code == 3 and "not inside an amlvc repository" in result.stderr
+    bad = run_cli(["diff", "--format", "pdf"], cwd=repo)
+    assert bad.exit_code == 2
+    (repo / "experiments/training/experiment.json").write_text("{broken", encoding="utf-8")
+    broken = run_cli(["diff", "-o", str(tmp_path / "never.txt")], cwd=repo)
+    assert broken.exit_code == 6
+    assert "experiments/training/experiment.json: invalid JSON at line 1" in broken.stderr
+    assert not (tmp_path / "never.txt").exists()
+    too_many = run_cli(["diff", "HEAD", "HEAD", "--remote", "dev"], cwd=repo)
+    assert too_many.exit_code == 2 and "at most one revision" in too_many.stderr
