@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from amlvc import mirror, repo, rules
-from amlvc.check import CheckResult, Inventory, apply_remaps, check_document, parse_remap
+from amlvc.check import CheckResult, Inventory, Remap, apply_remaps, check_document, parse_remap
 from amlvc.client import Client
-from amlvc.errors import ApiError, ConfigError, ConflictError, DirtyTree, MissingAssets, MissingSecret, UsageError
+from amlvc.errors import (
+    AmlvcError,
+    ApiError,
+    ConfigError,
+    ConflictError,
+    DirtyTree,
+    MissingAssets,
+    MissingSecret,
+    UsageError,
+)
 from amlvc.normalize import denormalize, normalize, to_push_body
 
 SECRET_ENV_PREFIX = "AMLVC_SECRET_"
@@ -152,11 +161,11 @@ def check(start: Path, options: PushOptions) -> tuple[CheckResult, ...]:
         slugs = select(root, options.experiments, options.rev)
         inventory = Inventory.fetch(target.client)
         results = []
+        sources: dict[str, Inventory | None] = {}
         for slug in slugs:
             files = read_files(root, slug, options.rev)
             doc = _document(files, slug, secrets=None)
-            results.append(check_document(doc, inventory, experiment=slug, remote=target.name, remap=remap,
-                                          source_names=module_names(files)))
+            results.append(_check(root, target, slug, doc, files, inventory, remap, sources))
     return tuple(results)
 
 
@@ -213,6 +222,41 @@ def module_names(files: Mapping[str, bytes]) -> dict[str, str]:
             name, module_id = node["$module"].get("name"), node.get("ModuleId")
             if isinstance(name, str) and isinstance(module_id, str):
                 names[module_id] = name
+    return names
+
+
+def _check(root: Path, target: mirror.Target, slug: str, doc: Mapping[str, Any], files: Mapping[str, bytes],
+           inventory: Inventory, remap: Remap, sources: dict[str, Inventory | None]) -> CheckResult:
+    """The reference check; references still missing are looked up by the name they have where they came from."""
+    names = module_names(files)
+    result = check_document(doc, inventory, experiment=slug, remote=target.name, remap=remap, source_names=names)
+    if result.ok or remap.mode not in (None, "name"):
+        return result
+    names = {**source_names(root, slug, target.name, sources), **names}
+    return check_document(doc, inventory, experiment=slug, remote=target.name, remap=remap, source_names=names)
+
+
+def source_names(root: Path, slug: str, target: str, cache: dict[str, Inventory | None]) -> dict[str, str]:
+    """Asset id -> name in the other workspaces this experiment is recorded for (the ones it came from).
+
+    Best effort: a workspace without a token or out of reach just contributes no names.
+    """
+    lock = mirror.read_lock(root)
+    names: dict[str, str] = {}
+    for remote in lock.remotes():
+        if remote == target or slug not in lock.entries(remote):
+            continue
+        if remote not in cache:
+            cache[remote] = None
+            try:
+                other = mirror.open_remote(root, remote, jobs=4)
+                with other.client:
+                    cache[remote] = Inventory.fetch(other.client)
+            except AmlvcError:
+                pass
+        inventory = cache[remote]
+        if inventory is not None:
+            names.update({a.id: a.name for a in inventory.assets if a.name})
     return names
 
 
@@ -277,6 +321,7 @@ def make_plan(root: Path, target: mirror.Target, options: PushOptions) -> PushPl
     listed = {e.get("ExperimentId"): e for e in client.list_experiments()}
     entries = mirror.lock_entries(mirror.read_lock(root), target.name)
     inventory: Inventory | None = None
+    sources: dict[str, Inventory | None] = {}
     planned = []
     for slug in slugs:
         files = read_files(root, slug, options.rev)
@@ -288,8 +333,7 @@ def make_plan(root: Path, target: mirror.Target, options: PushOptions) -> PushPl
         if action != "unchanged":
             if inventory is None:
                 inventory = Inventory.fetch(client)
-            result = check_document(doc, inventory, experiment=slug, remote=target.name, remap=remap,
-                                    source_names=module_names(files))
+            result = _check(root, target, slug, doc, files, inventory, remap, sources)
         fills, _ = secret_values(placeholders(files), stored_secrets(root, target.name, slug), os.environ)
         planned.append(PlannedExperiment(slug, name, action, reason, exp_id, lock_etag, ws_etag, stale, digest,
                                          result, fills, files))
