@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from amlvc import rules
 from amlvc.server import catalog, runs
 from amlvc.server.blobs import send_blob
 from amlvc.server.errors import ApiFault
@@ -53,7 +54,7 @@ def _if_match(etag: str) -> None:
 def render(stored: catalog.StoredExperiment, ws: str) -> dict[str, Any]:
     """The GET document: stored fields, the current Etag, node-output SAS credentials generated now."""
     state = get_state()
-    doc = dict(stored.doc)
+    doc = {key: stored.doc.get(key) for key in rules.TOP_LEVEL_ORDER}
     doc["Etag"] = stored.etag
     doc["NodeStatuses"] = runs.render_node_statuses(doc.get("NodeStatuses") or [], ws, request.host_url, state.blobs)
     return doc
