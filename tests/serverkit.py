@@ -113,7 +113,8 @@ def small_graph(dataset: str | None = SAMPLE_DATASET, split_module: str = SPLIT)
     a, b = "aaaaaaaa-0000-4000-8000-000000000000-1", "aaaaaaaa-0000-4000-8000-000000000000-2"
     return {
         "ModuleNodes": [node(a, split_module, ["Dataset"], ["Results dataset1", "Results dataset2"], dataset,
-                             [("Splitting mode", "Split Rows"), ("Fraction of rows in the first output dataset", "0.7")]),
+                             [("Splitting mode", "Split Rows"),
+                              ("Fraction of rows in the first output dataset", "0.7")]),
                         node(b, SPLIT, ["Dataset"], ["Results dataset1", "Results dataset2"])],
         "SerializedClientData": "<?xml version='1.0' encoding='utf-16'?><DataV1><NodePositions /></DataV1>",
         "PublishInfo": None, "Parameters": None,
