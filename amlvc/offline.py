@@ -12,7 +12,7 @@ from amlvc import config as configmod
 from amlvc import lockfile, project, repo
 from amlvc.config import IMPORT_REMOTE, Config, Remote
 from amlvc.document import classify, load_json_file, loads
-from amlvc.errors import DirtyTree, InvalidDocument, LocalError, UsageError
+from amlvc.errors import ConfigError, DirtyTree, InvalidDocument, LocalError, UsageError
 from amlvc.normalize import Normalized, content_hash, denormalize, normalize, verify_roundtrip
 from amlvc.secrets import placeholder, placeholder_names
 from amlvc.wsd import denormalize_wsd, normalize_wsd
@@ -55,7 +55,10 @@ def init(cwd: Path, remote: Remote | None = None) -> InitResult:
     Run again in an existing repository with another `remote` to add it (same name: replaces it).
     """
     if remote is not None:
-        configmod.validate_remote(remote, "--remote")
+        try:
+            configmod.validate_remote(remote, "--remote")
+        except ConfigError as exc:  # it came from the command line, not from a file
+            raise UsageError(exc.message) from None
     root = repo.git_root(cwd) or cwd.resolve()
     _, created_git = repo.init_repo(root)
     config_file = configmod.config_path(root)
@@ -78,6 +81,13 @@ def init(cwd: Path, remote: Remote | None = None) -> InitResult:
     paths = [configmod.CONFIG_FILE, GITATTRIBUTES, GITIGNORE, lockfile.LOCK_FILE]
     commit = repo.commit_paths(root, paths, message)
     return InitResult(root, created_git, created_config, remote, tuple(written), commit)
+
+
+def _open(cwd: Path) -> Path:
+    """The amlvc repository containing `cwd`, with its amlvc.toml checked (a broken file stops every command)."""
+    root = repo.find_root(cwd)
+    configmod.load(root)
+    return root
 
 
 def _ensure_lines(path: Path, lines: Sequence[str]) -> bool:
@@ -141,7 +151,7 @@ def import_files(cwd: Path, files: Sequence[Path]) -> ImportResult:
     """
     if not files:
         raise UsageError("nothing to import; give one or more exported JSON files")
-    root = repo.find_root(cwd)
+    root = _open(cwd)
     lock = lockfile.load(root)
     planned = [_plan(Path(f)) for f in files]
     _assign_slugs(root, lock, planned)
@@ -197,25 +207,32 @@ def _wsd_title(doc: Mapping[str, Any]) -> str | None:
 
 def leaf_id(experiment_id: str) -> str:
     """The editable experiment of a run-history snapshot id ({ws}.s-id.{guid}.{stamp} -> {ws}.f-id.{guid})."""
-    parts = experiment_id.split(".")
+    parts = experiment_id.split(".", 3)  # the timestamp has dots of its own
     if len(parts) == 4 and parts[1] == "s-id":
         return f"{parts[0]}.f-id.{parts[2]}"
     return experiment_id
 
 
 def _existing_names(root: Path) -> dict[str, str]:
-    """Description -> slug of the experiments in the work tree (to attach WSDs to)."""
+    """Experiment name (or, for a directory holding only a WSD, its title) -> slug, to attach WSDs to."""
     names: dict[str, str] = {}
+    wsd_titles: dict[str, str] = {}
     for slug in project.list_experiments(root):
-        path = project.experiment_dir(root, slug) / project.EXPERIMENT_FILE
-        if path.is_file():
+        directory = project.experiment_dir(root, slug)
+        for file, target in ((project.EXPERIMENT_FILE, names), (project.WEBSERVICE_FILE, wsd_titles)):
+            path = directory / file
+            if not path.is_file():
+                continue
             try:
                 doc = loads(path.read_bytes(), str(path))
             except InvalidDocument:
                 continue
-            if isinstance(doc, dict) and isinstance(doc.get("Description"), str):
-                names.setdefault(doc["Description"], slug)
-    return names
+            if not isinstance(doc, dict):
+                continue
+            title = doc.get("Description") if file == project.EXPERIMENT_FILE else _wsd_title(doc)
+            if isinstance(title, str):
+                target.setdefault(title, slug)
+    return {**wsd_titles, **names}
 
 
 def _assign_slugs(root: Path, lock: lockfile.Lock, planned: list[_Planned]) -> None:
@@ -302,7 +319,7 @@ def export(cwd: Path, slug: str, *, rev: str | None = None, remote: str | None =
     lock entry of `remote` (default: the `import` entry, else any remote's). Secrets are filled from
     `AMLVC_SECRET_<NAME>` or `.amlvc/secrets.json`; the ones without a value stay placeholders.
     """
-    root = repo.find_root(cwd)
+    root = _open(cwd)
     project.check_slug(slug)
     lock = lockfile.load(root)
     if rev is not None:
@@ -414,7 +431,7 @@ def normalize_tree(cwd: Path, *, fix: bool, paths: Sequence[str] = ()) -> Normal
 
     `paths` (as a pre-commit hook passes them) limits the check to the experiments holding those files.
     """
-    root = repo.find_root(cwd)
+    root = _open(cwd)
     slugs = project.list_experiments(root)
     if paths:
         wanted = {_slug_of_path(root, cwd, p) for p in paths}
@@ -508,7 +525,7 @@ def verify(cwd: Path, files: Sequence[Path] = ()) -> VerifyResult:
             doc = load_json_file(path)
             items.append(Verified(str(path), tuple(verify_roundtrip(doc, str(path)))))
         return VerifyResult(tuple(items))
-    root = repo.find_root(cwd)
+    root = _open(cwd)
     lock = lockfile.load(root)
     for slug in project.list_experiments(root):
         source = project.experiment_path(slug)

@@ -1,0 +1,111 @@
+"""The fixture table: every fixture round-trips exactly, and every base--variant pair, imported into a real
+repository one after the other, gives a git diff that touches only what SPEC section 2 allows."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from amlvc import offline
+from amlvc.document import load_json_file
+from amlvc.normalize import verify_roundtrip
+from tests.conftest import FIXTURES
+
+ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*--*.json"))
+R_SCRIPT = "scripts/5e7a9c1b-3d5f-4a7b-9c1d-3e5f7a9b1c2d-41--r-script.R"
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What the commit importing the variant (after its base) may change in the experiment's directory."""
+
+    files: frozenset[str]  # exactly these files change (names relative to experiments/<slug>/)
+    max_lines: dict[str, int] = field(default_factory=dict)  # file -> at most this many added + removed lines
+    mentions: tuple[str, ...] = ()  # text the added lines must contain
+
+
+TABLE: dict[str, Expect] = {
+    "training--param-changed.json": Expect(frozenset({"experiment.json"}), {"experiment.json": 2}, ("1E-06",)),
+    "training--node-dragged.json": Expect(frozenset({"layout.json"}), {"layout.json": 2}, ("310,150,200,200",)),
+    "training--script-line.json": Expect(frozenset({R_SCRIPT}), {R_SCRIPT: 2}, ("all.x = FALSE",)),
+    "training--node-added.json": Expect(
+        frozenset({"experiment.json", "layout.json"}), {"layout.json": 6},
+        ("0b2d4f6a-8c1e-4a3b-9d5f-7e9a1c3b5d7f-3", "Convert to CSV")),
+    "training--edge-rewired.json": Expect(frozenset({"experiment.json"}), {"experiment.json": 8},
+                                          ("-14:Results dataset",)),
+    "training--asset-bumped.json": Expect(frozenset({"experiment.json", "layout.json"}),
+                                          {"experiment.json": 4, "layout.json": 2}, ("v1-default-24",)),
+    "training--snapshot-1.json": Expect(frozenset({"experiment.json", R_SCRIPT}), {"experiment.json": 2, R_SCRIPT: 2}),
+    "training--snapshot-2.json": Expect(frozenset()),  # same graph as the leaf: nothing to commit in the files
+    "predictive--input-renamed.json": Expect(frozenset({"experiment.json"}), {"experiment.json": 2}, ("kunde",)),
+    "webservice--model-patched.json": Expect(frozenset({"webservice.json"}), {"webservice.json": 2},
+                                             ("9c1e3a5b7d9f4c1e3a5b7d9f1c3e5a7b.ilearner",)),
+}
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
+
+
+def test_every_variant_has_a_row() -> None:
+    variants = {name for name in ALL_FIXTURES if not name.endswith("--base.json")}
+    assert variants - {"webservice--studio-export.json"} == set(TABLE)
+
+
+@pytest.mark.parametrize("name", ALL_FIXTURES)
+def test_round_trip_is_exact(name: str) -> None:
+    path = FIXTURES / name
+    assert verify_roundtrip(load_json_file(path), str(path)) == []
+
+
+def test_round_trip_of_the_captured_sample(captured: Path) -> None:
+    path = captured / "experiment-training-2016.json"
+    assert verify_roundtrip(load_json_file(path), str(path)) == []
+
+
+@pytest.mark.parametrize("variant", sorted(TABLE))
+def test_variant_diff_touches_only_what_the_spec_allows(tmp_path: Path, variant: str) -> None:
+    base = FIXTURES / (variant.split("--")[0] + "--base.json")
+    offline.init(tmp_path)
+    first = offline.import_files(tmp_path, [base])
+    slug = first.imported[0].slug
+    second = offline.import_files(tmp_path, [FIXTURES / variant])
+    assert second.imported[0].slug == slug  # the same experiment (or web service) again, by id or by title
+    expect = TABLE[variant]
+    prefix = f"experiments/{slug}/"
+    numstat = git(tmp_path, "diff", "--numstat", f"{first.commit}", "HEAD", "--").splitlines()
+    changed: dict[str, int] = {}
+    for line in numstat:
+        added, removed, path = line.split("\t")
+        if path == "amlvc.lock":
+            continue  # Etag, RunId, identity and content hash of the import move with every variant
+        assert path.startswith(prefix), f"{variant} changed {path} outside its experiment"
+        changed[path[len(prefix):]] = int(added) + int(removed)
+    assert set(changed) == set(expect.files), f"{variant}: {changed}"
+    for name, limit in expect.max_lines.items():
+        assert changed[name] <= limit, f"{variant}: {name} has {changed[name]} changed lines, at most {limit}"
+    patch = git(tmp_path, "diff", f"{first.commit}", "HEAD", "--", prefix)
+    added_text = "\n".join(line for line in patch.splitlines() if line.startswith("+"))
+    for text in expect.mentions:
+        assert text in added_text, f"{variant}: {text!r} not among the added lines"
+    if not expect.files:
+        assert "amlvc.lock" in git(tmp_path, "show", "--name-only", "--format=", "HEAD") or second.commit is None
+
+
+def test_reimport_of_the_same_file_commits_nothing(tmp_path: Path) -> None:
+    offline.init(tmp_path)
+    offline.import_files(tmp_path, [FIXTURES / "training--base.json"])
+    again = offline.import_files(tmp_path, [FIXTURES / "training--base.json"])
+    assert again.commit is None and again.imported[0].changed == ()
+
+
+def test_raw_export_diff_is_noisier_than_the_normalized_one(tmp_path: Path) -> None:
+    """The point of it all: the raw files of a one-parameter change differ in many lines (new Etag, new SAS
+    signatures on every GET); the normalized files in at most two."""
+    base = (FIXTURES / "training--base.json").read_text(encoding="utf-8").splitlines()
+    variant = (FIXTURES / "training--param-changed.json").read_text(encoding="utf-8").splitlines()
+    raw_changed = sum(1 for a, b in zip(base, variant, strict=True) if a != b)
+    assert raw_changed > 20
