@@ -28,7 +28,9 @@ g.node.added rect{fill:#dafbe1;stroke:#1a7f37;stroke-width:3}g.node.removed rect
 stroke-width:3;stroke-dasharray:6 4}g.node.changed rect{fill:#fff8c5;stroke:#9a6700;stroke-width:3}
 g.node.focus rect{stroke:#0969da;stroke-width:5}path.edge{fill:none;stroke:#8c959f;stroke-width:1.5}
 path.edge.added{stroke:#1a7f37;stroke-width:2.5}path.edge.removed{stroke:#cf222e;stroke-width:2.5;stroke-dasharray:6 4}
-.legend span{margin-right:12px}.meta{color:#59636e}
+.legend span{margin-right:12px}.sw{display:inline-block;width:12px;height:12px;border:2px solid #9a6700;
+background:#fff8c5;margin-right:4px;vertical-align:-2px;border-radius:2px}.sw.added{border-color:#1a7f37;
+background:#dafbe1}.sw.removed{border-color:#cf222e;background:#ffebe9}.meta{color:#59636e}
 """
 # Clicking a change outlines its node; the page works without it.
 _JS = """
@@ -70,7 +72,8 @@ def _section(d: ExperimentDiff) -> str:
                      f'<span class="sigil">{escape(line.sigil)}</span>{escape(line.subject)}{text}{flag}{extra}</li>')
     return (f'<section class="experiment{" breaking" if d.breaking else ""}" data-slug="{escape(d.slug)}">'
             f"<h2>{escape(d.slug)}{name} <small>({d.status}: {escape(summary(d))})</small></h2>"
-            '<div class="legend"><span>🟩 added</span><span>🟥 removed</span><span>🟨 changed</span></div>'
+            '<div class="legend"><span><i class="sw added"></i>added</span><span><i class="sw removed"></i>removed</span>'
+            '<span><i class="sw changed"></i>changed</span></div>'
             f'<div class="cols"><div class="graph">{svg(d)}</div><ol class="changes">{"".join(items)}</ol></div>'
             "</section>")
 
