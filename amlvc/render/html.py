@@ -72,8 +72,8 @@ def _section(d: ExperimentDiff) -> str:
                      f'<span class="sigil">{escape(line.sigil)}</span>{escape(line.subject)}{text}{flag}{extra}</li>')
     return (f'<section class="experiment{" breaking" if d.breaking else ""}" data-slug="{escape(d.slug)}">'
             f"<h2>{escape(d.slug)}{name} <small>({d.status}: {escape(summary(d))})</small></h2>"
-            '<div class="legend"><span><i class="sw added"></i>added</span><span><i class="sw removed"></i>removed</span>'
-            '<span><i class="sw changed"></i>changed</span></div>'
+            '<div class="legend"><span><i class="sw added"></i>added</span>'
+            '<span><i class="sw removed"></i>removed</span><span><i class="sw changed"></i>changed</span></div>'
             f'<div class="cols"><div class="graph">{svg(d)}</div><ol class="changes">{"".join(items)}</ol></div>'
             "</section>")
 
