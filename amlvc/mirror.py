@@ -94,7 +94,7 @@ def read_experiment_files(root: Path, slug: str) -> dict[str, bytes]:
         return {}
     files: dict[str, bytes] = {}
     for path in sorted(base.rglob("*")):
-        if path.is_file() and not path.is_symlink():
+        if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
             files[path.relative_to(base).as_posix()] = path.read_bytes()
     return files
 
@@ -281,6 +281,10 @@ def recover_interrupted(root: Path) -> bool:
     head = journal.get("head")
     mine = []
     for rel in dirty:
+        name = rel.rsplit("/", 1)[-1]
+        if name.startswith(".") and name.endswith(".tmp") and any(rel.startswith(p + "/") for p in paths):
+            mine.append(rel)  # a temp file of repo.atomic_write, cut off before its rename
+            continue
         current = _digest((root / rel).read_bytes()) if (root / rel).is_file() else None
         at_head = _digest(repo.read_at(root, head, rel)) if head else None
         if rel in planned and current in (planned[rel], at_head):

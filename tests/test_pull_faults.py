@@ -1,0 +1,148 @@
+"""Pull under injected faults and a SIGKILL at any moment: same result, or nothing changed, and never a broken repo."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pullkit import TOKEN, TOKEN_ENV, client, create, fingerprint, git, init_repo, start, tree_without_config
+
+from amlvc.mirror import JOURNAL_NAME
+
+AMLVC = [sys.executable, "-m", "amlvc"]
+
+
+def seed(data: Path, count: int) -> None:
+    """A workspace of `count` experiments in `data` (kept on disk for the next server on it)."""
+    handle = start(data)
+    try:
+        api = client(handle)
+        for i in range(count):
+            create(api, "training--base.json" if i % 2 == 0 else "predictive--base.json", title=f"Experiment {i:02d}")
+    finally:
+        handle.stop()
+
+
+def pull_tree(run_cli: Any, tmp_path: Path, data: Path, name: str, **options: Any) -> tuple[Path, int]:
+    handle = start(data, **options)
+    try:
+        root = init_repo(run_cli, tmp_path, handle, name)
+        result = run_cli(["pull"], cwd=root)
+        return root, result.exit_code
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+
+
+@pytest.mark.usefixtures("token")
+def test_twenty_percent_faults_give_the_fault_free_commit(tmp_path: Path, run_cli: Any) -> None:
+    data = tmp_path / "data"
+    seed(data, 4)
+    clean, code = pull_tree(run_cli, tmp_path, data, "clean")
+    assert code == 0
+    faulty, code = pull_tree(run_cli, tmp_path, data, "faulty", fault_rate=0.2, fault_seed=7)
+    assert code == 0
+    assert tree_without_config(faulty) == tree_without_config(clean)
+    assert git(faulty, "status", "--porcelain") == ""
+
+
+@pytest.mark.usefixtures("token")
+def test_every_request_failing_exits_5_and_leaves_the_repository_as_it_was(tmp_path: Path, run_cli: Any) -> None:
+    data = tmp_path / "data"
+    seed(data, 2)
+    handle = start(data, fault_rate=1.0, fault_seed=3)
+    try:
+        root = init_repo(run_cli, tmp_path, handle)
+        before = fingerprint(root)
+        result = run_cli(["pull"], cwd=root)
+    finally:
+        handle.stop()
+    assert result.exit_code == 5
+    assert "workspace 'dev'" in result.stderr
+    assert fingerprint(root) == before
+
+
+def _spawn_pull(root: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, TOKEN_ENV: TOKEN}
+    return subprocess.Popen([*AMLVC, "pull", "--jobs", "4"], cwd=root, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_when(proc: subprocess.Popen[bytes], ready: Any, timeout: float = 60.0) -> bool:
+    """SIGKILL the pull as soon as `ready()` holds; False if it finished first."""
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if ready():
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        assert time.monotonic() < deadline, "pull did not finish"
+        time.sleep(0.0005)
+    return False
+
+
+def _fsck(root: Path) -> None:
+    result = subprocess.run(["git", "fsck", "--full", "--strict"], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.usefixtures("token")
+def test_sigkill_at_any_moment_leaves_a_sound_repository_that_the_next_pull_completes(
+        tmp_path: Path, run_cli: Any) -> None:
+    data = tmp_path / "data"
+    seed(data, 12)
+    reference, code = pull_tree(run_cli, tmp_path, data, "reference")
+    assert code == 0
+    handle = start(data, latency_ms=40)
+    try:
+        moments: list[tuple[str, Any]] = []
+        interrupted: list[str] = []
+        # while fetching (nothing written yet) ...
+        moments.append(("fetching", None))
+        # ... and while writing: the journal exists from the first write to the commit
+        for delay in (0.0, 0.01, 0.03):
+            moments.append((f"writing+{delay}", delay))
+        for index, (label, when) in enumerate(moments):
+            root = init_repo(run_cli, tmp_path, handle, f"killed-{index}")
+            head = git(root, "rev-parse", "HEAD").strip()
+            proc = _spawn_pull(root)
+            if label == "fetching":
+                started = time.monotonic()
+                killed = _kill_when(proc, lambda started=started: time.monotonic() - started > 0.3)
+            else:
+                journal = root / JOURNAL_NAME
+                seen: list[float] = []
+
+                def ready(journal: Path = journal, seen: list[float] = seen, when: float = when) -> bool:
+                    if not seen and journal.exists():
+                        seen.append(time.monotonic())
+                    return bool(seen) and time.monotonic() - seen[0] >= when
+
+                killed = _kill_when(proc, ready)
+            _fsck(root)
+            status = git(root, "status", "--porcelain", "--untracked-files=all")
+            if killed and git(root, "rev-parse", "HEAD").strip() == head and status:
+                interrupted.append(label)  # the kill landed between the first write and the commit
+            result = run_cli(["pull", "--json"], cwd=root)
+            assert result.exit_code == 0, (label, result.stderr)
+            _fsck(root)
+            assert git(root, "status", "--porcelain") == "", label
+            assert tree_without_config(root) == tree_without_config(reference), label
+            lock = json.loads((root / "amlvc.lock").read_text())
+            assert len(lock["remotes"]["dev"]["experiments"]) == 12
+            assert not (root / JOURNAL_NAME).exists()
+        # at least one kill must have cut a pull in the middle of its writes, or the test proved nothing
+        assert interrupted, "no kill landed between the first write and the commit"
+    finally:
+        handle.stop()
