@@ -237,15 +237,18 @@ def _existing_names(root: Path) -> dict[str, str]:
 
 def _assign_slugs(root: Path, lock: lockfile.Lock, planned: list[_Planned]) -> None:
     taken = set(project.list_experiments(root)) | lock.all_slugs()
+    batch: dict[str, str] = {}  # experiment id -> slug given in this import
     for item in planned:
         if item.kind == "wsd":
             continue
         identity = leaf_id(item.experiment_id) if item.experiment_id else None
-        known = lock.slug_of_any(identity) if identity else None
+        known = (batch.get(identity) or lock.slug_of_any(identity)) if identity else None
         if known is None and identity and identity != item.experiment_id:
             known = lock.slug_of_any(item.experiment_id or "")
         item.slug = known or project.unique_slug(item.name, identity, taken)
         taken.add(item.slug)
+        if identity:
+            batch[identity] = item.slug
     batch_names = {p.name: p.slug for p in planned if p.kind != "wsd"}
     existing = _existing_names(root)
     for item in planned:
