@@ -1,0 +1,239 @@
+"""BES jobs of the local workspace: lifecycle, deterministic `.ilearner` outputs, the retrain-and-patch flow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+from wskit import DEV, HEX32, PREDICTIVE_ID, SUB, TOKENS, TRAINING_ID, Api, blob_url, error, start
+
+from amlvc.server.runner import ServerHandle
+
+V = "?api-version=2.0"
+MAGIC = b"AMLVC-ILEARNER/1\n"
+
+
+@pytest.fixture(scope="module")
+def handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    server = start(tmp_path_factory.mktemp("bes"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def api(handle: ServerHandle) -> Api:
+    return Api(handle.url)
+
+
+@dataclass
+class Endpoint:
+    api: Api
+    jobs: str  # absolute URL of …/jobs
+    key: str
+
+    def call(self, method: str, suffix: str = "", key: str | None = "", **kw: Any) -> requests.Response:
+        headers = {} if key is None else {"Authorization": f"Bearer {key or self.key}"}
+        return requests.request(method, f"{self.jobs}{suffix}{V}", headers=headers, timeout=30, **kw)
+
+    def submit(self, body: dict[str, Any]) -> str:
+        resp = self.call("POST", json=body)
+        assert resp.status_code == 200, resp.text
+        job = resp.json()
+        assert isinstance(job, str) and HEX32.match(job)  # the job id is a bare JSON string
+        return job
+
+    def status(self, job: str) -> dict[str, Any]:
+        resp = self.call("GET", f"/{job}")
+        assert resp.status_code == 200, resp.text
+        body: dict[str, Any] = resp.json()
+        assert list(body) == ["StatusCode", "Results", "Details"]
+        return body
+
+    def run(self, body: dict[str, Any]) -> dict[str, Any]:
+        job = self.submit(body)
+        assert self.call("POST", f"/{job}/start").status_code == 204
+        for _ in range(5):
+            status = self.status(job)
+            if status["StatusCode"] not in ("NotStarted", "Running"):
+                return status
+        raise AssertionError("job did not finish")
+
+
+@pytest.fixture
+def training(api: Api) -> Endpoint:
+    service = api.deploy(TRAINING_ID)["WebServiceGroupId"]
+    endpoint = api.endpoint(service)
+    return Endpoint(api, f"{endpoint['ApiLocation']}/jobs", endpoint["PrimaryKey"])
+
+
+def model_bytes(status: dict[str, Any], output: str = "model") -> bytes:
+    assert status["StatusCode"] == "Finished", status
+    resp = requests.get(blob_url(status["Results"][output]), timeout=10)
+    assert resp.status_code == 200
+    return resp.content
+
+
+def test_lifecycle(training: Endpoint) -> None:
+    job = training.submit({"GlobalParameters": {"Train fraction": "0.7"}})
+    assert training.status(job) == {"StatusCode": "NotStarted", "Results": None, "Details": None}
+    assert training.call("POST", f"/{job}/start").status_code == 204
+    assert training.status(job)["StatusCode"] == "Running"
+    done = training.status(job)
+    assert done["StatusCode"] == "Finished" and set(done["Results"]) == {"model", "evaluation", "r_model"}
+    for name, result in done["Results"].items():
+        assert list(result) == ["ConnectionString", "RelativeLocation", "BaseLocation", "SasBlobToken"]
+        assert result["ConnectionString"] is None and result["SasBlobToken"].startswith("?sv=")
+        assert result["RelativeLocation"].endswith(".csv" if name == "evaluation" else ".ilearner")
+    assert model_bytes(done).startswith(MAGIC)
+    again = training.call("POST", f"/{job}/start")
+    assert again.status_code == 400 and error(again)["details"][0]["code"] == "CannotStartJob"
+    assert training.call("DELETE", f"/{job}").status_code == 204
+    assert training.status(job)["StatusCode"] == "Finished"
+
+
+def test_cancel(training: Endpoint) -> None:
+    job = training.submit({})
+    assert training.call("DELETE", f"/{job}").status_code == 204
+    assert training.status(job) == {"StatusCode": "Cancelled", "Results": None, "Details": None}
+    assert training.call("POST", f"/{job}/start").status_code == 400
+    running = training.submit({})
+    training.call("POST", f"/{running}/start")
+    training.status(running)
+    assert training.call("DELETE", f"/{running}").status_code == 204
+    assert training.status(running)["StatusCode"] == "Cancelled"
+    missing = training.call("GET", f"/{'0' * 32}")
+    assert missing.status_code == 404 and error(missing)["details"][0]["code"] == "JobNotFound"
+
+
+def test_ilearner_is_deterministic(api: Api, training: Endpoint) -> None:
+    data_a = api.upload(b"tenure,calls\r\n1,2\r\n")
+    data_b = api.upload(b"tenure,calls\r\n3,4\r\n")
+    same_a = api.upload(b"tenure,calls\r\n1,2\r\n")  # same content, another blob
+
+    def train(data: dict[str, str], fraction: str, target: str | None = None) -> bytes:
+        body: dict[str, Any] = {"Inputs": {"input1": data}, "GlobalParameters": {"Train fraction": fraction}}
+        if target:
+            body["Outputs"] = {"model": {"ConnectionString": "DefaultEndpointsProtocol=https;AccountName=acct;"
+                                                             "AccountKey=c2VjcmV0", "RelativeLocation": target}}
+        return model_bytes(training.run(body))
+
+    first = train(data_a, "0.7", "retrain/churn/model-1.ilearner")
+    assert first == train(data_a, "0.7", "retrain/churn/model-2.ilearner")
+    assert first == train(data_a, "0.7")
+    assert first != train(data_a, "0.8")
+    assert first != train(data_b, "0.7")
+    assert train(same_a, "0.7") != first  # the input's name is part of what it was derived from
+    assert b"c2VjcmV0" not in first  # never an account key
+
+
+def test_output_override_is_where_the_blob_goes(api: Api, training: Endpoint) -> None:
+    status = training.run({"Outputs": {"model": {"ConnectionString": "AccountName=acct;AccountKey=x",
+                                                 "RelativeLocation": "models/churn-2017-04.ilearner"}}})
+    result = status["Results"]["model"]
+    assert result["RelativeLocation"] == "models/churn-2017-04.ilearner"
+    assert result["BaseLocation"] == f"{api.url}/blobs/"
+    assert requests.get(blob_url(result), timeout=10).content.startswith(MAGIC)
+    assert requests.get(f"{result['BaseLocation']}{result['RelativeLocation']}", timeout=10).status_code == 403
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"Outputs": {"model": {"RelativeLocation": "models/m.csv"}}}, "InvalidBlobExtension"),
+    ({"Outputs": {"model": {"RelativeLocation": "models/m"}}}, "InvalidBlobExtension"),
+    ({"Outputs": {"evaluation": {"RelativeLocation": "eval/e.ilearner"}}}, "InvalidBlobExtension"),
+    ({"Input": {"RelativeLocation": "a/b.csv"}, "Inputs": {"input1": {"RelativeLocation": "a/b.csv"}}},
+     "DuplicateInputInBatchCall"),
+    ({"Outputs": {"nope": {"RelativeLocation": "x.ilearner"}}}, "OutputNotFound"),
+    ({"Inputs": {"nope": {"RelativeLocation": "x.csv"}}}, "InputNotFound"),
+    ({"Inputs": {"input1": "x.csv"}}, "InvalidBlobReference"),
+    ({"Inputs": {"input1": {"RelativeLocation": 5}}}, "InvalidBlobReference"),
+    ({"Inputs": {"input1": {"BaseLocation": "https://example.org/", "RelativeLocation": "x.csv"}}},
+     "InvalidBlobReference"),
+    ({"Outputs": {"model": {"RelativeLocation": "../../etc/passwd.ilearner"}}}, "InvalidBlobReference"),
+    ({"Outputs": []}, "InvalidRequest"),
+    ({"GlobalParameters": {"Train fraction": {"nested": 1}}}, "InvalidGlobalParameter"),
+])
+def test_submit_refusals(training: Endpoint, body: dict[str, Any], code: str) -> None:
+    resp = training.call("POST", json=body)
+    assert resp.status_code == 400, resp.text
+    err = error(resp)
+    assert err["code"] == "BadArgument" and err["details"][0]["code"] == code
+
+
+def test_missing_input_blob_fails_the_job(training: Endpoint) -> None:
+    status = training.run({"Inputs": {"input1": {"RelativeLocation": "uploads/none/data"}}})
+    assert status["StatusCode"] == "Failed" and "does not exist" in status["Details"] and status["Results"] is None
+
+
+def test_auth(api: Api, training: Endpoint) -> None:
+    job = training.submit({})
+    other = api.endpoint(api.deploy()["WebServiceGroupId"])["PrimaryKey"]
+    for key in (None, "nonsense", TOKENS[DEV], other):
+        for method, suffix in (("POST", ""), ("GET", f"/{job}"), ("POST", f"/{job}/start"), ("DELETE", f"/{job}")):
+            resp = training.call(method, suffix, key=key, json={} if method == "POST" else None)
+            assert resp.status_code == 401, (key, method, suffix)
+            assert error(resp)["details"][0]["code"] == "ScoreRequestUnauthorized"
+    assert training.status(job)["StatusCode"] == "NotStarted"
+    secondary = api.endpoint(_service_of(api, training))["SecondaryKey"]
+    assert training.call("GET", f"/{job}", key=secondary).status_code == 200
+    no_version = requests.get(f"{training.jobs}/{job}", headers={"Authorization": f"Bearer {training.key}"},
+                              timeout=10)
+    assert no_version.status_code == 400
+
+
+def _service_of(api: Api, endpoint: Endpoint) -> str:
+    guid = endpoint.jobs.split("/")[-2]
+    for service in api.bearer("GET", f"/workspaces/{DEV}/webservices").json():
+        ep = api.endpoint(service["Id"])
+        if ep["ApiLocation"].endswith(guid):
+            return str(service["Id"])
+    raise AssertionError("no service")
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[]", b"\"text\"", b"\xff"])
+def test_hostile_bodies(training: Endpoint, raw: bytes) -> None:
+    resp = requests.post(f"{training.jobs}{V}", data=raw, timeout=10,
+                         headers={"Authorization": f"Bearer {training.key}", "Content-Type": "application/json"})
+    assert resp.status_code == 400 and error(resp)
+
+
+def test_retrain_and_patch_flow(api: Api, training: Endpoint) -> None:
+    """Retrain with BES, then put the new model behind a non-default endpoint (classic) and an ARM service."""
+    status = training.run({"GlobalParameters": {"Train fraction": "0.65"},
+                           "Outputs": {"model": {"RelativeLocation": "retrain/churn/model-0.65.ilearner"}}})
+    new_model = status["Results"]["model"]
+    service = api.deploy(PREDICTIVE_ID)["WebServiceGroupId"]
+    [resource] = api.endpoint(service)["Resources"]
+    api.add_endpoint(service, "retrained")
+    patched = api.bearer("PATCH", f"/workspaces/{DEV}/webservices/{service}/endpoints/retrained",
+                         json={"Resources": [{"Name": resource["Name"], "Location": new_model}]})
+    assert patched.status_code == 200, patched.text
+    location = api.endpoint(service, "retrained")["Resources"][0]["Location"]
+    assert location["RelativeLocation"] == "retrain/churn/model-0.65.ilearner"
+    assert requests.get(blob_url(location), timeout=10).content == model_bytes(status)
+    assert api.endpoint(service)["Resources"][0]["Location"]["RelativeLocation"] == \
+        resource["Location"]["RelativeLocation"]
+    refresh = f"/workspaces/{DEV}/webservices/{service}/endpoints/retrained/refresh"
+    assert api.bearer("POST", refresh, json={"OverwriteResources": "False"}).status_code == 304
+    assert api.bearer("POST", refresh, json={"OverwriteResources": "True"}).status_code == 200
+    assert api.endpoint(service, "retrained")["Resources"][0]["Location"]["RelativeLocation"] == \
+        resource["Location"]["RelativeLocation"]
+    assert api.bearer("POST", refresh, json={"OverwriteResources": "True"}).status_code == 304
+
+
+def test_jobs_on_an_arm_training_service(api: Api) -> None:
+    wsd = api.studio("GET", f"/api/workspaces/{DEV}/experiments/{TRAINING_ID}/webservicedefinition").json()
+    arm = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/trainer"
+    created = api.bearer("PUT", f"{arm}?api-version=2017-01-01", json=wsd)
+    assert created.status_code == 201, created.text
+    props = api.bearer("GET", f"{arm}?api-version=2017-01-01").json()["properties"]
+    keys = api.bearer("GET", f"{arm}/listKeys?api-version=2017-01-01").json()
+    jobs = props["swaggerLocation"].replace("/swagger.json", "/jobs")
+    endpoint = Endpoint(api, jobs, keys["primary"])
+    status = endpoint.run({"GlobalParameters": {"Train fraction": "0.7"}})
+    assert model_bytes(status).startswith(MAGIC)
+    assert endpoint.call("GET", f"/{'0' * 32}", key=TOKENS[DEV]).status_code == 401
