@@ -32,7 +32,7 @@ DATASET_ID = f"{DEV}.{DATASET_FAMILY}.v1-default-23"
 def seed_dir(tmp_path: Path, names: tuple[str, ...] = ("training--base.json",)) -> Path:
     """A seed folder holding only the chosen fixtures (the dev workspace's experiments and their assets)."""
     target = tmp_path / "seed"
-    target.mkdir(exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
     for name in names:
         shutil.copyfile(FIXTURES / name, target / name)
     return target

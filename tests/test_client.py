@@ -170,3 +170,59 @@ def test_twenty_percent_faults_do_not_fail_a_series_of_reads(tmp_path: Path) -> 
         for _ in range(30):
             assert client.get_workspace()["WorkspaceId"] == WS
         assert client.requests_made > 30
+
+
+# -- experiment calls against a seeded workspace ---------------------------------------------------
+
+
+def test_typed_lists_and_experiment_calls(tmp_path: Path) -> None:
+    from pushkit import TRAINING_ID, client, start
+
+    with start(tmp_path) as handle, client(handle) as c:
+        assert any(e["ExperimentId"] == TRAINING_ID for e in c.list_experiments())
+        assert c.get_experiment(TRAINING_ID)["ExperimentId"] == TRAINING_ID
+        for items in (c.list_modules(), c.list_datasources(), c.list_trainedmodels(), c.list_transformmodules()):
+            assert isinstance(items, list) and all("Id" in item for item in items)
+        with pytest.raises(ApiError) as info:
+            c.get_experiment(TRAINING_ID.replace("b3d5", "0000"))
+        assert info.value.status == 404 and "not found in workspace 'dev'" in info.value.message
+
+
+def test_stale_if_match_is_a_conflict_and_writes_nothing(tmp_path: Path) -> None:
+    from pushkit import TRAINING_ID, client, start
+
+    from amlvc.errors import ConflictError
+    from amlvc.normalize import to_push_body
+
+    with start(tmp_path) as handle, client(handle) as c:
+        doc = c.get_experiment(TRAINING_ID)
+        stale = "W/\"datetime'2001-01-01T00%3A00%3A00.0000000Z'\""
+        with pytest.raises(ConflictError) as info:
+            c.save_experiment(TRAINING_ID, to_push_body({**doc, "Summary": "x"}), etag=stale)
+        assert info.value.exit_code == ExitCode.CONFLICT
+        assert "changed in workspace 'dev'" in info.value.message and "amlvc pull --remote dev" in info.value.message
+        assert c.get_experiment(TRAINING_ID)["Etag"] == doc["Etag"]
+        c.save_experiment(TRAINING_ID, to_push_body({**doc, "Summary": "y"}), etag=doc["Etag"])
+        assert c.get_experiment(TRAINING_ID)["Summary"] == "y"
+
+
+@pytest.mark.parametrize(("kind", "created"), [("500", 0), ("reset", 0), ("429", 1), ("503", 1)])
+def test_create_is_repeated_only_when_the_service_certainly_ignored_it(tmp_path: Path, kind: str,
+                                                                        created: int) -> None:
+    from pushkit import TRAINING_ID, client, start
+
+    from amlvc.normalize import to_push_body
+
+    with start(tmp_path) as clean, client(clean) as c:
+        body = to_push_body({**c.get_experiment(TRAINING_ID), "Description": "copy"})
+    with start(tmp_path / "faulty", fault_rate=0.5, fault_seed=seed_where(kind)) as handle:
+        c = client(handle)
+        if created:
+            assert c.create_experiment(body)["ExperimentId"]
+            assert c.requests_made == 2
+        else:
+            with pytest.raises(ApiError):
+                c.create_experiment(body)
+            assert c.requests_made == 1  # not repeated: a second copy could appear
+        names = [e["Description"] for e in client(handle).list_experiments()]
+        assert names.count("copy") == created
