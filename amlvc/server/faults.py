@@ -105,7 +105,7 @@ class FaultMiddleware:
                    503: "the service is temporarily unavailable; retry later",
                    500: "the gateway failed to reach the service; retry later"}[status]
         err = ApiFault(status, None, f"(injected fault) {message}", style_for_path(path), headers)
-        body = json.dumps(err.body()).encode()
+        body = json.dumps(err.body(), separators=(",", ":")).encode()
         reason = {429: "Too Many Requests", 503: "Service Unavailable", 500: "Internal Server Error"}[status]
         start_response(f"{status} {reason}", [("Content-Type", "application/json; charset=utf-8"),
                                               ("Content-Length", str(len(body))), *headers.items()])
