@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import string
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -26,10 +27,22 @@ def _with_order(picker: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+_UNRESERVED = frozenset(string.ascii_letters + string.digits + "_.-~" + rules.URI_COMPONENT_SAFE)
+# ASCII fast path of urllib.parse.quote (which walks bytes in Python): same output, one C call.
+_ASCII_ESCAPES = {code: f"%{code:02X}" for code in range(128) if chr(code) not in _UNRESERVED}
+
+
+def uri_component(text: str) -> str:
+    """encodeURIComponent(text)."""
+    if text.isascii():
+        return text.translate(_ASCII_ESCAPES)
+    return quote(text, safe=rules.URI_COMPONENT_SAFE)
+
+
 def encode(picker: dict[str, Any]) -> str:
     """encodeURIComponent(JSON.stringify(picker)) with the browser's key order."""
     text = json.dumps(_with_order(picker), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return quote(text, safe=rules.URI_COMPONENT_SAFE)
+    return uri_component(text)
 
 
 def decode(value: str) -> dict[str, Any] | None:

@@ -23,6 +23,25 @@ def child(path: str, part: str | int) -> str:
     return path + "/" + str(part).replace("~", "~0").replace("/", "~1")
 
 
+# A path inside a document: a JSON Pointer string, or (parent, key) pairs rendered only when an error needs it
+# (the hot loops of normalize would otherwise build a string per value).
+Where = str | tuple[Any, str | int]
+
+
+def at(parent: Where, key: str | int) -> Where:
+    """A child path, built lazily."""
+    return (parent, key)
+
+
+def render(where: Where) -> str:
+    """The JSON Pointer of a path."""
+    parts: list[str | int] = []
+    while isinstance(where, tuple):
+        parts.append(where[1])
+        where = where[0]
+    return where + pointer(*reversed(parts))
+
+
 def _type_name(value: Any) -> str:
     if value is None:
         return "null"
@@ -39,23 +58,23 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def fail(source: str, path: str, problem: str) -> NoReturn:
-    raise InvalidDocument(source, path, problem)
+def fail(source: str, path: Where, problem: str) -> NoReturn:
+    raise InvalidDocument(source, render(path), problem)
 
 
-def expect_dict(value: Any, source: str, path: str) -> dict[str, Any]:
+def expect_dict(value: Any, source: str, path: Where) -> dict[str, Any]:
     if not isinstance(value, dict):
         fail(source, path, f"expected an object, got {_type_name(value)}")
     return value
 
 
-def expect_list(value: Any, source: str, path: str) -> list[Any]:
+def expect_list(value: Any, source: str, path: Where) -> list[Any]:
     if not isinstance(value, list):
         fail(source, path, f"expected a list, got {_type_name(value)}")
     return value
 
 
-def expect_str(value: Any, source: str, path: str) -> str:
+def expect_str(value: Any, source: str, path: Where) -> str:
     if not isinstance(value, str):
         fail(source, path, f"expected a string, got {_type_name(value)}")
     if len(value) > rules.MAX_STRING_LENGTH:
@@ -63,13 +82,13 @@ def expect_str(value: Any, source: str, path: str) -> str:
     return value
 
 
-def expect_opt_str(value: Any, source: str, path: str) -> str | None:
+def expect_opt_str(value: Any, source: str, path: Where) -> str | None:
     if value is None:
         return None
     return expect_str(value, source, path)
 
 
-def check_tree(value: Any, source: str, path: str, depth: int = 0) -> None:
+def check_tree(value: Any, source: str, path: Where, depth: int = 0) -> None:
     """Check a pass-through value: every string within the length limit, nesting within MAX_DEPTH."""
     if isinstance(value, str):
         if len(value) > rules.MAX_STRING_LENGTH:
@@ -78,21 +97,29 @@ def check_tree(value: Any, source: str, path: str, depth: int = 0) -> None:
         if depth >= rules.MAX_DEPTH:
             fail(source, path, f"nested deeper than {rules.MAX_DEPTH} levels")
         for key, item in value.items():
-            check_tree(item, source, child(path, key), depth + 1)
+            if type(item) is str:
+                if len(item) > rules.MAX_STRING_LENGTH:
+                    expect_str(item, source, (path, key))
+            elif isinstance(item, dict | list | float):
+                check_tree(item, source, (path, key), depth + 1)
     elif isinstance(value, list):
         if depth >= rules.MAX_DEPTH:
             fail(source, path, f"nested deeper than {rules.MAX_DEPTH} levels")
         for index, item in enumerate(value):
-            check_tree(item, source, child(path, index), depth + 1)
+            if type(item) is str:
+                if len(item) > rules.MAX_STRING_LENGTH:
+                    expect_str(item, source, (path, index))
+            elif isinstance(item, dict | list | float):
+                check_tree(item, source, (path, index), depth + 1)
     elif isinstance(value, float) and value != value:  # NaN never round-trips through JSON
         fail(source, path, "NaN is not a JSON value")
 
 
-def check_no_reserved(keys: Iterable[str], source: str, path: str) -> None:
+def check_no_reserved(keys: Iterable[str], source: str, path: Where) -> None:
     """Keys starting with '$' are amlvc's annotations; a document that already uses them cannot round-trip."""
     for key in keys:
-        if key.startswith("$"):
-            fail(source, child(path, key), "keys starting with '$' are reserved for amlvc annotations")
+        if key[:1] == "$":
+            fail(source, (path, key), "keys starting with '$' are reserved for amlvc annotations")
 
 
 def _reject_constant(name: str) -> Any:

@@ -9,7 +9,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from amlvc import rules
-from amlvc.document import child, expect_dict, expect_list, expect_str, fail
+from amlvc.document import Where, at, expect_dict, expect_list, expect_str, fail
 
 # The form the service writes (reference 3.6); anything else is kept verbatim in "raw".
 XML_HEAD = (
@@ -49,7 +49,7 @@ def _positions(root: Element) -> list[dict[str, str]] | None:
     return result
 
 
-def parse(xml: str, source: str, path: str) -> dict[str, Any]:
+def parse(xml: str, source: str, path: Where) -> dict[str, Any]:
     """The layout.json entry of one SerializedClientData string: {"positions": [...]} plus "raw" when needed."""
     if len(xml) > rules.MAX_LAYOUT_XML or len(xml.encode("utf-8", "surrogatepass")) > rules.MAX_LAYOUT_XML:
         fail(source, path, f"layout XML is over the limit of {rules.MAX_LAYOUT_XML:,} bytes")
@@ -68,31 +68,31 @@ def parse(xml: str, source: str, path: str) -> dict[str, Any]:
     return {"positions": positions, "raw": xml}
 
 
-def unparse(entry: Any, source: str, path: str) -> str:
+def unparse(entry: Any, source: str, path: Where) -> str:
     """The SerializedClientData string of a layout.json entry (raw kept while its positions are unchanged)."""
     entry = expect_dict(entry, source, path)
     raw = entry.get("raw")
     if "positions" not in entry:
         if raw is None:
             fail(source, path, "a layout entry needs 'positions' or 'raw'")
-        return expect_str(raw, source, child(path, "raw"))
-    positions = check_positions(entry["positions"], source, child(path, "positions"))
+        return expect_str(raw, source, at(path, "raw"))
+    positions = check_positions(entry["positions"], source, at(path, "positions"))
     if raw is not None:
-        raw = expect_str(raw, source, child(path, "raw"))
-        if parse(raw, source, child(path, "raw")).get("positions") == positions:
+        raw = expect_str(raw, source, at(path, "raw"))
+        if parse(raw, source, at(path, "raw")).get("positions") == positions:
             return raw
     return render(positions)
 
 
-def check_positions(value: Any, source: str, path: str) -> list[dict[str, str]]:
+def check_positions(value: Any, source: str, path: Where) -> list[dict[str, str]]:
     items = expect_list(value, source, path)
     for index, item in enumerate(items):
-        where = child(path, index)
+        where = at(path, index)
         item = expect_dict(item, source, where)
         if set(item) != {"node", "position"}:
             fail(source, where, "a position has exactly the keys 'node' and 'position'")
-        expect_str(item["node"], source, child(where, "node"))
-        expect_str(item["position"], source, child(where, "position"))
+        expect_str(item["node"], source, at(where, "node"))
+        expect_str(item["position"], source, at(where, "position"))
     return items
 
 

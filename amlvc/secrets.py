@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from amlvc import rules
+from amlvc.document import Where, render
 from amlvc.errors import MissingSecret
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -20,6 +22,7 @@ def words(name: str) -> list[str]:
     return [w for w in _NON_ALNUM.split(_CAMEL.sub(" ", name).lower()) if w]
 
 
+@lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """A parameter that holds a secret by its name alone (rules.SECRET_PARAMETER_NAMES and last words)."""
     parts = words(name)
@@ -44,6 +47,7 @@ def is_placeholder(value: str) -> bool:
     return rules.SECRET_PLACEHOLDER.fullmatch(value) is not None
 
 
+@lru_cache(maxsize=4096)
 def base_name(label: str) -> str:
     """Upper snake case of a parameter name ('Account Key' -> 'ACCOUNT_KEY')."""
     snake = "_".join(words(label)).upper()
@@ -64,7 +68,9 @@ class SecretNamer:
     def __init__(self) -> None:
         self.found: dict[str, str] = {}
 
-    def allocate(self, base: str, node_id: str | None, value: str) -> str:
+    def allocate(self, label: str, node_id: str | None, value: str, suffix: str = "") -> str:
+        """A fresh NAME for the secret `value` of parameter `label` (on node `node_id`, if any)."""
+        base = base_name(label) + suffix
         first = f"{base}_{node_suffix(node_id)}" if node_id is not None else base
         candidates = [first]
         if node_id is not None:
@@ -84,7 +90,7 @@ def _might_hold_secret(value: str) -> bool:
     return "=" in value or "%3" in value or len(value) >= 88
 
 
-def scrub_shapes(value: str, base: str, node_id: str | None, namer: SecretNamer) -> str:
+def scrub_shapes(value: str, label: str, node_id: str | None, namer: SecretNamer, suffix: str = "") -> str:
     """Replace secret-shaped parts (AccountKey=, sig=, Password=, bare storage keys) by placeholders."""
     if not _might_hold_secret(value):
         return value
@@ -97,7 +103,7 @@ def scrub_shapes(value: str, base: str, node_id: str | None, namer: SecretNamer)
                 continue
             start, end = match.span("secret")
             pieces.append(value[last:start])
-            pieces.append(placeholder(namer.allocate(base, node_id, secret)))
+            pieces.append(placeholder(namer.allocate(label, node_id, secret, suffix)))
             last = end
         if pieces:
             pieces.append(value[last:])
@@ -105,16 +111,19 @@ def scrub_shapes(value: str, base: str, node_id: str | None, namer: SecretNamer)
     return value
 
 
-def scrub(value: str, base: str, node_id: str | None, namer: SecretNamer, *, whole: bool) -> str:
-    """The value with its secret parts replaced: all of it when `whole`, else the secret-shaped parts."""
+def scrub(value: str, label: str, node_id: str | None, namer: SecretNamer, *, whole: bool, suffix: str = "") -> str:
+    """The value with its secret parts replaced: all of it when `whole`, else the secret-shaped parts.
+
+    NAME is derived from `label` (the parameter name) + `suffix` + the node's counter.
+    """
     if whole:
         if value == "" or is_placeholder(value):
             return value
-        return placeholder(namer.allocate(base, node_id, value))
-    return scrub_shapes(value, base, node_id, namer)
+        return placeholder(namer.allocate(label, node_id, value, suffix))
+    return scrub_shapes(value, label, node_id, namer, suffix)
 
 
-def fill(value: str, secrets: Mapping[str, str] | None, source: str, path: str) -> str:
+def fill(value: str, secrets: Mapping[str, str] | None, source: str, path: Where) -> str:
     """Fill `${secret:NAME}` placeholders from `secrets`; None leaves them as they are."""
     if secrets is None or PLACEHOLDER_MARK not in value:
         return value
@@ -124,7 +133,7 @@ def fill(value: str, secrets: Mapping[str, str] | None, source: str, path: str) 
         found = secrets.get(name)
         if found is None:
             raise MissingSecret(
-                f"{source}: {path}: no value for secret {name}; set {rules.SECRET_ENV_PREFIX}{name} "
+                f"{source}: {render(path)}: no value for secret {name}; set {rules.SECRET_ENV_PREFIX}{name} "
                 f"or add it to .amlvc/secrets.json"
             )
         return found

@@ -8,7 +8,7 @@ from typing import Any
 from amlvc import rules
 from amlvc.document import check_tree, child, compare, expect_dict, expect_list, expect_str, fail, loads
 from amlvc.normalize import Normalized, dumps
-from amlvc.secrets import SecretNamer, base_name, fill, is_secret_name, placeholder, placeholder_names, scrub
+from amlvc.secrets import SecretNamer, fill, is_secret_name, placeholder, placeholder_names, scrub
 
 _KNOWN = {key.lower(): key for key in rules.WSD_KNOWN_KEYS}
 _READ_ONLY_TOP = ("id", "name", "type")
@@ -63,11 +63,12 @@ class _WsdNormalizer:
             expect_str(value, self.source, path)
             whole_base = _SECRET_PATHS.get(shape)
             if whole_base is not None:
-                base = whole_base if whole_base != "CREDENTIALS" else base_name(label) + "_CREDENTIALS"
-                return scrub(value, base, None, self.namer, whole=True)
+                if whole_base == "CREDENTIALS":  # one per asset: named after the asset's key
+                    return scrub(value, label, None, self.namer, whole=True, suffix="_CREDENTIALS")
+                return scrub(value, whole_base, None, self.namer, whole=True)
             if _is_secret_parameter(shape, label):
-                return scrub(value, base_name(label), None, self.namer, whole=True)
-            return scrub(value, base_name(label or "value"), None, self.namer, whole=False)
+                return scrub(value, label, None, self.namer, whole=True)
+            return scrub(value, label or "value", None, self.namer, whole=False)
         check_tree(value, self.source, path)
         return value
 
