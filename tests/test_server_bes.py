@@ -237,3 +237,9 @@ def test_jobs_on_an_arm_training_service(api: Api) -> None:
     status = endpoint.run({"GlobalParameters": {"Train fraction": "0.7"}})
     assert model_bytes(status).startswith(MAGIC)
     assert endpoint.call("GET", f"/{'0' * 32}", key=TOKENS[DEV]).status_code == 401
+    swagger = requests.get(props["swaggerLocation"], timeout=10)
+    assert swagger.status_code == 200 and swagger.json()["swagger"] == "2.0"
+    assert swagger.json()["definitions"]["BatchExecutionRequest"]["properties"]["Outputs"]["x-ms-outputs"] == \
+        {"model": "ilearner", "evaluation": "dataset", "r_model": "ilearner"}
+    assert requests.get(props["swaggerLocation"].replace(props["swaggerLocation"].split("/")[-2], "0" * 32),
+                        timeout=10).status_code == 404

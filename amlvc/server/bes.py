@@ -321,6 +321,39 @@ def cancel(target: Target, job_id: str) -> Response:
     return Response(status=204)
 
 
+def swagger(target: Target | None) -> Response:
+    """A minimal per-service swagger of the BES routes (the real one also describes RRS, not emulated)."""
+    if target is None:
+        raise BesFault(404, "NotFound", "The specified resource was not found.")
+    ref = {"type": "object", "properties": {m: {"type": "string"} for m in REFERENCE_MEMBERS}}
+    jobs = {"post": {"operationId": "SubmitJob", "responses": {"200": {"description": "job id (a JSON string)"}}}}
+    job = {"get": {"operationId": "GetJobStatus", "responses": {"200": {"description": "BatchExecutionStatus"}}},
+           "delete": {"operationId": "CancelJob", "responses": {"204": {"description": "cancelled"}}}}
+    start_op = {"post": {"operationId": "StartJob", "responses": {"204": {"description": "started"}}}}
+    return json_response({
+        "swagger": "2.0", "info": {"title": "Batch Execution Service", "version": API_VERSION},
+        "host": request.host, "basePath": request.path.rsplit("/", 1)[0], "schemes": [request.scheme],
+        "paths": {"/jobs": jobs, "/jobs/{jobId}": job, "/jobs/{jobId}/start": start_op},
+        "definitions": {"AzureBlobDataReference": ref,
+                        "BatchExecutionRequest": {"type": "object", "properties": {
+                            "Inputs": {"type": "object", "x-ms-inputs": list(target.inputs)},
+                            "Outputs": {"type": "object", "x-ms-outputs": dict(target.outputs)},
+                            "GlobalParameters": {"type": "object"}}}},
+    })
+
+
+@bp.get("/workspaces/<ws>/services/<guid>/swagger.json")
+def classic_swagger(ws: str, guid: str) -> Response:
+    with get_state().store.read() as conn:
+        return swagger(_classic_target(conn, ws, guid))
+
+
+@bp.get("/subscriptions/<sub>/services/<sid>/swagger.json")
+def arm_swagger(sub: str, sid: str) -> Response:
+    with get_state().store.read() as conn:
+        return swagger(_arm_target(conn, sub, sid))
+
+
 @bp.post("/workspaces/<ws>/services/<guid>/jobs")
 def classic_submit(ws: str, guid: str) -> Response:
     return submit(_load_target(ws, guid, None))
