@@ -288,6 +288,16 @@ class Client:
                 self.sleep(self.retry.delay(attempt - 1, last.retry_after, self._rng))
             try:
                 return self._attempt(method, url, data, send_headers, params, label, raw)
+            except ConflictError as exc:
+                if last is not None and last.processed and "If-Match" in send_headers:
+                    # An earlier attempt may have been applied before its answer was lost: then the 412
+                    # is about our own write. Say so rather than claim someone else changed it.
+                    raise ConflictError(
+                        f"{label}: the workspace '{self.remote}' no longer has the expected Etag after a lost "
+                        f"answer ({last.reason}); the save may have been applied. Run `amlvc status --remote "
+                        f"{self.remote}` (or pull) to see which version the workspace has"
+                    ) from exc
+                raise
             except _Retry as exc:
                 last = exc
                 if (exc.processed and not idempotent) or (exc.unreachable and attempt + 1 >= UNREACHABLE_ATTEMPTS):

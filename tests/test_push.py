@@ -318,3 +318,39 @@ def test_public_azureml_client_still_lists_experiments_and_datasets(world: tuple
     assert {"Kündigung – Training ✓", "Churn copy"} <= names
     assert DATASET_ID in {d.dataset_id for d in ws.datasets}
     assert TRAINING_ID in {e.experiment_id for e in ws.experiments}
+
+
+# -- faults ----------------------------------------------------------------------------------------
+
+
+def test_push_completes_under_twenty_percent_faults(tmp_path: Path, run_cli: Any) -> None:
+    with start(tmp_path, fault_rate=0.2, fault_seed=11) as server:
+        root = make_repo(tmp_path, server)
+        assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+        edit_locally(root, summary="through a flaky gateway")
+        result = push(run_cli, root)
+        assert result.exit_code == 0, result.stderr
+        with client(server) as c:
+            doc = c.get_experiment(TRAINING_ID)
+        assert doc["Summary"] == "through a flaky gateway"
+        assert lock_entry(root, "dev", TRAINING)["etag"] == doc["Etag"]
+        assert git(root, "status", "--porcelain") == ""
+
+
+def test_always_failing_workspace_exits_5_and_changes_nothing(tmp_path: Path, run_cli: Any) -> None:
+    from amlvc.server.runner import start_server
+
+    with start(tmp_path) as server:
+        root = make_repo(tmp_path, server)
+        assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+        ws_before = workspace_state(server)
+        data, port = server.data_dir, server.port
+    edit_locally(root)
+    repo_before = repo_state(root)
+    with start_server(data, workspaces=[(DEV, TOKENS["dev"])], port=port, fault_rate=1.0):
+        result = push(run_cli, root)
+    assert result.exit_code == 5
+    assert "workspace 'dev'" in result.stderr and "after 6 attempts" in result.stderr
+    assert repo_state(root) == repo_before
+    with start_server(data, workspaces=[(DEV, TOKENS["dev"])], port=port) as again:
+        assert workspace_state(again) == ws_before
