@@ -92,14 +92,18 @@ def build_state(data_dir: Path, workspaces: Sequence[tuple[str, str | None]], se
     blobs = BlobStore(store)
     faults = FaultInjector(fault_rate, fault_seed) if fault_rate > 0 else None
     state = ServerState(store=store, blobs=blobs, workspaces=tokens, latency_ms=max(0, latency_ms), faults=faults)
-    for ws in tokens:
-        with store.tx() as conn:
-            studio.register_workspace(conn, ws)
-        seeding.install_builtins(state, ws)
-    if seed == "demo":
-        seed = seeding.demo_seed_dir()
-    if seed is not None and tokens:
-        seeding.seed_directory(state, Path(seed), list(tokens))
+    try:
+        for ws in tokens:
+            with store.tx() as conn:
+                studio.register_workspace(conn, ws)
+            seeding.install_builtins(state, ws)
+        if seed == "demo":
+            seed = seeding.demo_seed_dir()
+        if seed is not None and tokens:
+            seeding.seed_directory(state, Path(seed), list(tokens))
+    except BaseException:
+        store.close()
+        raise
     return state
 
 
