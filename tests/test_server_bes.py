@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -243,3 +244,27 @@ def test_jobs_on_an_arm_training_service(api: Api) -> None:
         {"model": "ilearner", "evaluation": "dataset", "r_model": "ilearner"}
     assert requests.get(props["swaggerLocation"].replace(props["swaggerLocation"].split("/")[-2], "0" * 32),
                         timeout=10).status_code == 404
+
+
+def test_jobs_and_arm_services_survive_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    arm = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/kept"
+    with start(data) as first:
+        api = Api(first.url)
+        endpoint = api.endpoint(api.deploy(TRAINING_ID)["WebServiceGroupId"])
+        training = Endpoint(api, f"{endpoint['ApiLocation']}/jobs", endpoint["PrimaryKey"])
+        job = training.submit({})
+        training.call("POST", f"/{job}/start")
+        training.status(job)
+        model = model_bytes(training.status(job))
+        wsd = api.studio("GET", f"/api/workspaces/{DEV}/experiments/{PREDICTIVE_ID}/webservicedefinition").json()
+        assert api.bearer("PUT", f"{arm}?api-version=2017-01-01", json=wsd).status_code == 201
+        keys = api.bearer("GET", f"{arm}/listKeys?api-version=2017-01-01").json()
+    with start(data) as second:
+        api = Api(second.url)
+        jobs = f"{second.url}/workspaces/{DEV}/services/{endpoint['ApiLocation'].rsplit('/', 1)[1]}/jobs"
+        again = Endpoint(api, jobs, endpoint["PrimaryKey"])
+        assert model_bytes(again.status(job)) == model
+        assert api.bearer("GET", f"{arm}/listKeys?api-version=2017-01-01").json() == keys
+        assert api.bearer("GET", f"{arm}?api-version=2017-01-01").json()["properties"]["provisioningState"] == \
+            "Succeeded"

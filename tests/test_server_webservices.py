@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -258,3 +259,30 @@ def test_state_survives_restart(tmp_path: Path) -> None:
         api = Api(second.url)
         assert api.endpoint(service, "kept")["PrimaryKey"] == keys
         assert api.bearer("GET", base(service)).json()["EndpointCount"] == 2
+
+
+def test_concurrent_endpoint_writes(api: Api, service: str) -> None:
+    """16 clients adding and patching endpoints at once: every write lands, none is torn."""
+    [resource] = api.endpoint(service)["Resources"]
+
+    def work(index: int) -> tuple[int, int]:
+        name = f"ep-par-{index}"
+        created = api.bearer("PUT", f"{base(service)}/endpoints/{name}", json={"Description": name})
+        patched = api.bearer("PATCH", f"{base(service)}/endpoints/{name}",
+                             json={"Description": f"{name}!", "Resources": [resource]})
+        return created.status_code, patched.status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(work, range(16)))
+    assert results == [(201, 200)] * 16
+    endpoints = {e["Name"]: e for e in api.bearer("GET", f"{base(service)}/endpoints").json()}
+    assert len(endpoints) == 17 and api.bearer("GET", base(service)).json()["EndpointCount"] == 17
+    assert all(endpoints[f"ep-par-{i}"]["Description"] == f"ep-par-{i}!" for i in range(16))
+    assert len({e["PrimaryKey"] for e in endpoints.values()}) == 17
+
+
+def test_oversized_body(api: Api, service: str) -> None:
+    resp = api.bearer("PUT", f"{base(service)}/endpoints/ep-big", data=b" " * (17 * 1024 * 1024),
+                      headers={"Content-Type": "application/json"})
+    assert resp.status_code == 413 and error(resp)
+    assert api.bearer("GET", f"{base(service)}/endpoints/ep-big").status_code == 404
