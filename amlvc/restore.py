@@ -152,9 +152,10 @@ def _restore_snapshot(root: Path, experiment: str, run: str, *, as_new: str | No
                 backup = _backup(root, target, experiment, leaf_id, str(ws_etag))
             target.client.save_experiment(leaf_id, to_push_body(doc), etag=str(ws_etag) if ws_etag else None)
             new_id = leaf_id
-    reason = f"Restore {experiment} to run {sid.split('.')[-1]} in {target.name}"
+    stamp = sid.split(".", 3)[3]
+    reason = f"Restore {experiment} to run {stamp} in {target.name}"
     if as_new is not None:
-        reason = f"Restore run {sid.split('.')[-1]} of {experiment} as {as_new!r} in {target.name}"
+        reason = f"Restore run {stamp} of {experiment} as {as_new!r} in {target.name}"
     pulled = pull(root, [new_id], remote=target.name, token_env=token_env, subject=reason)
     new_slug = (pulled.added or (None,))[0] if as_new is not None else None
     return RestoreResult(experiment, f"snapshot {sid}", target.name, new_id, as_new is not None, backup,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,8 +22,22 @@ TOKEN = "pull-test-token"
 TOKEN_ENV = "AMLVC_DEV_TOKEN"
 
 
-def start(data: Path, **options: Any) -> ServerHandle:
-    return start_server(data, workspaces=[(WS, TOKEN)], **options)
+def start(data: Path, *, seed: tuple[str, ...] = (), **options: Any) -> ServerHandle:
+    """A local workspace in `data`; `seed` names fixtures to load (with the assets they reference)."""
+    seed_dir = None
+    if seed:
+        seed_dir = data.parent / f"{data.name}-seed"
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        for name in seed:
+            shutil.copyfile(FIXTURES / name, seed_dir / name)
+    return start_server(data, workspaces=[(WS, TOKEN)], seed=seed_dir, **options)
+
+
+def only_experiment(api: Client) -> str:
+    """The id of the one experiment of the workspace."""
+    ids = [str(e["ExperimentId"]) for e in api.list_experiments()]
+    assert len(ids) == 1, ids
+    return ids[0]
 
 
 def client(server: ServerHandle) -> Client:
