@@ -182,11 +182,15 @@ def _plan(path: Path) -> _Planned:
     source = str(path)
     doc = load_json_file(path)
     kind = classify(doc, source)
+    # Each document is also rebuilt from its files before anything is written: a file that normalizes
+    # but cannot be read back (a wrong type the normalizer passed through) is refused here, not later.
     if kind == "wsd":
         normalized = normalize_wsd(doc, source=source)
+        denormalize_wsd(normalized.files, source=source)
         title = _wsd_title(doc)
         return _Planned(source, kind, normalized, title or path.stem, None, title=title)
     normalized = normalize(doc, source=source)
+    denormalize(normalized.files, source=source)
     name = doc.get("Description")
     experiment_id = doc.get("ExperimentId")
     return _Planned(source, kind, normalized, name if isinstance(name, str) else path.stem,

@@ -77,6 +77,18 @@ def not_utf8(tmp: Path) -> Path:
     return path
 
 
+def deep_nesting(tmp: Path) -> Path:
+    path = tmp / "deep.json"
+    path.write_text('{"Graph": ' + "[" * 100_000 + "]" * 100_000 + "}", encoding="utf-8")
+    return path
+
+
+def wsd_wrong_type(tmp: Path) -> Path:
+    doc = json.loads((FIXTURES / "webservice--base.json").read_text(encoding="utf-8"))
+    doc["properties"]["package"]["edges"] = "node1 -> node3"
+    return write_json(tmp / "wsd-wrong-type.json", doc)
+
+
 def missing(tmp: Path) -> Path:
     return tmp / "does-not-exist.json"
 
@@ -98,6 +110,8 @@ CASES: dict[str, tuple[Callable[[Path], Path], int, tuple[str, ...]]] = {
     "not UTF-8": (not_utf8, 6, ("UTF-8",)),
     "XML entity bomb": (entity_bomb, 6, ("/Graph/SerializedClientData",)),
     "50 MB string": (huge_string, 6, ("/Summary",)),
+    "deep nesting": (deep_nesting, 6, ("nested too deeply",)),
+    "WSD wrong type": (wsd_wrong_type, 6, ("/properties/package/edges", "expected a list")),
 }
 
 
@@ -183,6 +197,14 @@ def test_bad_files_in_the_repository(run_cli: Any, repo: Path) -> None:
         assert "/Graph/ModuleNodes" in result.stderr
         assert result.stderr.strip().count("\n") == 0
         assert snapshot(repo) == before
+
+
+def test_export_into_a_directory_is_refused(run_cli: Any, repo: Path) -> None:
+    (repo / "out").mkdir()
+    before = snapshot(repo)
+    result = run_cli(["export", "kundigung-training-predictive-exp", "-o", "out"], cwd=repo)
+    assert result.exit_code == 2 and "is a directory" in result.stderr
+    assert snapshot(repo) == before
 
 
 def test_export_of_an_unknown_experiment_or_revision(run_cli: Any, repo: Path) -> None:
