@@ -572,8 +572,9 @@ class _Denormalizer:
             elif key in table and key not in absent:
                 default = table[key]
                 out[key] = owner if default is rules.NODE_ID_DEFAULT else default
-        if len(out) < len(canon):
-            for key in sorted(canon.keys() - out.keys()):
+        extra = canon.keys() - out.keys()
+        if extra:
+            for key in sorted(extra):
                 if key[:1] != "$":
                     out[key] = canon[key]
         return out
