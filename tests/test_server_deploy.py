@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from wskit import DEV, HEX32, OTHER, PREDICTIVE_ID, TOKENS, TRAINING_ID, Api, start
+from wskit import DEV, HEX32, OTHER, PREDICTIVE_ID, TOKENS, TRAINING_ID, Api, blob_url, start
 
 from amlvc.server.runner import ServerHandle
 
@@ -121,7 +122,11 @@ def test_webservicedefinition(api: Api) -> None:
     assert "Score Model" in {a["Name"] for a in assets.values()}
     [model] = [a for a in assets.values() if a["LocationInfo"]["Uri"].split("?")[0].endswith(".ilearner")]
     assert model["Type"] == "Resource" and model["OutputPorts"] == {"Results dataset": {"Type": "Dataset"}}
-    assert requests.get(model["LocationInfo"]["Uri"], timeout=10).status_code == 200  # readable through its SAS
+    # a host-independent storage URL of the same blob the deployed endpoint serves (readable there with a SAS)
+    default = api.endpoint(api.deploy()["WebServiceGroupId"])["Resources"][0]["Location"]
+    assert model["LocationInfo"] == {
+        "Uri": f"https://amlvclocal.blob.core.windows.net/{default['RelativeLocation']}", "Credentials": ""}
+    assert requests.get(blob_url(default), timeout=10).status_code == 200
     package = props["Package"]
     nodes, edges = package["Nodes"], package["Edges"]
     assert all(set(node) & {"AssetId", "InputId", "OutputId"} for node in nodes.values())
@@ -143,14 +148,14 @@ def test_webservicedefinition(api: Api) -> None:
     assert set(props["Input"]["Properties"]) == {"input1"} and set(props["Output"]["Properties"]) == {"output1"}
 
 
-def test_webservicedefinition_is_stable(api: Api) -> None:
-    def strip(value: Any) -> Any:
-        for asset in value["Properties"]["Assets"].values():
-            asset["LocationInfo"]["Uri"] = asset["LocationInfo"]["Uri"].split("?")[0]
-        return value
-
-    path = f"/api/workspaces/{DEV}/experiments/{TRAINING_ID}/webservicedefinition"
+def test_webservicedefinition_is_stable(api: Api, tmp_path: Path) -> None:
+    """Same experiment, same bytes: on every GET and on another server (no host, port, SAS or time inside)."""
+    path = f"/api/workspaces/{DEV}/experiments/{PREDICTIVE_ID}/webservicedefinition"
     first, second = api.studio("GET", path), api.studio("GET", path)
-    assert first.status_code == 200 and strip(first.json()) == strip(second.json())
+    assert first.status_code == 200 and first.content == second.content
+    with start(tmp_path / "elsewhere") as other:
+        assert Api(other.url).studio("GET", path).content == first.content
+    path = f"/api/workspaces/{DEV}/experiments/{TRAINING_ID}/webservicedefinition"
+    first = api.studio("GET", path)
     nodes = first.json()["Properties"]["Package"]["Nodes"]
     assert sorted(n["OutputId"] for n in nodes.values() if "OutputId" in n) == ["evaluation", "model", "r_model"]

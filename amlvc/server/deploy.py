@@ -239,10 +239,11 @@ def build_definition(ws: str, doc: Mapping[str, Any], resources: list[dict[str, 
             for port_key, *_ in PORT_RESOURCES:
                 resource = by_resource.get(port.get(port_key) or "")
                 if resource is not None:
+                    # A host-independent URI without SAS: the definition of an unchanged experiment is the same
+                    # bytes on every GET and on every server, so pulling it twice changes nothing.
                     rid = asset(resource["id"], {
                         "Name": resource["name"], "Type": "Resource",
-                        "LocationInfo": {"Uri": get_state().blobs.sas_url(wsmodel.base_url(), resource["blob"]),
-                                         "Credentials": ""},
+                        "LocationInfo": {"Uri": wsmodel.account_url(resource["blob"]), "Credentials": ""},
                         "OutputPorts": {"Results dataset": {"Type": "Dataset"}}})
                     node(f"resource:{resource['id']}", {"AssetId": rid})
         aid = asset(f"module:{module_id}", {"Name": module_names.get(module_id, module_id), "Type": "Module",

@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from flask import request
 
@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS ws_deploy_activities (
 DEFAULT_ENDPOINT = "default"
 TRAINED_MODEL_KIND = "TrainedModel"
 BLOB_HOST_SUFFIX = ".blob.core.windows.net"
+# The storage account name of blob URLs that must not depend on this server's host and port (definitions
+# that users keep in git): `https://amlvclocal.blob.core.windows.net/{key}` names the local blob `{key}`.
+LOCAL_ACCOUNT = "amlvclocal"
 MODEL_MAGIC = b"AMLVC-ILEARNER/1\n"
 
 
@@ -96,6 +99,11 @@ def blob_key_of_url(url: str) -> str | None:
     else:
         return None
     return key if valid_key(key) else None
+
+
+def account_url(key: str) -> str:
+    """A host-independent URL of a local blob, in the shape of an Azure storage URL (no SAS)."""
+    return f"https://{LOCAL_ACCOUNT}{BLOB_HOST_SUFFIX}/{quote(key)}"
 
 
 def blob_location(key: str) -> dict[str, str]:
