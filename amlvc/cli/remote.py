@@ -208,3 +208,28 @@ def restore(experiment: str, rev: str | None, snapshot: str | None, as_new: str 
     if result.commit:
         note(f"Committed {result.commit[:12]}.")
     return 0
+
+
+# -- demo -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--keep", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Build the demo repository in DIR (new or empty) and keep it for inspection.")
+def demo(keep: Path | None) -> int:
+    """Run the main job end to end on an embedded local workspace, in a temporary directory.
+
+    Starts a seeded local Studio (classic) workspace on 127.0.0.1, then: init, pull, an edit
+    made through the API as Studio makes it (a parameter change and a node drag), status and
+    pull, the semantic diff, a push of a local edit, and a restore of the first revision. Each
+    step is printed on stderr. Nothing outside the temporary directory (or DIR) is touched.
+
+    \b
+    Examples:
+      amlvc demo
+      amlvc demo --keep ./amlvc-demo && cd amlvc-demo && git log --stat
+    """
+    from amlvc.demo import demo as run_demo
+
+    run_demo(note, keep=keep)
+    return 0
