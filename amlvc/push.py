@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from amlvc import mirror, repo, rules
+from amlvc import config, mirror, repo, rules
 from amlvc.check import CheckResult, Inventory, Remap, apply_remaps, check_document, parse_remap
 from amlvc.client import Client
 from amlvc.errors import (
@@ -74,6 +74,7 @@ class PlannedExperiment:
     content_hash: str
     check: CheckResult | None
     secrets: tuple[SecretFill, ...]
+    secret_sections: tuple[str, ...] = ()  # sections of the secrets file to read, first wins
     files: Mapping[str, bytes] = field(repr=False, default_factory=dict)
 
     @property
@@ -285,6 +286,13 @@ def stored_secrets(root: Path, remote: str, slug: str) -> dict[str, str]:
     return {k: v for k, v in section.items() if isinstance(v, str)} if isinstance(section, dict) else {}
 
 
+def _stored(root: Path, sections: Sequence[str], slug: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for section in reversed(sections):
+        values.update(stored_secrets(root, section, slug))
+    return values
+
+
 def secret_values(names: Sequence[str], stored: Mapping[str, str],
                   environ: Mapping[str, str]) -> tuple[tuple[SecretFill, ...], dict[str, str]]:
     """Where each secret comes from: $AMLVC_SECRET_<NAME> first, then the secrets file."""
@@ -319,7 +327,9 @@ def make_plan(root: Path, target: mirror.Target, options: PushOptions) -> PushPl
     remap = parse_remap(options.remap)
     client = target.client
     listed = {e.get("ExperimentId"): e for e in client.list_experiments()}
-    entries = mirror.lock_entries(mirror.read_lock(root), target.name)
+    lock = mirror.read_lock(root)
+    entries = mirror.lock_entries(lock, target.name)
+    imported = mirror.lock_entries(lock, config.IMPORT_REMOTE)
     inventory: Inventory | None = None
     sources: dict[str, Inventory | None] = {}
     planned = []
@@ -327,17 +337,27 @@ def make_plan(root: Path, target: mirror.Target, options: PushOptions) -> PushPl
         files = read_files(root, slug, options.rev)
         digest = mirror.experiment_hash(files)
         doc = _document(files, slug, secrets=None)
-        action, reason, exp_id, lock_etag, ws_etag, stale = _decide(options, entries.get(slug), listed, digest)
+        entry = entries.get(slug) or _imported_from(imported.get(slug), target.workspace_id)
+        action, reason, exp_id, lock_etag, ws_etag, stale = _decide(options, entry, listed, digest)
         name = options.as_new or str(doc.get("Description") or slug)
         result = None
         if action != "unchanged":
             if inventory is None:
                 inventory = Inventory.fetch(client)
             result = _check(root, target, slug, doc, files, inventory, remap, sources)
-        fills, _ = secret_values(placeholders(files), stored_secrets(root, target.name, slug), os.environ)
+        # An adopted import is this workspace's own export: the values scrubbed from it are this workspace's.
+        sections = (target.name,) if slug in entries or entry is None else (target.name, config.IMPORT_REMOTE)
+        fills, _ = secret_values(placeholders(files), _stored(root, sections, slug), os.environ)
         planned.append(PlannedExperiment(slug, name, action, reason, exp_id, lock_etag, ws_etag, stale, digest,
-                                         result, fills, files))
+                                         result, fills, sections, files))
     return PushPlan(target.name, target.workspace_id, options.rev, options, tuple(planned))
+
+
+def _imported_from(entry: Mapping[str, Any] | None, workspace_id: str) -> dict[str, Any] | None:
+    """An `amlvc import`ed export of this very workspace: its id and Etag are the baseline (no content hash)."""
+    if entry is None or not str(entry.get("id") or "").startswith(workspace_id + "."):
+        return None
+    return {"id": entry["id"], "etag": entry.get("etag"), "content_hash": None}
 
 
 def _decide(options: PushOptions, entry: Mapping[str, Any] | None, listed: Mapping[Any, Mapping[str, Any]],
@@ -439,7 +459,7 @@ def _execute(root: Path, target: mirror.Target, plan: PushPlan, progress: Progre
 
 
 def _write_one(root: Path, target: mirror.Target, plan: PushPlan, e: PlannedExperiment) -> str:
-    _, values = secret_values(placeholders(e.files), stored_secrets(root, target.name, e.slug), os.environ)
+    _, values = secret_values(placeholders(e.files), _stored(root, e.secret_sections, e.slug), os.environ)
     doc = _document(e.files, e.slug, secrets=values)
     if e.check is not None:
         doc = apply_remaps(doc, e.check.remaps)

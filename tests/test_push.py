@@ -354,3 +354,45 @@ def test_always_failing_workspace_exits_5_and_changes_nothing(tmp_path: Path, ru
     assert repo_state(root) == repo_before
     with start_server(data, workspaces=[(DEV, TOKENS["dev"])], port=port) as again:
         assert workspace_state(again) == ws_before
+
+
+# -- a repository set up by init + import ----------------------------------------------------------
+
+
+def imported_repo(tmp_path: Path, server: Any, run_cli: Any) -> Path:
+    """`amlvc init` with a remote, then `amlvc import` of an export (a GET) of the workspace's experiment."""
+    root = tmp_path / "imported"
+    root.mkdir()
+    init = run_cli(["init", "--remote", "dev", "--endpoint", server.url, "--workspace-id", DEV,
+                    "--token-env", "AMLVC_TOKEN_DEV"], cwd=root)
+    assert init.exit_code == 0, init.stderr
+    with client(server) as c:
+        export = tmp_path / "export.json"
+        export.write_text(json.dumps(c.get_experiment(TRAINING_ID), ensure_ascii=False), encoding="utf-8")
+    imported = run_cli(["import", str(export)], cwd=root)
+    assert imported.exit_code == 0, imported.stderr
+    return root
+
+
+def test_push_of_an_imported_export_updates_that_experiment(tmp_path: Path, run_cli: Any) -> None:
+    with start(tmp_path) as server:
+        root = imported_repo(tmp_path, server, run_cli)
+        (slug,) = [p.name for p in (root / "experiments").iterdir()]
+        edit_locally(root, slug, summary="from an export")
+        before = workspace_state(server)
+        result = push(run_cli, root)
+        assert result.exit_code == 0, result.stderr
+        assert f"~ {slug}  update" in result.stderr
+        after = workspace_state(server)
+        assert set(after) == set(before) and after[TRAINING_ID] != before[TRAINING_ID]  # no duplicate
+        assert lock_entry(root, "dev", slug)["id"] == TRAINING_ID
+
+
+def test_push_of_an_export_the_workspace_has_moved_past_is_refused(tmp_path: Path, run_cli: Any) -> None:
+    with start(tmp_path) as server:
+        root = imported_repo(tmp_path, server, run_cli)
+        edit_in_workspace(server)
+        ws_before, repo_before = workspace_state(server), repo_state(root)
+        result = push(run_cli, root)
+        assert result.exit_code == 4 and "changed in workspace 'dev'" in result.stderr
+        assert_nothing_written(server, root, ws_before, repo_before)
