@@ -267,11 +267,19 @@ def _compare(a: Any, b: Any, path: str, sets: frozenset[str], fold: bool, out: l
             out.append(f"{where}: {_describe(a)} would become {_describe(b)}")
 
 
+def _fold_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key.lower(): _fold_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_fold_keys(item) for item in value]
+    return value
+
+
 def _compare_set(a: list[Any], b: list[Any], path: str, sets: frozenset[str], fold: bool, out: list[str]) -> None:
     def key(item: Any) -> str:
         if isinstance(item, dict) and isinstance(item.get("Id"), str) and path.endswith("ModuleNodes"):
             return "id:" + str(item["Id"])
-        return json.dumps(item, sort_keys=True)
+        return json.dumps(_fold_keys(item) if fold else item, sort_keys=True)
 
     b_items: dict[str, list[Any]] = {}
     for item in b:
