@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,6 +124,17 @@ def start_server(data_dir: Path, workspaces: Sequence[tuple[str, str | None]] = 
     app = create_app(state)
     wsgi = FaultMiddleware(app.wsgi_app, state.latency_ms, state.faults)
     app.wsgi_app = wsgi  # type: ignore[method-assign]
-    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+    try:
+        # Bind here: werkzeug's own bind failure prints and calls sys.exit; an OSError is the caller's to report.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = socket.create_server((host, port), family=family, backlog=128)
+    except OSError:
+        state.store.close()
+        raise
+    try:
+        server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler,
+                             fd=listener.fileno())
+    finally:
+        listener.close()  # werkzeug holds its own duplicate of the descriptor
     server.daemon_threads = True  # type: ignore[attr-defined]
     return ServerHandle(server, state, Path(data_dir))
