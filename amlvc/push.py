@@ -11,13 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from amlvc import config, mirror, repo, rules
+from amlvc import config, mirror, project, repo, rules
 from amlvc.check import CheckResult, Inventory, Remap, apply_remaps, check_document, parse_remap
 from amlvc.client import Client
 from amlvc.errors import (
     AmlvcError,
     ApiError,
-    ConfigError,
     ConflictError,
     DirtyTree,
     MissingAssets,
@@ -275,15 +274,7 @@ def placeholders(files: Mapping[str, bytes]) -> tuple[str, ...]:
 
 def stored_secrets(root: Path, remote: str, slug: str) -> dict[str, str]:
     """`.amlvc/secrets.json` remotes[remote][slug] (architecture §2.3); {} when there is none."""
-    path = root / mirror.SECRETS_NAME
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        raise ConfigError(f"{mirror.SECRETS_NAME}: cannot read it as JSON; fix or remove it") from None
-    section = data.get("remotes", {}).get(remote, {}).get(slug, {}) if isinstance(data, dict) else {}
-    return {k: v for k, v in section.items() if isinstance(v, str)} if isinstance(section, dict) else {}
+    return project.secrets_for(root, slug, remote)
 
 
 def _stored(root: Path, sections: Sequence[str], slug: str) -> dict[str, str]:
