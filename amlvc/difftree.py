@@ -58,7 +58,8 @@ def load(data: bytes | None, source: str) -> dict[str, Any]:
         raise InvalidDocument(source, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     if not isinstance(value, dict):
         raise InvalidDocument(source, "", "expected a JSON object")
-    where = find_conflict(value)
+    # Walking a 2,000-node document costs more than parsing it; only a file that holds the key can have a marker.
+    where = find_conflict(value) if b'"$conflict"' in data else None
     if where is not None:
         raise InvalidDocument(source, where, "unresolved merge conflict ($conflict); edit the file to keep one side, "
                                              "then `git add` it")

@@ -167,3 +167,28 @@ def test_diff_refusals(repo: Path, run_cli: Any, tmp_path: Path) -> None:
     assert not (tmp_path / "never.txt").exists()
     too_many = run_cli(["diff", "HEAD", "HEAD", "--remote", "dev"], cwd=repo)
     assert too_many.exit_code == 2 and "at most one revision" in too_many.stderr
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_patch_of_long_lists_applies(seed: int) -> None:
+    import random
+
+    import jsonpatch
+
+    from amlvc.render.json import _ops
+
+    rng = random.Random(seed)
+    old = [{"SourceOutputPortId": f"n{i}:o", "DestinationInputPortId": f"n{i + 1}:i"} for i in range(300)]
+    new = [dict(x) for x in old]
+    for _ in range(rng.randint(1, 30)):
+        action = rng.choice(("insert", "remove", "change"))
+        index = rng.randrange(len(new))
+        if action == "insert":
+            new.insert(index, {"SourceOutputPortId": f"x{rng.random()}:o", "DestinationInputPortId": "y:i"})
+        elif action == "remove":
+            new.pop(index)
+        else:
+            new[index]["DestinationInputPortId"] = f"z{rng.random()}:i"
+    doc = {"experiment.json": {"Graph": {"EdgesInternal": old}}}
+    target = {"experiment.json": {"Graph": {"EdgesInternal": new}}}
+    assert jsonpatch.apply_patch(doc, list(_ops(doc, target, ""))) == target
