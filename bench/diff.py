@@ -27,13 +27,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deepdiff import DeepDiff  # noqa: E402
-from normalize import best_of, synthetic_experiment  # noqa: E402
+from deepdiff import DeepDiff
+from normalize import best_of, synthetic_experiment
 
-from amlvc.diff import diff_trees  # noqa: E402
-from amlvc.difftree import Tree  # noqa: E402
-from amlvc.normalize import normalize  # noqa: E402
-from amlvc.render import FORMATS, render  # noqa: E402
+from amlvc.diff import diff_trees
+from amlvc.difftree import Tree
+from amlvc.normalize import normalize
+from amlvc.render import FORMATS, render
 
 
 def edited(doc: dict[str, Any], seed: int = 7) -> dict[str, Any]:
