@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,18 +142,23 @@ class _Planned:
     slug: str = ""
 
 
-def import_files(cwd: Path, files: Sequence[Path]) -> ImportResult:
+def import_files(cwd: Path, files: Sequence[Path], progress: Callable[[int, int], None] | None = None) -> ImportResult:
     """Normalize raw exports (GET-experiment, snapshot or WSD JSON) into the repository, one commit for all.
 
     Every file is read, checked and normalized before anything is written: a bad file changes nothing.
     A WSD goes to the experiment whose name equals its title (in this import or already in the repository),
-    else to its own `experiments/<slug of its title>/webservice.json`.
+    else to its own `experiments/<slug of its title>/webservice.json`. `progress(done, total)` is called as
+    the files are read and normalized.
     """
     if not files:
         raise UsageError("nothing to import; give one or more exported JSON files")
     root = _open(cwd)
     lock = lockfile.load(root)
-    planned = [_plan(Path(f)) for f in files]
+    planned = []
+    for index, file in enumerate(files):
+        planned.append(_plan(Path(file)))
+        if progress is not None:
+            progress(index + 1, len(files))
     _assign_slugs(root, lock, planned)
     targets = sorted({p.slug for p in planned})
     dirty = repo.dirty_paths(root, [project.experiment_path(s) for s in targets] + [lockfile.LOCK_FILE])

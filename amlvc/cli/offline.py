@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from amlvc.cli.base import cli, emit_json, note
+from amlvc.cli.base import cli, emit_json, is_terminal, note
 from amlvc.errors import ExitCode, UsageError
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
@@ -85,7 +85,11 @@ def import_(files: tuple[Path, ...], as_json: bool) -> int:
     """
     from amlvc.offline import import_files
 
-    result = import_files(Path.cwd(), list(files))
+    def advance(done: int, total: int) -> None:
+        click.echo(f"\rImporting {done}/{total}", err=True, nl=done == total)
+
+    terminal = len(files) > 1 and is_terminal()
+    result = import_files(Path.cwd(), list(files), progress=advance if terminal else None)
     if as_json:
         emit_json(result.to_json())
         return 0
