@@ -1,0 +1,235 @@
+"""Hostile input: malformed JSON, wrong types, entity bombs, huge strings give InvalidDocument with file and path."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amlvc import layout, rules
+from amlvc.document import classify, load_json_file
+from amlvc.errors import ExitCode, InvalidDocument, LocalError
+from amlvc.normalize import denormalize, normalize
+
+BOMB = ("<?xml version='1.0'?><!DOCTYPE DataV1 [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;'>"
+        "<!ENTITY c '&b;&b;&b;&b;&b;&b;&b;&b;'><!ENTITY d '&c;&c;&c;&c;&c;&c;&c;&c;'>]>"
+        "<DataV1><NodePositions><NodePosition Node='&d;' Position='1'/></NodePositions></DataV1>")
+FIFTY_MB = 50 * 1024 * 1024
+
+
+def small_doc() -> dict[str, Any]:
+    node_id = "19956206-a7a7-46db-8849-31aaebf9bea5-1"
+    return {
+        "ExperimentId": "ws.f-id.x", "Description": "d", "Summary": "",
+        "Graph": {
+            "ModuleNodes": [{
+                "Id": node_id, "ModuleId": "m", "Comment": "",
+                "ModuleParameters": [{"ValueType": "Literal", "LinkedGlobalParameter": None, "Name": "p",
+                                      "Value": "v"}],
+                "InputPortsInternal": [{"Name": "in", "NodeId": node_id}],
+                "OutputPortsInternal": [{"Name": "out", "NodeId": node_id}],
+            }],
+            "SerializedClientData": layout.render([{"node": node_id, "position": "1,2,200,200"}]),
+            "EdgesInternal": [{"SourceOutputPortId": f"{node_id}:out", "DestinationInputPortId": f"{node_id}:in"}],
+        },
+        "WebService": {"Inputs": [], "Outputs": [], "Parameters": []},
+    }
+
+
+def refused(doc: Any, source: str = "exp.json") -> InvalidDocument:
+    with pytest.raises(InvalidDocument) as info:
+        normalize(doc, source=source)
+    assert info.value.exit_code == ExitCode.VALIDATION
+    assert info.value.source == source
+    assert "\n" not in info.value.message
+    return info.value
+
+
+# --- files on disk ---------------------------------------------------------------------------------------------------
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(LocalError, match="no such file") as info:
+        load_json_file(tmp_path / "nope.json")
+    assert info.value.exit_code == ExitCode.LOCAL and str(tmp_path / "nope.json") in info.value.message
+    with pytest.raises(LocalError, match="is a directory"):
+        load_json_file(tmp_path)
+
+
+def test_file_over_the_limit_is_refused_without_reading(tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    with big.open("wb") as handle:
+        handle.truncate(rules.MAX_DOCUMENT_BYTES + 1)  # sparse: no memory, no disk
+    with pytest.raises(InvalidDocument, match="over the limit") as info:
+        load_json_file(big)
+    assert info.value.source == str(big)
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (b"{\n  \"a\": 1,\n  \"b\": }", "invalid JSON at line 3 column 8"),
+    (b"", "invalid JSON at line 1 column 1"),
+    (b"{\"a\": \xff}", "not valid UTF-8 at byte 6"),
+    (b"{\"a\": 1, \"a\": 2}", "duplicate key 'a'"),
+    (b"{\"a\": NaN}", "NaN is not valid JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b"{\"a\": 1" + b"0" * 5000 + b"}", "invalid JSON"),
+])
+def test_malformed_json(tmp_path: Path, data: bytes, problem: str) -> None:
+    file = tmp_path / "bad.json"
+    file.write_bytes(data)
+    with pytest.raises(InvalidDocument) as info:
+        load_json_file(file)
+    assert problem in info.value.message
+    assert info.value.message.startswith(str(file))
+
+
+def test_bom_is_accepted(tmp_path: Path) -> None:
+    file = tmp_path / "bom.json"
+    file.write_bytes(b"\xef\xbb\xbf" + json.dumps(small_doc()).encode())
+    assert load_json_file(file) == small_doc()
+
+
+def test_fifty_megabyte_string_in_a_file(tmp_path: Path) -> None:
+    file = tmp_path / "huge.json"
+    doc = small_doc()
+    doc["Description"] = "x" * FIFTY_MB
+    file.write_text(json.dumps(doc), encoding="utf-8")
+    del doc
+    error = refused(load_json_file(file), source=str(file))
+    assert error.path == "/Description"
+    assert "over the limit" in error.message
+
+
+@pytest.mark.parametrize("where", ["param", "script", "layout", "unknown", "comment"])
+def test_fifty_megabyte_strings_anywhere(where: str) -> None:
+    doc = small_doc()
+    node = doc["Graph"]["ModuleNodes"][0]
+    huge = "y" * FIFTY_MB
+    expected = {
+        "param": "/Graph/ModuleNodes/0/ModuleParameters/0/Value",
+        "script": "/Graph/ModuleNodes/0/ModuleParameters/0/Value",
+        "layout": "/Graph/SerializedClientData",
+        "unknown": "/Graph/ModuleNodes/0/Extra/deep/0",
+        "comment": "/Graph/ModuleNodes/0/Comment",
+    }[where]
+    if where == "param":
+        node["ModuleParameters"][0]["Value"] = huge
+    elif where == "script":
+        node["ModuleParameters"][0] = {"Name": "R Script", "Value": huge}
+    elif where == "layout":
+        doc["Graph"]["SerializedClientData"] = huge
+    elif where == "unknown":
+        node["Extra"] = {"deep": [huge]}
+    else:
+        node["Comment"] = huge
+    assert refused(doc).path == expected
+
+
+# --- XML -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["Graph", "WebService"])
+def test_entity_bomb_in_layout(key: str) -> None:
+    doc = small_doc()
+    doc[key]["SerializedClientData"] = BOMB
+    error = refused(doc)
+    assert error.path == f"/{key}/SerializedClientData"
+    assert "DTDs and entities are not allowed" in error.message
+
+
+# --- wrong types -----------------------------------------------------------------------------------------------------
+
+NODE = "/Graph/ModuleNodes/0"
+
+
+@pytest.mark.parametrize(("change", "path", "problem"), [
+    (lambda d: d.__setitem__("Graph", []), "/Graph", "expected an object, got a list"),
+    (lambda d: d["Graph"].__setitem__("ModuleNodes", {}), "/Graph/ModuleNodes", "expected a list, got an object"),
+    (lambda d: d["Graph"]["ModuleNodes"].append("x"), "/Graph/ModuleNodes/1", "expected an object, got a string"),
+    (lambda d: d["Graph"]["ModuleNodes"][0].pop("Id"), NODE, "needs an 'Id'"),
+    (lambda d: d["Graph"]["ModuleNodes"][0].__setitem__("Id", 7), f"{NODE}/Id", "expected a string, got a number"),
+    (lambda d: d["Graph"]["ModuleNodes"].append(copy.deepcopy(d["Graph"]["ModuleNodes"][0])),
+     "/Graph/ModuleNodes/1/Id", "duplicate node id"),
+    (lambda d: d["Graph"]["ModuleNodes"][0]["ModuleParameters"][0].__setitem__("Value", 0.5),
+     f"{NODE}/ModuleParameters/0/Value", "expected a string, got a number"),
+    (lambda d: d["Graph"]["ModuleNodes"][0]["ModuleParameters"][0].__setitem__("Value", {"a": 1}),
+     f"{NODE}/ModuleParameters/0/Value", "expected a string, got an object"),
+    (lambda d: d["Graph"]["ModuleNodes"][0]["ModuleParameters"][0].__setitem__("Name", None),
+     f"{NODE}/ModuleParameters/0/Name", "expected a string, got null"),
+    (lambda d: d["Graph"]["ModuleNodes"][0].__setitem__("ModuleParameters", "p=v"),
+     f"{NODE}/ModuleParameters", "expected a list, got a string"),
+    (lambda d: d["Graph"]["ModuleNodes"][0]["InputPortsInternal"][0].__setitem__("DataSourceId", True),
+     f"{NODE}/InputPortsInternal/0/DataSourceId", "expected a string, got a boolean"),
+    (lambda d: d["Graph"]["ModuleNodes"][0].__setitem__("ModuleId", 12),
+     f"{NODE}/ModuleId", "expected a string, got a number"),
+    (lambda d: d["Graph"]["EdgesInternal"][0].__setitem__("SourceOutputPortId", None),
+     "/Graph/EdgesInternal/0/SourceOutputPortId", "expected a string, got null"),
+    (lambda d: d["Graph"].__setitem__("SerializedClientData", 5), "/Graph/SerializedClientData",
+     "expected a string"),
+    (lambda d: d["WebService"].__setitem__("Inputs", [1]), "/WebService/Inputs/0", "expected an object"),
+    (lambda d: d["WebService"].__setitem__("Parameters", {}), "/WebService/Parameters", "expected a list"),
+    (lambda d: d["Graph"]["ModuleNodes"][0].__setitem__("$module", {}), f"{NODE}/$module", "reserved"),
+    (lambda d: d.__setitem__("Summary", "\ud800"), "/Summary", "unpaired surrogate"),
+    (lambda d: d.__setitem__("Summary", float("nan")), "/Summary", "NaN"),
+])
+def test_wrong_types_name_the_path(change: Any, path: str, problem: str) -> None:
+    doc = small_doc()
+    change(doc)
+    error = refused(doc)
+    assert error.path == path
+    assert problem in error.message
+    assert error.message.startswith(f"exp.json: {path}: ")
+
+
+def test_deep_nesting_in_a_pass_through_value() -> None:
+    doc = small_doc()
+    deep: Any = "x"
+    for _ in range(rules.MAX_DEPTH + 5):
+        deep = [deep]
+    doc["Extra"] = deep
+    assert "nested deeper" in refused(doc).message
+
+
+@pytest.mark.parametrize("doc", [[], "text", {"foo": 1}, {"properties": {"title": "x"}}])
+def test_unknown_schema(doc: Any) -> None:
+    with pytest.raises(InvalidDocument, match="unknown schema") as info:
+        classify(doc, "in.json")
+    assert info.value.source == "in.json"
+
+
+def test_classify_kinds() -> None:
+    assert classify(small_doc()) == "experiment"
+    assert classify({**small_doc(), "ExperimentId": "ws.s-id.g.9953-08-08t05.48.40"}) == "snapshot"
+    assert classify({"Properties": {"Package": {}}}) == "wsd"
+
+
+# --- hand-edited canonical files ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("edit", "where", "problem"), [
+    (lambda f: f.__setitem__("experiment.json", b"{ nope"), "exp/experiment.json", "invalid JSON at line 1"),
+    (lambda f: f.__setitem__("layout.json", b"[]"), "exp/layout.json", "expected an object"),
+    (lambda f: f.__setitem__("experiment.json", json.dumps(
+        {"$format": rules.EXPERIMENT_FORMAT, "Graph": {"ModuleNodes": []}}).encode()),
+     "exp/experiment.json: /Graph/ModuleNodes", "expected an object"),
+    (lambda f: f.__setitem__("experiment.json", json.dumps(
+        {"$format": rules.EXPERIMENT_FORMAT, "Graph": {"ModuleNodes": {"n": {"ModuleParameters": [
+            {"Name": "p", "Value": 3}]}}}}).encode()),
+     "exp/experiment.json: /Graph/ModuleNodes/n/ModuleParameters/0/Value", "expected an object"),
+    (lambda f: f.__setitem__("experiment.json", json.dumps(
+        {"$format": rules.EXPERIMENT_FORMAT, "Graph": {"$absent": "PublishInfo"}}).encode()),
+     "exp/experiment.json: /Graph/$absent", "expected a list of key names"),
+    (lambda f: f.__setitem__("layout.json", json.dumps(
+        {"$format": rules.LAYOUT_FORMAT, "Graph": {"positions": [], "raw": BOMB}}).encode()),
+     "exp/layout.json: /Graph/raw", "DTDs and entities"),
+])
+def test_bad_canonical_files(edit: Any, where: str, problem: str) -> None:
+    files = dict(normalize(small_doc()).files)
+    edit(files)
+    with pytest.raises(InvalidDocument) as info:
+        denormalize(files, source="exp")
+    assert info.value.message.startswith(where)
+    assert problem in info.value.message
