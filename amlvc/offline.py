@@ -323,17 +323,17 @@ class ExportResult:
                 "missing_secrets": list(self.missing_secrets), "filled_secrets": self.filled_secrets}
 
 
-def export(cwd: Path, slug: str, *, rev: str | None = None, remote: str | None = None,
+def export(cwd: Path, experiment: str, *, rev: str | None = None, remote: str | None = None,
            webservice: bool = False) -> ExportResult:
-    """The raw document of one experiment (or its WSD): what `Import-AmlExperimentGraph` would accept.
+    """The raw document of one experiment (slug, name or id) or its WSD: what `Import-AmlExperimentGraph` accepts.
 
     Files come from the work tree, or from `rev`. Identity (ExperimentId …), Etag and RunId come from the
     lock entry of `remote` (default: the `import` entry, else any remote's). Secrets are filled from
     `AMLVC_SECRET_<NAME>` or `.amlvc/secrets.json`; the ones without a value stay placeholders.
     """
     root = _open(cwd)
-    project.check_slug(slug)
     lock = lockfile.load(root)
+    slug = _resolve_experiment(root, lock, experiment)
     if rev is not None:
         repo.resolve(root, rev)
     has_experiment = _has_experiment(root, slug, rev)
@@ -365,6 +365,19 @@ def export(cwd: Path, slug: str, *, rev: str | None = None, remote: str | None =
     experiment_id = doc.get("ExperimentId")
     return ExportResult(slug, "experiment", data, experiment_id if isinstance(experiment_id, str) else None,
                         tuple(missing), len(found))
+
+
+def _resolve_experiment(root: Path, lock: lockfile.Lock, text: str) -> str:
+    """A slug from what the user typed: a slug, an experiment's name, or its workspace id."""
+    if project.SLUG.match(text) and project.experiment_dir(root, text).is_dir():
+        return text
+    by_name = _existing_names(root).get(text)
+    if by_name is not None:
+        return by_name
+    by_id = lock.slug_of_any(leaf_id(text))
+    if by_id is not None:
+        return by_id
+    return project.check_slug(text)  # not found: the caller reports it (or this says it is no slug)
 
 
 def _export_volatile(files: Mapping[str, bytes], entry: lockfile.LockEntry | None) -> dict[str, Any]:

@@ -162,6 +162,15 @@ def test_export_of_an_older_revision_and_to_stdout(run_cli: Any, repo: Path) -> 
     assert "1E-06" in now.stdout and "1E-06" not in old.stdout and "1E-07" in old.stdout
 
 
+def test_export_by_name_or_id(run_cli: Any, repo: Path) -> None:
+    run_cli(["import", str(FIXTURES / "training--base.json")], cwd=repo)
+    by_slug = run_cli(["export", TRAINING, "-o", "-"], cwd=repo).stdout
+    assert by_slug
+    assert run_cli(["export", "Kündigung – Training ✓", "-o", "-"], cwd=repo).stdout == by_slug
+    experiment_id = "c4e6a8b0d2f44a6c8e0a2c4e6b8d0f13.f-id.b3d5f7a9c1e34b5d8f0a2c4e6b8d0f2a"
+    assert run_cli(["export", experiment_id, "-o", "-"], cwd=repo).stdout == by_slug
+
+
 def test_export_without_secret_values_leaves_placeholders_and_warns(run_cli: Any, repo: Path) -> None:
     run_cli(["import", str(FIXTURES / "training--base.json")], cwd=repo)
     (repo / ".amlvc" / "secrets.json").unlink()

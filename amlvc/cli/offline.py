@@ -116,6 +116,7 @@ def export(experiment: str, rev: str | None, remote: str | None, webservice: boo
            as_json: bool) -> int:
     """Write one experiment back as the raw document Studio exports and imports.
 
+    EXP is the experiment's slug (its directory under experiments/), its name or its id.
     The result is what `Import-AmlExperimentGraph` accepts: the service's key order, nulls and
     encodings restored, ExperimentId from amlvc.lock when known. Secrets are filled from
     AMLVC_SECRET_<NAME> or .amlvc/secrets.json; any without a value stay ${secret:NAME} and are
