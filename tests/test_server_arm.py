@@ -265,3 +265,16 @@ def test_hostile_bodies(api: Api, raw: bytes) -> None:
 def test_operations_list(api: Api) -> None:
     resp = api.bearer("GET", f"/providers/Microsoft.MachineLearning/operations{API}")
     assert resp.status_code == 200 and all("display" in op for op in resp.json()["value"])
+
+
+def test_regional_properties(api: Api, export: dict[str, Any]) -> None:
+    put(api, "regional", export)
+    home = api.bearer("GET", path("regional") + API + "&region=southcentralus")
+    assert home.status_code == 200  # the definition's own region
+    before = api.bearer("GET", path("regional") + API + "&region=westeurope")
+    assert before.status_code == 404 and error(before)["details"][0]["code"] == "PerRegionPayloadNotFound"
+    created = api.bearer("POST", path("regional", "/CreateRegionalBlob") + API + "&region=westeurope")
+    assert created.status_code == 202 and created.json()["id"] == "regional"
+    assert operation(api, created)["status"] == "Succeeded"
+    assert api.bearer("GET", path("regional") + API + "&region=westeurope").status_code == 200
+    assert api.bearer("POST", path("regional", "/CreateRegionalBlob") + API).status_code == 400

@@ -42,7 +42,6 @@ CREATE TABLE IF NOT EXISTS arm_operations (id TEXT PRIMARY KEY, doc TEXT NOT NUL
 """
 
 API_VERSIONS = ("2016-05-01-preview", "2017-01-01")
-RESOURCE_TYPE = "Microsoft.MachineLearning/webServices"
 PROVIDER = "providers/microsoft.machinelearning"
 SUBSCRIPTION_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 GROUP_RE = re.compile(r"^[-\w._()]{1,90}$")
@@ -53,6 +52,8 @@ MIN_CALLS, MAX_CALLS = 4, 200  # realtimeConfiguration.maxConcurrentCalls (SPEC1
 _ROUTES = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in (
     ("service", rf"^(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/{PROVIDER}/webservices/(?P<name>[^/]+)$"),
     ("keys", rf"^(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/{PROVIDER}/webservices/(?P<name>[^/]+)/listkeys$"),
+    ("regional", rf"^(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/{PROVIDER}/webservices/(?P<name>[^/]+)"
+                 r"/createregionalblob$"),
     ("group", rf"^(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/{PROVIDER}/webservices$"),
     ("subscription", rf"^(?P<sub>[^/]+)/{PROVIDER}/webservices$"),
     ("operation", rf"^(?P<sub>[^/]+)/{PROVIDER}/locations/(?P<region>[^/]+)/"
@@ -191,39 +192,9 @@ def _region(location: str) -> str:
     return re.sub(r"\s+", "", location).lower()
 
 
-def _resource_id(doc: Mapping[str, Any]) -> str:
-    return (f"/subscriptions/{doc['subscription']}/resourceGroups/{doc['resourceGroup']}"
-            f"/providers/{RESOURCE_TYPE}/{doc['name']}")
-
-
 def _operation_url(sub: str, region: str, op: str, kind: str, version: str) -> str:
     return (f"{wsmodel.base_url()}subscriptions/{sub}/providers/Microsoft.MachineLearning/locations/{region}"
             f"/{kind}/{op}?api-version={version}")
-
-
-# -- views ------------------------------------------------------------------------------------
-
-
-def _envelope(doc: Mapping[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
-    return {"id": _resource_id(doc), "name": doc["name"], "type": RESOURCE_TYPE,
-            "location": doc["location"], "tags": dict(doc.get("tags") or {}), "properties": properties}
-
-
-def full_view(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """GET: the definition without keys, storage key and commitment plan (§2.2, §5.3)."""
-    props = copy.deepcopy(doc["properties"])
-    for hidden in armschema.HIDDEN_PROPERTIES:
-        props.pop(hidden, None)
-    if isinstance(props.get("storageAccount"), dict):
-        props["storageAccount"].pop("key", None)
-    return _envelope(doc, {k: props[k] for k in armschema.PROPERTIES_FIELDS if k in props})
-
-
-def _sparse_view(doc: Mapping[str, Any]) -> dict[str, Any]:
-    view = full_view(doc)
-    for heavy in armschema.HEAVY_PROPERTIES:
-        view["properties"].pop(heavy, None)
-    return view
 
 
 # -- validation and the asynchronous outcome --------------------------------------------------
@@ -362,7 +333,32 @@ def _get(owned: set[str], version: str, a: dict[str, str]) -> Response:
     if doc is None:
         raise _not_found(a["name"])
     _check_workspace_access(owned, (doc["properties"].get("machineLearningWorkspace") or {}).get("id"))
-    return arm_json(full_view(doc))
+    region = request.args.get("region")
+    if region and _region(region) not in {_region(doc["location"]), *doc.get("regions", [])}:
+        raise ArmFault(404, "NotFound", "The specified resource was not found.", [{
+            "code": "PerRegionPayloadNotFound",
+            "message": f"Web Service Definition for region {_region(region)} was not found. Please use the same URL "
+                       "making a POST call and wait for it succeeded, then try GET again."}])
+    return arm_json(armschema.full_view(doc))
+
+
+def _create_regional(owned: set[str], version: str, a: dict[str, str]) -> Response:
+    """`POST P/CreateRegionalBlob?region=…` (REC-REGION): 202, a body whose `id` is the bare name."""
+    _check_names(a["sub"], a["rg"], a["name"])
+    region = request.args.get("region")
+    if not region:
+        raise ArmFault(400, "InvalidRequestParameter", "The query parameter 'region' is required.")
+    with get_state().store.tx() as conn:
+        doc = _load(conn, a["sub"], a["rg"], a["name"])
+        if doc is None:
+            raise _not_found(a["name"])
+        _check_workspace_access(owned, (doc["properties"].get("machineLearningWorkspace") or {}).get("id"))
+        doc["regions"] = sorted({*doc.get("regions", []), _region(region)})
+        _save(conn, doc, int(time.time() * 1000))
+        op = _record_operation(conn, doc, None)
+    body = {"id": doc["name"], "name": doc["name"], "type": armschema.RESOURCE_TYPE, "location": doc["location"],
+            "properties": {"payloadsInBlobStorage": False, "provisioningState": "Provisioning"}}
+    return arm_json(body, 202, _lro_headers(doc, op, version))
 
 
 def _put(owned: set[str], version: str, a: dict[str, str]) -> Response:
@@ -401,22 +397,9 @@ def _put(owned: set[str], version: str, a: dict[str, str]) -> Response:
                "location": old["location"] if old else body["location"], "tags": body.get("tags", {}),
                "properties": props}
         stored, op = _apply(conn, old, new)
-    sparse = _envelope(stored, {"payloadsInBlobStorage": bool(props.get("payloadsInBlobStorage")),
+    sparse = armschema.envelope(stored, {"payloadsInBlobStorage": bool(props.get("payloadsInBlobStorage")),
                                 "provisioningState": "Provisioning"})
     return arm_json(sparse, 200 if old is not None else 201, _lro_headers(stored, op, version))
-
-
-def _merge(old_props: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """Property-level merge (REC-PATCH): a given property replaces the old one; keys and storageAccount merge."""
-    merged = copy.deepcopy(dict(old_props))
-    for name, value in patch.items():
-        if name in armschema.READ_ONLY_PROPERTIES:
-            continue
-        if name in ("keys", "storageAccount") and isinstance(value, dict):
-            merged[name] = {**merged.get(name, {}), **value}
-        else:
-            merged[name] = value
-    return merged
 
 
 def _patch(owned: set[str], version: str, a: dict[str, str]) -> Response:
@@ -436,13 +419,13 @@ def _patch(owned: set[str], version: str, a: dict[str, str]) -> Response:
                            f"The resource '{old['name']}' already exists in location '{old['location']}'.")
         _check_workspace_access(owned, (props.get("machineLearningWorkspace") or {}).get("id"))
         _validate(props, old)
-        merged = _merge(old["properties"], props)
+        merged = armschema.merge_properties(old["properties"], props)
         _validate(merged, None)
         new = {**copy.deepcopy(old), "properties": merged}
         if "tags" in body:
             new["tags"] = body["tags"]
         stored, op = _apply(conn, copy.deepcopy(old), new)
-    sparse = _envelope(stored, {"provisioningState": "Provisioning"})
+    sparse = armschema.envelope(stored, {"provisioningState": "Provisioning"})
     return arm_json(sparse, 200, _lro_headers(stored, op, version))
 
 
@@ -485,7 +468,7 @@ def _list(owned: set[str], version: str, a: dict[str, str]) -> Response:
     docs = [json.loads(row["doc"]) for row in rows]
     if a.get("rg"):
         docs = [d for d in docs if d["resourceGroup"].lower() == a["rg"].lower()]
-    return arm_json({"value": [_sparse_view(d) for d in docs if _visible(owned, d)]})
+    return arm_json({"value": [armschema.sparse_view(d) for d in docs if _visible(owned, d)]})
 
 
 def _operation(owned: set[str], version: str, a: dict[str, str]) -> Response:
@@ -500,6 +483,7 @@ def _operation(owned: set[str], version: str, a: dict[str, str]) -> Response:
 _HANDLERS: dict[str, dict[str, Any]] = {
     "service": {"GET": _get, "PUT": _put, "PATCH": _patch, "DELETE": _delete},
     "keys": {"GET": _list_keys},
+    "regional": {"POST": _create_regional},
     "group": {"GET": _list},
     "subscription": {"GET": _list},
     "operation": {"GET": _operation},

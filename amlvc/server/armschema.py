@@ -1,4 +1,4 @@
-"""The ARM web-service resource schema as data, and the case-insensitive reader that turns a body into camelCase.
+"""The ARM web-service resource schema as data, the case-insensitive reader that turns a body into camelCase, views.
 
 The real resource provider deserialises with Json.NET: property names match case-insensitively,
 unknown members are dropped, and responses are written in the swagger's camelCase, in class
@@ -8,6 +8,7 @@ columns) keep their keys exactly.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,6 +75,7 @@ PROPERTIES_FIELDS: dict[str, Kind] = {
     "payloadsLocation": BLOB_LOCATION,
 }
 PROPERTIES = obj(PROPERTIES_FIELDS)
+RESOURCE_TYPE = "Microsoft.MachineLearning/webServices"
 RESOURCE = obj({"id": STR, "name": STR, "type": STR, "location": STR, "tags": mapping(STR),
                 "properties": PROPERTIES})
 
@@ -146,3 +148,46 @@ def _scalar(value: Any, kind: str, path: str) -> Any:
 
 def _escape(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
+
+
+# -- views of a stored resource (its doc: subscription, resourceGroup, name, location, tags, properties) --
+
+
+def resource_id(doc: Mapping[str, Any]) -> str:
+    return (f"/subscriptions/{doc['subscription']}/resourceGroups/{doc['resourceGroup']}"
+            f"/providers/{RESOURCE_TYPE}/{doc['name']}")
+
+
+def envelope(doc: Mapping[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    return {"id": resource_id(doc), "name": doc["name"], "type": RESOURCE_TYPE,
+            "location": doc["location"], "tags": dict(doc.get("tags") or {}), "properties": properties}
+
+
+def full_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """GET: the definition without keys, storage key and commitment plan (§2.2, §5.3)."""
+    props = copy.deepcopy(doc["properties"])
+    for hidden in HIDDEN_PROPERTIES:
+        props.pop(hidden, None)
+    if isinstance(props.get("storageAccount"), dict):
+        props["storageAccount"].pop("key", None)
+    return envelope(doc, {k: props[k] for k in PROPERTIES_FIELDS if k in props})
+
+
+def sparse_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+    view = full_view(doc)
+    for heavy in HEAVY_PROPERTIES:
+        view["properties"].pop(heavy, None)
+    return view
+
+
+def merge_properties(old_props: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Property-level merge (REC-PATCH): a given property replaces the old one; keys and storageAccount merge."""
+    merged = copy.deepcopy(dict(old_props))
+    for name, value in patch.items():
+        if name in READ_ONLY_PROPERTIES:
+            continue
+        if name in ("keys", "storageAccount") and isinstance(value, dict):
+            merged[name] = {**merged.get(name, {}), **value}
+        else:
+            merged[name] = value
+    return merged
