@@ -45,7 +45,7 @@ def start(tmp_path: Path, *, prod: bool = False, **options: Any) -> ServerHandle
 
 def client(server: ServerHandle, remote: str = "dev") -> Client:
     return Client(remote, WORKSPACES[remote], hosts_for(endpoint=server.url), TOKENS[remote],
-                  retry=RetryPolicy(backoff=0.001, max_backoff=0.002))
+                  retry=RetryPolicy(backoff=0.001, max_backoff=0.002, max_retry_after=0.05))
 
 
 def token_env() -> dict[str, str]:
