@@ -138,6 +138,13 @@ def test_patch_resources(api: Api, service: str) -> None:
     lower = api.bearer("PATCH", f"{base(service)}/endpoints/ep-patch",
                        json={"resources": [{"name": resource["Name"], "location": resource["Location"]}]})
     assert lower.status_code == 200, lower.text
+    # any storage account URL names the local blob store: the definition's host-independent form works too
+    account = {"BaseLocation": "https://amlvclocal.blob.core.windows.net/",
+               "RelativeLocation": resource["Location"]["RelativeLocation"], "SasBlobToken": "?sv=x&sig=y"}
+    as_account = api.bearer("PATCH", f"{base(service)}/endpoints/ep-patch",
+                            json={"Resources": [{"Name": resource["Name"], "Location": account}]})
+    assert as_account.status_code == 200, as_account.text
+    assert api.endpoint(service, "ep-patch")["Resources"][0]["Location"] == account
 
 
 def test_patch_refusals(api: Api, service: str) -> None:
