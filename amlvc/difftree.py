@@ -67,14 +67,18 @@ def load(data: bytes | None, source: str) -> dict[str, Any]:
 
 
 def find_conflict(value: Any, path: str = "") -> str | None:
-    """JSON Pointer of the first `$conflict` marker in value, or None."""
+    """JSON Pointer of the first `$conflict` marker in value (inner markers first), or None."""
     if isinstance(value, dict):
-        if CONFLICT_KEY in value:
-            return path or "/"
+        if CONFLICT_KEY in value and path:
+            return path
         for key, item in value.items():
+            if key == CONFLICT_KEY:
+                continue
             found = find_conflict(item, f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}")
             if found is not None:
                 return found
+        if CONFLICT_KEY in value:
+            return "/"
     elif isinstance(value, list):
         for index, item in enumerate(value):
             found = find_conflict(item, f"{path}/{index}")

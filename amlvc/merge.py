@@ -165,12 +165,19 @@ def merge_experiment(base: Mapping[str, Any], ours: Mapping[str, Any], theirs: M
     _sort_ports(merged)
     _reject_dangling(merged, base, ours, theirs, merger)
     problems = [] if merger.conflicts else validate_experiment(merged)
-    if problems:
-        # No single value is wrong, so the marker sits at the top; it still makes the file fail the checks.
-        merged[CONFLICT] = {"reason": "the merged graph is invalid; fix it, then delete this key",
-                            "problems": problems}
-        merger.conflicts.extend(Conflict("", f"the merged graph is invalid: {p}", None, None, None) for p in problems)
+    merger.conflicts.extend(Conflict("", f"the merged graph is invalid: {p}", None, None, None) for p in problems)
+    _mark_document(merged, merger.conflicts, problems)
     return MergeResult(merged, tuple(merger.conflicts))
+
+
+def _mark_document(merged: dict[str, Any], conflicts: Sequence[Conflict], problems: Sequence[str]) -> None:
+    """A conflicted file also gets a top-level marker: any canonical check rejects it until it is deleted."""
+    if not conflicts:
+        return
+    merged[CONFLICT] = {"reason": "unresolved merge: resolve every $conflict marker (or the problems), then "
+                                  "delete this key",
+                        "conflicts": [c.path or "/" for c in conflicts if not c.reason.startswith("the merged graph")],
+                        **({"problems": list(problems)} if problems else {})}
 
 
 def _sort_ports(merged: dict[str, Any]) -> None:
@@ -403,6 +410,7 @@ def merge_json(base: Mapping[str, Any], ours: Mapping[str, Any], theirs: Mapping
 
     merger = _Merger(describe)
     merged = merger.merge_dicts(dict(base), dict(ours), dict(theirs), "")
+    _mark_document(merged, merger.conflicts, ())
     return MergeResult(merged, tuple(merger.conflicts))
 
 

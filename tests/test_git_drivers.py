@@ -145,7 +145,7 @@ def test_disjoint_edits_merge_cleanly(repo: Path) -> None:
     assert positions[0]["position"] == "1,2,200,200" and positions[-1]["position"] == "9,9,200,200"
 
 
-def test_same_parameter_changed_differently_stops_with_the_report(repo: Path) -> None:
+def test_same_parameter_changed_differently_stops_with_the_report(repo: Path, run_cli: Any) -> None:
     branches(repo, lambda: edit_experiment(repo, set_param("Two-Class Logistic Regression", "Optimization Tolerance",
                                                            "1E-06")),
              lambda: edit_experiment(repo, set_param("Two-Class Logistic Regression", "Optimization Tolerance",
@@ -161,6 +161,17 @@ def test_same_parameter_changed_differently_stops_with_the_report(repo: Path) ->
     with pytest.raises(InvalidDocument, match="unresolved merge conflict"):
         Tree.from_files({"experiment.json": data})
     assert "experiments/training/experiment.json" in git(repo, "diff", "--name-only", "--diff-filter=U").stdout
+    check = run_cli(["normalize", "--check"], cwd=repo)
+    assert check.exit_code in (1, 6) and "experiments/training/experiment.json" in check.stdout + check.stderr
+    assert run_cli(["diff"], cwd=repo).exit_code == 6
+    # Resolved: keep theirs, delete the file's top-level marker; the checks pass and the merge commits.
+    doc = json.loads(data)
+    param(node_with(doc, "Two-Class Logistic Regression"), "Optimization Tolerance")["Value"] = "1E-05"
+    del doc["$conflict"]
+    (repo / EXPERIMENT).write_bytes(dumps(doc))
+    assert run_cli(["normalize", "--check"], cwd=repo).exit_code == 0
+    commit_all(repo, "merge theirs")
+    assert "Optimization Tolerance: 1E-07 → 1E-05" in run_cli(["diff", "HEAD~2", "HEAD"], cwd=repo).stdout
 
 
 def test_node_deleted_and_edited_conflicts(repo: Path) -> None:
@@ -199,3 +210,14 @@ def test_textconv_prints_other_files_unchanged(tmp_path: Path, run_cli: Any) -> 
     path.write_text("not json\n", encoding="utf-8")
     result = run_cli(["textconv", str(path)])
     assert result.exit_code == 0 and result.stdout == "not json\n"
+
+
+def test_conflict_in_a_plain_string_field_is_still_not_canonical(repo: Path, run_cli: Any) -> None:
+    # A marker where any JSON value may stand (Summary) is caught by the file's top-level marker.
+    branches(repo, lambda: edit_experiment(repo, lambda d: d.update(Summary="ours")),
+             lambda: edit_experiment(repo, lambda d: d.update(Summary="theirs")))
+    assert git(repo, "merge", "--no-edit", "theirs", check=False).returncode != 0
+    doc = json.loads((repo / EXPERIMENT).read_bytes())
+    assert doc["Summary"]["$conflict"]["ours"] == "ours"
+    assert doc["$conflict"]["conflicts"] == ["/Summary"]
+    assert run_cli(["normalize", "--check"], cwd=repo).exit_code != 0
