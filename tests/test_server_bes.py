@@ -268,3 +268,18 @@ def test_jobs_and_arm_services_survive_restart(tmp_path: Path) -> None:
         assert api.bearer("GET", f"{arm}/listKeys?api-version=2017-01-01").json() == keys
         assert api.bearer("GET", f"{arm}?api-version=2017-01-01").json()["properties"]["provisioningState"] == \
             "Succeeded"
+
+
+def test_batch_scoring_on_a_predictive_service(api: Api) -> None:
+    endpoint = api.endpoint(api.deploy(PREDICTIVE_ID)["WebServiceGroupId"])
+    scoring = Endpoint(api, f"{endpoint['ApiLocation']}/jobs", endpoint["SecondaryKey"])
+    data = api.upload(b"customer_id,tenure\r\nK-1,12\r\n")
+    status = scoring.run({"Input": data, "GlobalParameters": {"Append scores": "False"}})  # the 2016 single Input
+    assert set(status["Results"]) == {"output1"}
+    result = status["Results"]["output1"]
+    assert result["RelativeLocation"].endswith(".csv")
+    assert requests.get(blob_url(result), timeout=10).content.startswith(b"output,digest\r\n")
+    wrong = scoring.call("POST", json={"Outputs": {"output1": {"RelativeLocation": "scores/out.ilearner"}}})
+    assert wrong.status_code == 400 and error(wrong)["details"][0]["code"] == "InvalidBlobExtension"
+    tsv = scoring.run({"Inputs": {"input1": data}, "Outputs": {"output1": {"RelativeLocation": "scores/out.TSV"}}})
+    assert tsv["Results"]["output1"]["RelativeLocation"] == "scores/out.TSV"
