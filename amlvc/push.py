@@ -6,7 +6,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -127,9 +127,11 @@ class PushResult:
     plan: PushPlan
     pushed: tuple[PushedExperiment, ...]
     commit: str | None
+    requests: int = 0  # HTTP attempts made to the workspace, retries included
 
     def to_json(self) -> dict[str, Any]:
         return {**self.plan.to_json(), "commit": self.commit, "dry_run": self.plan.options.dry_run,
+                "requests": self.requests,
                 "pushed": [{"experiment": p.slug, "action": p.action, "experiment_id": p.experiment_id,
                             "etag": p.etag, "backup_ref": p.backup_ref} for p in self.pushed]}
 
@@ -148,8 +150,9 @@ def push(start: Path, options: PushOptions, *, show_plan: Callable[[PushPlan], N
             show_plan(plan)
         refuse(plan)
         if options.dry_run or not any(e.writes for e in plan.experiments):
-            return PushResult(plan, (), None)
-        return _execute(root, target, plan, progress)
+            return PushResult(plan, (), None, target.client.requests_made)
+        result = _execute(root, target, plan, progress)
+        return replace(result, requests=target.client.requests_made)
 
 
 def check(start: Path, options: PushOptions) -> tuple[CheckResult, ...]:

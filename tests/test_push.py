@@ -396,3 +396,15 @@ def test_push_of_an_export_the_workspace_has_moved_past_is_refused(tmp_path: Pat
         result = push(run_cli, root)
         assert result.exit_code == 4 and "changed in workspace 'dev'" in result.stderr
         assert_nothing_written(server, root, ws_before, repo_before)
+
+
+def test_an_unchanged_push_costs_one_list_request(world: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from amlvc.push import PushOptions
+    from amlvc.push import push as push_api
+
+    server, root = world
+    for name, value in token_env().items():
+        monkeypatch.setenv(name, value)
+    result = push_api(root, PushOptions())
+    assert result.requests == 1 and result.pushed == () and result.commit is None
+    assert workspace_state(server)[TRAINING_ID] == lock_entry(root, "dev", TRAINING)["etag"]
