@@ -5,7 +5,7 @@ Routes: classic `/workspaces/{ws}/services/{endpointGuid}/jobs…` and ARM
 authorised by the endpoint's / service's API key as a Bearer token. Submit answers the job id as
 a JSON string; start 204; cancel (DELETE) 204. A started job reports `Running` on its first status
 poll and runs on the next: each output is written to the local blob store — an `.ilearner` for an
-output wired to a trained model (bytes derived deterministically from the graph, the inputs' blob
+output wired to a trained model (bytes derived deterministically from the graph, the inputs'
 contents and the global parameters), a small CSV otherwise — and `Results` carry
 BaseLocation + RelativeLocation + SasBlobToken, a readable URL with a fresh SAS on every GET.
 """
@@ -235,7 +235,8 @@ def _run(conn: sqlite3.Connection, target: Target, job: dict[str, Any]) -> None:
         if info is None:
             job.update(Status="Failed", Details=f"Input '{name}': the blob '{key}' does not exist or is not readable.")
             return
-        digests[name] = {"blob": key, "sha256": info.sha256}
+        # the content, not where it is stored: a model is a function of its data and parameters
+        digests[name] = info.sha256
     results: dict[str, Any] = {}
     for name, kind in sorted(target.outputs.items()):
         given = req["Outputs"].get(name)
