@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -221,3 +222,25 @@ def test_conflict_in_a_plain_string_field_is_still_not_canonical(repo: Path, run
     assert doc["Summary"]["$conflict"]["ours"] == "ours"
     assert doc["$conflict"]["conflicts"] == ["/Summary"]
     assert run_cli(["normalize", "--check"], cwd=repo).exit_code != 0
+
+
+def test_pre_commit_hooks_and_ci_example_run_real_commands(repo: Path, run_cli: Any) -> None:
+    from conftest import ROOT
+
+    hooks = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
+    entries = [line.split("entry:", 1)[1].strip() for line in hooks.splitlines() if line.strip().startswith("entry:")]
+    assert entries == ["amlvc normalize --check", "amlvc verify"]
+    # pre-commit passes the staged files to the first hook, nothing to the second
+    staged = [f"{EXP_DIR}/experiment.json", f"{EXP_DIR}/layout.json"]
+    assert run_cli([*entries[0].split()[1:], *staged], cwd=repo).exit_code == 0
+    assert run_cli(entries[1].split()[1:], cwd=repo).exit_code == 0
+    workflow = (ROOT / "docs" / "examples" / "amlvc-pr-diff.yml").read_text(encoding="utf-8")
+    assert "run: amlvc normalize --check" in workflow
+    base = git(repo, "rev-parse", "HEAD").stdout.strip()
+    for line in workflow.splitlines():
+        line = line.strip()
+        if line.startswith('amlvc diff "$base" HEAD'):
+            args = shlex.split(line.replace('"$base"', base))[1:]
+            result = run_cli(args, cwd=repo)
+            assert result.exit_code == 0, (line, result.stderr)
+    assert (repo / "amlvc-diff.json").is_file() and (repo / "amlvc-diff.md").is_file()
