@@ -408,3 +408,14 @@ def test_an_unchanged_push_costs_one_list_request(world: tuple[Any, Path], monke
     result = push_api(root, PushOptions())
     assert result.requests == 1 and result.pushed == () and result.commit is None
     assert workspace_state(server)[TRAINING_ID] == lock_entry(root, "dev", TRAINING)["etag"]
+
+
+def test_uncommitted_lock_is_refused_with_exit_3(world: tuple[Any, Path], run_cli: Any) -> None:
+    server, root = world
+    lock = root / "amlvc.lock"
+    lock.write_text(lock.read_text() + "\n")
+    edit_locally(root)
+    ws_before, repo_before = workspace_state(server), repo_state(root)
+    result = push(run_cli, root)
+    assert result.exit_code == 3 and "amlvc.lock has uncommitted changes" in result.stderr
+    assert_nothing_written(server, root, ws_before, repo_before)

@@ -145,7 +145,8 @@ def check_command(experiments: tuple[str, ...], remote: str | None, rev: str | N
 @click.option("--force", is_flag=True,
               help="Overwrite an experiment that changed in the workspace, after backing its current version up "
                    "under refs/amlvc/backup/<remote>/<exp>/<time>.")
-@click.option("--run", "run_", is_flag=True, help="Save and run (IsDraft: false) instead of saving a draft.")
+@click.option("--run", "run_", is_flag=True,
+              help="Save and run (IsDraft: false) instead of saving a draft; unchanged experiments are not run.")
 @remap_option
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Parallel connections to the workspace.")
