@@ -192,3 +192,29 @@ def test_patch_of_long_lists_applies(seed: int) -> None:
     doc = {"experiment.json": {"Graph": {"EdgesInternal": old}}}
     target = {"experiment.json": {"Graph": {"EdgesInternal": new}}}
     assert jsonpatch.apply_patch(doc, list(_ops(doc, target, ""))) == target
+
+
+def test_diff_against_the_live_workspace(tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pullkit import TOKEN, TOKEN_ENV, client, create, init_repo, start, studio_edit
+
+    def tolerance(doc: dict[str, Any]) -> None:
+        for node in doc["Graph"]["ModuleNodes"]:
+            for param in node["ModuleParameters"]:
+                if param["Name"] == "Optimization Tolerance":
+                    param["Value"] = "1E-05"
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    with start(tmp_path / "data") as server:
+        api = client(server)
+        exp_id = create(api)
+        root = init_repo(run_cli, tmp_path, server)
+        assert run_cli(["pull"], cwd=root).exit_code == 0
+        slug = next(p.name for p in (root / "experiments").iterdir())
+        same = run_cli(["diff", "--remote", "dev", "--exit-code"], cwd=root)
+        assert (same.exit_code, same.stdout) == (0, ""), same.stderr
+        studio_edit(api, exp_id, tolerance)
+        result = run_cli(["diff", "--remote", "dev", "--exit-code", slug], cwd=root)
+        assert result.exit_code == 1, result.stderr
+        assert "Optimization Tolerance: 1E-07 → 1E-05" in result.stdout
+        assert "layout" not in result.stdout
+        assert run_cli(["diff", "--remote", "nope"], cwd=root).exit_code in (2, 3)
