@@ -100,7 +100,11 @@ def config_git_command(global_scope: bool) -> None:
     result = review.config_git(root, global_scope)
     for key, value in result.settings.items():
         note(f"git config ({result.scope}) {key} = {value}")
-    note(f"{'Updated' if result.attributes_changed else 'Already set up:'} {result.attributes_file}")
+    if result.attributes_changed:
+        hint = "" if global_scope else " (commit it so every clone uses the drivers once configured)"
+        note(f"Updated {result.attributes_file}{hint}")
+    else:
+        note(f"Already set up: {result.attributes_file}")
 
 
 @cli.command("merge-driver", hidden=True)
