@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -180,6 +181,7 @@ class Client:
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         self._rng = random.Random(self.seed)
+        self._count_lock = threading.Lock()  # the client is shared by --jobs threads
 
     def close(self) -> None:
         self.session.close()
@@ -285,7 +287,9 @@ class Client:
         attempt = 0
         for attempt in range(self.retry.attempts):
             if last is not None:
-                self.sleep(self.retry.delay(attempt - 1, last.retry_after, self._rng))
+                with self._count_lock:
+                    wait = self.retry.delay(attempt - 1, last.retry_after, self._rng)
+                self.sleep(wait)
             try:
                 return self._attempt(method, url, data, send_headers, params, label, raw)
             except ConflictError as exc:
@@ -316,7 +320,8 @@ class Client:
 
     def _attempt(self, method: str, url: str, data: bytes | None, headers: Mapping[str, str],
                  params: Mapping[str, str] | None, label: str, raw: bool) -> Any:
-        self.requests_made += 1
+        with self._count_lock:
+            self.requests_made += 1
         try:
             response = self.session.request(
                 method, url, data=data, headers=headers, params=params,

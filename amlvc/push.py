@@ -6,6 +6,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -427,12 +428,24 @@ def _execute(root: Path, target: mirror.Target, plan: PushPlan, progress: Progre
     pushed: list[PushedExperiment] = []
     new_entries: dict[str, dict[str, Any]] = {}
     copies: dict[str, tuple[dict[str, bytes], dict[str, str]]] = {}  # --as-new: slug -> (files, secrets)
+    failure: BaseException | None = None
     try:
-        for done, e in enumerate(todo):
-            if progress is not None:
-                progress(f"{e.action} {e.slug}", done, len(todo))
-            exp_id = _write_one(root, target, plan, e)
-            current = target.client.get_experiment(exp_id)
+        # Writes go out in parallel (the pool holds --jobs connections); results are recorded in plan order.
+        with ThreadPoolExecutor(max_workers=max(1, min(plan.options.jobs, len(todo)))) as pool:
+            futures = {pool.submit(_push_one, root, target, plan, e): e for e in todo}
+            written: dict[str, tuple[str, dict[str, Any]]] = {}
+            for done, future in enumerate(as_completed(futures)):
+                e = futures[future]
+                try:
+                    written[e.slug] = future.result()
+                except BaseException as exc:  # keep recording what the others wrote
+                    failure = failure or exc
+                if progress is not None:
+                    progress(f"{e.action} {e.slug}", done + 1, len(todo))
+        for e in todo:
+            if e.slug not in written:
+                continue
+            exp_id, current = written[e.slug]
             etag = _str(current.get("Etag"))
             slug, digest = e.slug, e.content_hash
             if plan.options.as_new is not None:
@@ -445,11 +458,17 @@ def _execute(root: Path, target: mirror.Target, plan: PushPlan, progress: Progre
             new_entries[slug] = mirror.lock_entry(exp_id, etag or "", _str(current.get("RunId")),
                                                   _identity(current), digest)
             pushed.append(PushedExperiment(slug, e.action, exp_id, etag, backups.get(e.slug)))
-        if progress is not None:
-            progress("recording amlvc.lock", len(todo), len(todo))
     finally:
         commit = _record(root, target, plan, entries, new_entries, pushed, copies) if pushed else None
+    if failure is not None:
+        raise failure
     return PushResult(plan, tuple(pushed), commit)
+
+
+def _push_one(root: Path, target: mirror.Target, plan: PushPlan, e: PlannedExperiment) -> tuple[str, dict[str, Any]]:
+    """Write one experiment, then GET it: its id and the document the workspace now has (new Etag, RunId)."""
+    exp_id = _write_one(root, target, plan, e)
+    return exp_id, target.client.get_experiment(exp_id)
 
 
 def _write_one(root: Path, target: mirror.Target, plan: PushPlan, e: PlannedExperiment) -> str:

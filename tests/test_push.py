@@ -419,3 +419,28 @@ def test_uncommitted_lock_is_refused_with_exit_3(world: tuple[Any, Path], run_cl
     result = push(run_cli, root)
     assert result.exit_code == 3 and "amlvc.lock has uncommitted changes" in result.stderr
     assert_nothing_written(server, root, ws_before, repo_before)
+
+
+def test_several_experiments_are_written_in_parallel_and_recorded_in_one_commit(tmp_path: Path,
+                                                                               run_cli: Any) -> None:
+    from amlvc.normalize import to_push_body
+
+    with start(tmp_path) as server:
+        with client(server) as c:
+            copy_id = c.create_experiment(to_push_body({**c.get_experiment(TRAINING_ID),
+                                                        "Description": "Churn copy"}))["ExperimentId"]
+        root = make_repo(tmp_path, server)
+        assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+        edit_locally(root, TRAINING, summary="one")
+        edit_locally(root, "churn-copy", summary="two")
+        head_before = repo_state(root).head
+        result = push(run_cli, root, "--jobs", "2")
+        assert result.exit_code == 0, result.stderr
+        assert "0 to create, 2 to update, 0 unchanged" in result.stderr
+        with client(server) as c:
+            assert c.get_experiment(TRAINING_ID)["Summary"] == "one"
+            assert c.get_experiment(copy_id)["Summary"] == "two"
+            etags = {e["ExperimentId"]: e["Etag"] for e in c.list_experiments()}
+        assert lock_entry(root, "dev", TRAINING)["etag"] == etags[TRAINING_ID]
+        assert lock_entry(root, "dev", "churn-copy")["etag"] == etags[copy_id]
+        assert git(root, "rev-list", "--count", f"{head_before}..HEAD").strip() == "1"
