@@ -1,7 +1,9 @@
 """Stored experiments of the local workspace: rows of leaves and run-history snapshots (no HTTP here).
 
-A row holds the document (without its Etag) as JSON, the Etag, a small summary JSON for the list
-route, and the run state of a leaf (`run_step`: 0 settled, 1 NotStarted, 2 Running). Other
+A row holds the document in its wire form, split around `Etag` and `NodeStatuses` (`head`, `statuses`,
+`tail`) so a GET only splices in the Etag and the per-GET SAS credentials instead of re-encoding
+300 kB of JSON; plus the Etag, a summary JSON for the list route, and the run state of a leaf
+(`run_step`: 0 settled, 1 NotStarted, 2 Running). Other
 modules (deploy, web services) read experiments with `get` and write with `replace`/`set_webservice_ids`,
 always inside the caller's transaction.
 """
@@ -13,12 +15,17 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from amlvc.server.wire import next_etag, now_ms
+from amlvc import rules
+from amlvc.server.wire import dumps, next_etag, now_ms
+
+_BEFORE = rules.TOP_LEVEL_ORDER[: rules.TOP_LEVEL_ORDER.index("Etag")]
+_AFTER = rules.TOP_LEVEL_ORDER[rules.TOP_LEVEL_ORDER.index("NodeStatuses") + 1:]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS experiments (
     workspace TEXT NOT NULL, id TEXT NOT NULL, guid TEXT NOT NULL, is_leaf INTEGER NOT NULL,
-    doc TEXT NOT NULL, summary TEXT NOT NULL, etag TEXT NOT NULL, run_step INTEGER NOT NULL DEFAULT 0,
+    head TEXT NOT NULL, statuses TEXT NOT NULL, tail TEXT NOT NULL, summary TEXT NOT NULL, etag TEXT NOT NULL,
+    run_step INTEGER NOT NULL DEFAULT 0,
     created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY (workspace, id));
 CREATE INDEX IF NOT EXISTS experiments_guid ON experiments (workspace, guid, is_leaf);
 CREATE TABLE IF NOT EXISTS assets (
@@ -49,9 +56,29 @@ def _summary(doc: dict[str, Any]) -> str:
     return json.dumps({key: doc.get(key) for key in SUMMARY_KEYS}, ensure_ascii=False)
 
 
+def split(doc: dict[str, Any]) -> tuple[str, str, str]:
+    """(head, statuses, tail): the wire JSON of the document with `"Etag":…,"NodeStatuses":…` cut out."""
+    head = dumps({key: doc.get(key) for key in _BEFORE})[:-1] + ","
+    tail = "," + dumps({key: doc.get(key) for key in _AFTER})[1:]
+    return head, dumps(doc.get("NodeStatuses") or []), tail
+
+
+def join(head: str, etag: str | None, statuses: str, tail: str) -> str:
+    return f'{head}"Etag":{json.dumps(etag)},"NodeStatuses":{statuses}{tail}'
+
+
 def _row(row: sqlite3.Row) -> StoredExperiment:
-    return StoredExperiment(row["workspace"], row["id"], row["guid"], bool(row["is_leaf"]), json.loads(row["doc"]),
-                            row["etag"], int(row["run_step"]))
+    doc = json.loads(join(row["head"], None, row["statuses"], row["tail"]))
+    doc.pop("Etag", None)
+    return StoredExperiment(row["workspace"], row["id"], row["guid"], bool(row["is_leaf"]), doc, row["etag"],
+                            int(row["run_step"]))
+
+
+def get_text(conn: sqlite3.Connection, ws: str, exp_id: str) -> sqlite3.Row | None:
+    """The raw row (head, statuses, tail, etag, run_step) for serving a GET without parsing the document."""
+    row: sqlite3.Row | None = conn.execute("SELECT head, statuses, tail, etag, run_step FROM experiments "
+                                           "WHERE workspace = ? AND id = ?", (ws, exp_id)).fetchone()
+    return row
 
 
 def get(conn: sqlite3.Connection, ws: str, exp_id: str) -> StoredExperiment | None:
@@ -75,25 +102,20 @@ def insert(conn: sqlite3.Connection, ws: str, exp_id: str, guid: str, is_leaf: b
     """Store a new leaf or snapshot; returns its Etag (a fresh one unless seeding passes the document's own)."""
     tag = etag or next_etag(conn)
     stamp = now_ms()
-    body = {k: v for k, v in doc.items() if k != "Etag"}
-    conn.execute("INSERT INTO experiments(workspace, id, guid, is_leaf, doc, summary, etag, run_step, created_ms, "
-                 "updated_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                 (ws, exp_id, guid, int(is_leaf), json.dumps(body, ensure_ascii=False), _summary(body), tag,
-                  run_step, stamp, stamp))
+    head, statuses, tail = split(doc)
+    conn.execute("INSERT INTO experiments(workspace, id, guid, is_leaf, head, statuses, tail, summary, etag, "
+                 "run_step, created_ms, updated_ms) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (ws, exp_id, guid, int(is_leaf), head, statuses, tail, _summary(doc), tag, run_step, stamp, stamp))
     return tag
 
 
 def replace(conn: sqlite3.Connection, ws: str, exp_id: str, doc: dict[str, Any], run_step: int | None = None) -> str:
     """Overwrite a stored document; every write gets a new Etag (reference §3.1 #9)."""
     tag = next_etag(conn)
-    body = {k: v for k, v in doc.items() if k != "Etag"}
-    if run_step is None:
-        conn.execute("UPDATE experiments SET doc = ?, summary = ?, etag = ?, updated_ms = ? WHERE workspace = ? "
-                     "AND id = ?", (json.dumps(body, ensure_ascii=False), _summary(body), tag, now_ms(), ws, exp_id))
-    else:
-        conn.execute("UPDATE experiments SET doc = ?, summary = ?, etag = ?, run_step = ?, updated_ms = ? "
-                     "WHERE workspace = ? AND id = ?",
-                     (json.dumps(body, ensure_ascii=False), _summary(body), tag, run_step, now_ms(), ws, exp_id))
+    head, statuses, tail = split(doc)
+    conn.execute("UPDATE experiments SET head = ?, statuses = ?, tail = ?, summary = ?, etag = ?, "
+                 "run_step = COALESCE(?, run_step), updated_ms = ? WHERE workspace = ? AND id = ?",
+                 (head, statuses, tail, _summary(doc), tag, run_step, now_ms(), ws, exp_id))
     return tag
 
 

@@ -6,11 +6,10 @@ Reference §2.2 (routes), §3 (document), §4 (save body and run history), §5.5
 from __future__ import annotations
 
 import json
-from typing import Any
+import time
 
 from flask import Blueprint, Response, request
 
-from amlvc import rules
 from amlvc.server import catalog, runs
 from amlvc.server.blobs import send_blob
 from amlvc.server.errors import ApiFault
@@ -51,13 +50,11 @@ def _if_match(etag: str) -> None:
         raise ApiFault(412, None, f"the experiment changed since Etag {wanted.strip()}; its Etag is now {etag}")
 
 
-def render(stored: catalog.StoredExperiment, ws: str) -> dict[str, Any]:
-    """The GET document: stored fields, the current Etag, node-output SAS credentials generated now."""
+def render(ws: str, head: str, etag: str, statuses: str, tail: str) -> bytes:
+    """The GET document: stored wire text, the current Etag, node-output SAS credentials generated now."""
     state = get_state()
-    doc = {key: stored.doc.get(key) for key in rules.TOP_LEVEL_ORDER}
-    doc["Etag"] = stored.etag
-    doc["NodeStatuses"] = runs.render_node_statuses(doc.get("NodeStatuses") or [], ws, request.host_url, state.blobs)
-    return doc
+    text = catalog.join(head, etag, runs.render_statuses(statuses, ws, request.host_url, state.blobs), tail)
+    return text.encode("utf-8")
 
 
 def load(ws: str, exp_id: str) -> catalog.StoredExperiment:
@@ -102,11 +99,38 @@ def list_experiments(ws: str) -> Response:
     return json_response(items)
 
 
+MEMO_LIMIT = 256
+
+
+MEMO_LIMIT = 64
+
+
 @bp.get("/experiments/<exp_id>")
 def get_experiment(ws: str, exp_id: str) -> Response:
+    """The document (leaf or snapshot); a running leaf first advances one status step (runs.py)."""
     check_workspace(ws)
-    stored = load(ws, exp_id)
-    return json_response(render(stored, ws), headers={"ETag": stored.etag})
+    parse_experiment_id(ws, exp_id)
+    state = get_state()
+    with state.store.read() as conn:
+        row = catalog.get_text(conn, ws, exp_id)
+    if row is not None and row["run_step"]:
+        load(ws, exp_id)
+        with state.store.read() as conn:
+            row = catalog.get_text(conn, ws, exp_id)
+    if row is None:
+        raise ApiFault(404, None, f"experiment {exp_id!r} does not exist in workspace {ws!r}")
+    # The bytes depend only on the Etag, the host and the second (SAS times have one-second resolution),
+    # so clients polling one experiment share one rendering per second.
+    memo_key = (ws, exp_id, row["etag"], request.host_url, int(time.time()))
+    body = state.memo.get(memo_key)
+    if body is None:
+        body = render(ws, row["head"], row["etag"], row["statuses"], row["tail"])
+        if len(state.memo) >= MEMO_LIMIT:
+            state.memo.clear()
+        state.memo[memo_key] = body
+    resp = Response(body, status=200, content_type="application/json; charset=utf-8")
+    resp.headers["ETag"] = row["etag"]
+    return resp
 
 
 @bp.post("/experiments/<exp_id>")

@@ -78,7 +78,7 @@ def _drop(environ: WSGIEnvironment) -> None:
 
 
 class FaultMiddleware:
-    """Wraps the Flask WSGI app: sleeps `latency_ms`, then maybe injects a fault."""
+    """Wraps the Flask WSGI app: sleeps `latency_ms`, then maybe injects a fault; times the application."""
 
     def __init__(self, app: WSGIApplication, latency_ms: int, faults: FaultInjector | None) -> None:
         self.app = app
@@ -90,7 +90,7 @@ class FaultMiddleware:
             time.sleep(self.latency_ms / 1000.0)
         fault = self.faults.draw() if self.faults is not None and self.faults.rate > 0 else None
         if fault is None:
-            return self.app(environ, start_response)
+            return self.app(environ, self._timed(start_response))
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
         path = str(environ.get("PATH_INFO", "/"))
         if fault.kind == "truncate" and method in ("GET", "HEAD"):
@@ -110,6 +110,17 @@ class FaultMiddleware:
         start_response(f"{status} {reason}", [("Content-Type", "application/json; charset=utf-8"),
                                               ("Content-Length", str(len(body))), *headers.items()])
         return [body]
+
+    @staticmethod
+    def _timed(start_response: StartResponse) -> StartResponse:
+        """Adds `Server-Timing: app;dur=<ms>` (time spent in the application, read by bench/server.py)."""
+        began = time.perf_counter()
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            elapsed = (time.perf_counter() - began) * 1000
+            return start_response(status, [*headers, ("Server-Timing", f"app;dur={elapsed:.3f}")], exc_info)
+
+        return start  # type: ignore[return-value]
 
     def _truncated(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterator[bytes]:
         captured: dict[str, Any] = {}

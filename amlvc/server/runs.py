@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from typing import Any
 
@@ -37,7 +38,9 @@ from amlvc.server.wire import (
 )
 
 CACHE_DETAIL = "Task output was present in output cache"
+# Stored endpoints name their blob and leave the host open; both are filled in per GET (render_statuses).
 BLOB_PREFIX = "$blob:"
+BASE_PLACEHOLDER = "$base"
 PORT_ASSET_KINDS = {"DataSourceId": "datasources", "TrainedModelId": "trainedmodels",
                     "TransformModuleId": "transformmodules"}
 
@@ -196,7 +199,7 @@ def execute(conn: sqlite3.Connection, blobs: BlobStore, ws: str, doc: dict[str, 
 
 
 def _blob_endpoint(name: str, size: int, key: str) -> dict[str, Any]:
-    return endpoint("", name, size, BLOB_PREFIX + key, "api/sharedaccess")
+    return endpoint(BASE_PLACEHOLDER, name, size, BLOB_PREFIX + key, "api/sharedaccess")
 
 
 def _node_status(node_id: str, st: dict[str, Any], logs: tuple[dict[str, Any], dict[str, Any]] | None,
@@ -272,33 +275,19 @@ def advance(conn: sqlite3.Connection, ws: str, stored: catalog.StoredExperiment)
     return catalog.StoredExperiment(stored.workspace, stored.id, stored.guid, stored.is_leaf, doc, etag, step)
 
 
-def render_endpoint(ep: Any, ws: str, base_url: str, blobs: BlobStore) -> Any:
-    """Fresh SAS credentials for a stored endpoint (reference §3.8: regenerated on every GET)."""
-    if not isinstance(ep, dict):
-        return ep
-    cred = ep.get("AccessCredential")
-    if isinstance(cred, str) and cred.startswith(BLOB_PREFIX):
-        return dict(ep, BaseUri=base_url, AccessCredential=blobs.shared_access(ws, base_url, cred[len(BLOB_PREFIX):]))
-    return ep
+_CREDENTIAL = re.compile(r'"AccessCredential":"\$blob:([^"\\]*)"')
 
 
-def render_node_statuses(node_statuses: list[Any], ws: str, base_url: str, blobs: BlobStore) -> list[Any]:
-    out = []
-    for ns in node_statuses:
-        if not isinstance(ns, dict):
-            continue
-        item = dict(ns)
-        for key in ("StandardErrorEndpoint", "StandardOutEndpoint"):
-            item[key] = render_endpoint(ns.get(key), ws, base_url, blobs)
-        item["OutputEndpoints"] = [render_endpoint(e, ws, base_url, blobs) for e in ns.get("OutputEndpoints") or []]
-        meta = ns.get("MetadataOutputEndpoints")
-        if isinstance(meta, dict):
-            item["MetadataOutputEndpoints"] = {
-                port: [dict(kv, Value=render_endpoint(kv.get("Value"), ws, base_url, blobs)) if isinstance(kv, dict)
-                       else kv for kv in entries] if isinstance(entries, list) else entries
-                for port, entries in meta.items()}
-        out.append(item)
-    return out
+def render_statuses(text: str, ws: str, base_url: str, blobs: BlobStore) -> str:
+    """Stored NodeStatuses (wire JSON) with this host as BaseUri and SAS credentials generated now (§3.8).
+
+    Credentials are percent-encoded ASCII (no quote or backslash), so they go into the JSON text as is.
+    """
+    if BLOB_PREFIX not in text:
+        return text
+    text = text.replace(f'"BaseUri":"{BASE_PLACEHOLDER}"', '"BaseUri":' + json.dumps(base_url))
+    return _CREDENTIAL.sub(
+        lambda m: f'"AccessCredential":"{blobs.shared_access(ws, base_url, m.group(1))}"', text)
 
 
 def output_blob(conn: sqlite3.Connection, ws: str, stored: catalog.StoredExperiment, node_id: str,

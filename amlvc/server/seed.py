@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from amlvc import rules
 from amlvc.server import assetdb, builtins, catalog
 from amlvc.server.model import shape_document
-from amlvc.server.runs import BLOB_PREFIX
+from amlvc.server.runs import BASE_PLACEHOLDER, BLOB_PREFIX
 from amlvc.server.state import ServerState
 from amlvc.server.wire import GLOBAL_WORKSPACE_ID, LEAF_ID_RE, RESOURCE_ID_RE, SNAPSHOT_ID_RE, now_ms
 
@@ -92,6 +92,7 @@ def _localise_endpoints(node_statuses: list[Any]) -> None:
             key = _blob_key_of(ep["AccessCredential"])
             if key and ".." not in key.split("/"):
                 ep["AccessCredential"] = BLOB_PREFIX + key
+                ep["BaseUri"] = BASE_PLACEHOLDER
                 ep["Location"] = "api/sharedaccess"
 
     for ns in node_statuses:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
@@ -37,6 +37,7 @@ class ServerState:
     workspaces: dict[str, Tokens] = field(default_factory=dict)
     latency_ms: int = 0
     faults: FaultInjector | None = None
+    memo: dict[Any, Any] = field(default_factory=dict)  # rendered GET bodies, keyed by all that determines them
 
 
 def get_state() -> ServerState:
