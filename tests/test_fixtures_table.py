@@ -55,16 +55,7 @@ def test_every_variant_has_a_row() -> None:
     assert variants - {"webservice--studio-export.json"} == set(TABLE)
 
 
-# document.compare keys the items of a set-compared list by their JSON text without folding key case, so
-# the PascalCase edges of a Studio WSD export look lost although normalize keeps them (the export test below
-# shows they come back). Remove the mark when compare folds case there too.
-KNOWN_COMPARE_BUG = pytest.mark.xfail(reason="document.compare: edges of a PascalCase WSD compared case-sensitively",
-                                      strict=False)
-ROUND_TRIP = [pytest.param(n, marks=KNOWN_COMPARE_BUG) if n == "webservice--studio-export.json" else n
-              for n in ALL_FIXTURES]
-
-
-@pytest.mark.parametrize("name", ROUND_TRIP)
+@pytest.mark.parametrize("name", ALL_FIXTURES)
 def test_round_trip_is_exact(name: str) -> None:
     path = FIXTURES / name
     assert verify_roundtrip(load_json_file(path), str(path)) == []

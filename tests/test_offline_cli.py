@@ -221,8 +221,7 @@ def test_normalize_check_json(run_cli: Any, repo: Path) -> None:
     assert json.loads(result.stdout) == {"checked": [PREDICTIVE], "not_canonical": [], "rewritten": []}
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*--*.json")
-                                       if p.name != "webservice--studio-export.json"))
+@pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*--*.json")))
 def test_verify_fixture_files(run_cli: Any, tmp_path: Path, name: str) -> None:
     result = run_cli(["verify", str(FIXTURES / name)], cwd=tmp_path)  # raw files need no repository
     assert result.exit_code == 0, result.stdout + result.stderr
