@@ -244,3 +244,13 @@ def test_pre_commit_hooks_and_ci_example_run_real_commands(repo: Path, run_cli: 
             result = run_cli(args, cwd=repo)
             assert result.exit_code == 0, (line, result.stderr)
     assert (repo / "amlvc-diff.json").is_file() and (repo / "amlvc-diff.md").is_file()
+
+
+def test_diff_driver_for_added_and_unmerged_files(repo: Path, run_cli: Any) -> None:
+    write_experiment(repo, fixture_files("predictive--base"), slug="predictive")
+    git(repo, "add", "-A")
+    out = git(repo, "diff", "--cached").stdout
+    assert "experiment predictive (Kündigung – Training ✓ [Predictive Exp.]): added, experiment added" in out
+    assert "+ node Score Model [" in out
+    unmerged = run_cli(["diff-driver", "experiments/predictive/experiment.json"])
+    assert unmerged.exit_code == 0 and unmerged.stdout.startswith("* Unmerged path experiments/predictive/")

@@ -157,6 +157,9 @@ def textconv_command(file: str) -> None:
 @click.argument("args", nargs=-1)
 def diff_driver_command(args: tuple[str, ...]) -> None:
     """git external diff: `path old-file old-hex old-mode new-file new-hex new-mode`; prints the records."""
+    if len(args) == 1:  # git passes only the path of an unmerged file
+        click.echo(f"* Unmerged path {args[0]} (resolve the $conflict markers; `amlvc diff` works again after)")
+        return
     if len(args) < 7:
         raise UsageError("diff-driver expects the 7 arguments git passes to an external diff command")
     path, old_file, new_file = args[0], args[1], args[4]
@@ -167,5 +170,5 @@ def diff_driver_command(args: tuple[str, ...]) -> None:
     if not result.changes and result.status not in ("added", "removed"):
         click.echo("(no semantic change: formatting only)")
         return
-    body = render([result], "text", color=color).splitlines()[1:]
+    body = render([result], "text", color=color).splitlines()
     click.echo("\n".join(line for line in body if line), color=color)
