@@ -331,12 +331,12 @@ def make_plan(root: Path, target: mirror.Target, options: PushOptions) -> PushPl
     for slug in slugs:
         files = read_files(root, slug, options.rev)
         digest = mirror.experiment_hash(files)
-        doc = _document(files, slug, secrets=None)
         entry = entries.get(slug) or _imported_from(imported.get(slug), target.workspace_id)
         action, reason, exp_id, lock_etag, ws_etag, stale = _decide(options, entry, listed, digest)
-        name = options.as_new or str(doc.get("Description") or slug)
-        result = None
-        if action != "unchanged":
+        name, result = options.as_new or slug, None
+        if action != "unchanged":  # an unchanged experiment is neither rebuilt nor checked: nothing is sent
+            doc = _document(files, slug, secrets=None)
+            name = options.as_new or str(doc.get("Description") or slug)
             if inventory is None:
                 inventory = Inventory.fetch(client)
             result = _check(root, target, slug, doc, files, inventory, remap, sources)
