@@ -38,24 +38,38 @@ class LogEntry:
     diff: ExperimentDiff
 
 
-def experiment_files(root: Path, rev: str | None) -> dict[str, Files]:
-    """slug -> {path relative to the experiment directory: bytes}, at `rev` or (None) in the work tree."""
+def experiment_files(root: Path, rev: str | None, slugs: Sequence[str] = ()) -> dict[str, Files]:
+    """slug -> {path relative to the experiment directory: bytes}, at `rev` or (None) in the work tree.
+
+    With `slugs`, only those experiments are read (a big repository holds many).
+    """
+    for slug in slugs:
+        if not slug or slug in (".", "..") or "/" in slug or "\\" in slug:
+            raise UsageError(f"{slug!r} is not an experiment name; use the directory names under {EXPERIMENTS_DIR}/")
     out: dict[str, Files] = {}
     if rev is None:
         base = root / EXPERIMENTS_DIR
-        if not base.is_dir():
-            return out
-        for path in sorted(base.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                slug, _, rel = path.relative_to(base).as_posix().partition("/")
-                if rel and _canonical(rel):
-                    out.setdefault(slug, {})[rel] = path.read_bytes()
+        dirs = [base / s for s in slugs] if slugs else (sorted(base.iterdir()) if base.is_dir() else [])
+        for directory in dirs:
+            if not directory.is_dir() or directory.is_symlink():
+                continue
+            for path in sorted(directory.rglob("*")):
+                rel = path.relative_to(directory).as_posix()
+                if path.is_file() and not path.is_symlink() and _canonical(rel):
+                    out.setdefault(directory.name, {})[rel] = path.read_bytes()
         return out
-    for name, data in repo.read_tree_at(root, rev, EXPERIMENTS_DIR).items():
-        slug, _, rel = name.removeprefix(EXPERIMENTS_DIR + "/").partition("/")
-        if rel and _canonical(rel):
-            out.setdefault(slug, {})[rel] = data
+    prefixes = [f"{EXPERIMENTS_DIR}/{s}" for s in slugs] if slugs else [EXPERIMENTS_DIR]
+    for prefix in prefixes:
+        for name, data in repo.read_tree_at(root, rev, prefix).items():
+            slug, _, rel = name.removeprefix(EXPERIMENTS_DIR + "/").partition("/")
+            if rel and _canonical(rel):
+                out.setdefault(slug, {})[rel] = data
     return out
+
+
+def work_tree_slugs(root: Path) -> set[str]:
+    base = root / EXPERIMENTS_DIR
+    return {p.name for p in base.iterdir() if p.is_dir()} if base.is_dir() else set()
 
 
 def _canonical(rel: str) -> bool:
@@ -64,12 +78,16 @@ def _canonical(rel: str) -> bool:
 
 def split_arguments(root: Path, args: Sequence[str]) -> tuple[list[str], list[str]]:
     """`diff [REV_A [REV_B]] [EXP…]`: leading arguments that name a commit (and no experiment) are revisions."""
-    known = set(experiment_files(root, None))
+    known = work_tree_slugs(root)
     if args and ".." in args[0] and args[0] not in known:
         first, _, second = args[0].partition("..")
-        for rev in (first, second):
-            repo.resolve(root, rev or "HEAD")
-        return [first or "HEAD", second or "HEAD"], list(args[1:])
+        try:
+            for rev in (first, second):
+                repo.resolve(root, rev or "HEAD")
+        except LocalError:
+            pass
+        else:
+            return [first or "HEAD", second or "HEAD"], list(args[1:])
     revs: list[str] = []
     for arg in args[:2]:
         if arg in known:
@@ -102,9 +120,9 @@ def diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequ
                    ) -> list[ExperimentDiff]:
     """`amlvc diff`: no revision = HEAD against the work tree; one = REV against the work tree; two = REV_A..REV_B."""
     if rev_a is None and repo.head(root) is None:
-        return diff_experiments({}, experiment_files(root, None), slugs)
-    old = experiment_files(root, rev_a or "HEAD")
-    new = experiment_files(root, rev_b)
+        return diff_experiments({}, experiment_files(root, None, slugs), slugs)
+    old = experiment_files(root, rev_a or "HEAD", slugs)
+    new = experiment_files(root, rev_b, slugs)
     return diff_experiments(old, new, slugs)
 
 

@@ -218,3 +218,8 @@ def test_diff_against_the_live_workspace(tmp_path: Path, run_cli: Any, monkeypat
         assert "Optimization Tolerance: 1E-07 → 1E-05" in result.stdout
         assert "layout" not in result.stdout
         assert run_cli(["diff", "--remote", "nope"], cwd=root).exit_code in (2, 3)
+
+
+def test_diff_refuses_paths_as_experiment_names(repo: Path, run_cli: Any) -> None:
+    result = run_cli(["diff", "../../etc"], cwd=repo)
+    assert result.exit_code == 2 and "is not an experiment name" in result.stderr

@@ -52,7 +52,7 @@ def diff_command(args: tuple[str, ...], remote: str | None, fmt: str, exit_code:
     if remote is not None:
         if len(revs) > 1:
             raise UsageError("diff --remote compares one side with the workspace; give at most one revision")
-        old = review.experiment_files(root, revs[0] if revs else None)
+        old = review.experiment_files(root, revs[0] if revs else None, slugs)
         diffs = review.diff_experiments(old, review.remote_files(root, remote, slugs), slugs)
         title = title or f"amlvc diff {revs[0] if revs else 'work tree'} → workspace {remote}"
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from amlvc.diff import ExperimentDiff
 from amlvc.render.common import ADDED, REMOVED, active, describe, summary
@@ -31,14 +31,13 @@ def render_text(diffs: Sequence[ExperimentDiff], *, color: bool = False) -> str:
     return "\n".join(out)
 
 
-def _paint_diff_line(line: str, paint: object) -> str:
-    assert callable(paint)
+def _paint_diff_line(line: str, paint: Callable[[str, str], str]) -> str:
     if line.startswith(("+++", "---")):
-        return str(paint("header", line))
+        return paint("header", line)
     if line.startswith("@@"):
-        return str(paint("hunk", line))
+        return paint("hunk", line)
     if line.startswith("+"):
-        return str(paint(ADDED, line))
+        return paint(ADDED, line)
     if line.startswith("-"):
-        return str(paint(REMOVED, line))
+        return paint(REMOVED, line)
     return line
