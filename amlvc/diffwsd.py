@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from amlvc import difftree
 from amlvc.diff import WEBSERVICE, Change, pointer
+
+_MODULE_URI = "aml://module/"
 
 
 def get_ci(value: Any, key: str) -> tuple[str, Any]:
@@ -47,8 +50,25 @@ def diff_wsd(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
         elif a != b:
             out.append(Change("webservice.parameter_changed", path_b + pointer(name), WEBSERVICE, label=name, old=a,
                               new=b, breaking=_has_value(a) and not _has_value(b)))
-    out.extend(_diff_rest(old, new, "", seen))
+    out.extend(_asset_kind(c, old, new) for c in _diff_rest(old, new, "", seen))
     return out
+
+
+def _asset_kind(change: Change, old: Mapping[str, Any], new: Mapping[str, Any]) -> Change:
+    """An asset's `locationInfo.uri` is the WSD's asset reference: a module batch bump or another blob."""
+    parts = [p.lower() for p in change.path.split("/")[1:]]
+    if parts[:2] != ["properties", "assets"] or parts[3:] != ["locationinfo", "uri"]:
+        return change
+    asset = change.path.split("/")[3]
+    _, new_assets = _section(new, "properties", "assets")
+    _, old_assets = _section(old, "properties", "assets")
+    _, name = get_ci(new_assets.get(asset) or old_assets.get(asset), "name")
+    a, b = (str(v).removeprefix(_MODULE_URI) if isinstance(v, str) else v for v in (change.old, change.new))
+    same = (isinstance(change.old, str) and isinstance(change.new, str) and change.old.startswith(_MODULE_URI)
+            and change.new.startswith(_MODULE_URI) and difftree.same_family(a, b))
+    return Change("asset.version_changed" if same else "asset.replaced", change.path, WEBSERVICE,
+                  label=f"{asset} ({name})" if name else asset, old=change.old, new=change.new,
+                  detail=difftree.version_detail(a, b) if same else "")
 
 
 def _has_value(parameter: Any) -> bool:

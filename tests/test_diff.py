@@ -41,7 +41,7 @@ PAIRS: dict[str, tuple[dict[str, int], tuple[str, Any, Any] | None]] = {
     "training--snapshot-1": ({"parameter.changed": 1, "script.changed": 1}, ("parameter.changed", "20", "10")),
     "training--snapshot-2": ({}, None),
     "predictive--input-renamed": ({"webservice.input_changed": 1}, None),
-    "webservice--model-patched": ({"webservice.property_changed": 1}, None),
+    "webservice--model-patched": ({"asset.replaced": 1}, None),
 }
 NOT_PAIRS = {"webservice--studio-export"}  # the same service exported by Studio: another form, not one edit
 
@@ -217,6 +217,22 @@ def test_webservice_contract(edit: Any, kind: str, breaking: bool) -> None:
     change = only(lambda e: edit(e["WebService"]))
     assert (change.kind, change.breaking) == (kind, breaking)
     assert change.path.startswith("/WebService/")
+
+
+def test_wsd_asset_references() -> None:
+    base = fixture_tree("webservice--base").webservice
+    assert base is not None
+    new = copy.deepcopy(base)
+    module = next(a for a in new["properties"]["assets"].values()
+                  if a["locationInfo"]["uri"].startswith("aml://module/"))
+    uri = module["locationInfo"]["uri"]
+    prefix, _, batch = uri.rpartition("-")
+    module["locationInfo"]["uri"] = f"{prefix}-{int(batch) + 1}"
+    (change,) = diff_trees(Tree({}, {}, {}, base), Tree({}, {}, {}, new)).changes
+    assert (change.kind, change.detail) == ("asset.version_changed", f"batch {batch} → {int(batch) + 1}")
+    assert change.label.endswith(f"({module['name']})")
+    patched = diff_trees(fixture_tree("webservice--base"), fixture_tree("webservice--model-patched")).changes[0]
+    assert patched.kind == "asset.replaced" and patched.new.endswith(".ilearner")
 
 
 def test_wsd_contract_changes_are_breaking() -> None:
