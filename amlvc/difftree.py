@@ -33,8 +33,9 @@ class Tree:
         """Parse an experiment directory's files (paths relative to it); conflict markers are refused."""
         scripts = {path: data.decode("utf-8", "replace") for path, data in files.items()
                    if path.startswith("scripts/")}
-        experiment = load(files.get(EXPERIMENT_FILE), f"{source}/{EXPERIMENT_FILE}")
-        layout = load(files.get(LAYOUT_FILE), f"{source}/{LAYOUT_FILE}")
+        experiment = check_experiment(load(files.get(EXPERIMENT_FILE), f"{source}/{EXPERIMENT_FILE}"),
+                                      f"{source}/{EXPERIMENT_FILE}")
+        layout = check_layout(load(files.get(LAYOUT_FILE), f"{source}/{LAYOUT_FILE}"), f"{source}/{LAYOUT_FILE}")
         webservice = load(files[WEBSERVICE_FILE], f"{source}/{WEBSERVICE_FILE}") if WEBSERVICE_FILE in files else None
         return cls(experiment, layout, scripts, webservice)
 
@@ -64,6 +65,43 @@ def load(data: bytes | None, source: str) -> dict[str, Any]:
         raise InvalidDocument(source, where, "unresolved merge conflict ($conflict); edit the file to keep one side, "
                                              "then `git add` it")
     return value
+
+
+def _expect(value: Any, kind: type, source: str, path: str, optional: bool = True) -> Any:
+    if value is None and optional:
+        return kind()
+    if not isinstance(value, kind):
+        wanted = "an object" if kind is dict else "a list"
+        raise InvalidDocument(source, path, f"expected {wanted}, got {type(value).__name__}; run "
+                                            "`amlvc normalize --check` to see what is wrong with the file")
+    return value
+
+
+def check_experiment(doc: dict[str, Any], source: str) -> dict[str, Any]:
+    """The shapes the diff and the merge walk (objects and lists where the canonical form has them)."""
+    graph = _expect(doc.get("Graph"), dict, source, "/Graph")
+    nodes = _expect(graph.get("ModuleNodes"), dict, source, "/Graph/ModuleNodes")
+    for node_id, node in nodes.items():
+        where = f"/Graph/ModuleNodes/{node_id}"
+        _expect(node, dict, source, where, optional=False)
+        for key in ("ModuleParameters", "InputPortsInternal", "OutputPortsInternal"):
+            for index, item in enumerate(_expect(node.get(key), list, source, f"{where}/{key}")):
+                _expect(item, dict, source, f"{where}/{key}/{index}", optional=False)
+    for index, edge in enumerate(_expect(graph.get("EdgesInternal"), list, source, "/Graph/EdgesInternal")):
+        _expect(edge, dict, source, f"/Graph/EdgesInternal/{index}", optional=False)
+    ws = _expect(doc.get("WebService"), dict, source, "/WebService")
+    for key in ("Inputs", "Outputs", "Parameters"):
+        for index, item in enumerate(_expect(ws.get(key), list, source, f"/WebService/{key}")):
+            _expect(item, dict, source, f"/WebService/{key}/{index}", optional=False)
+    return doc
+
+
+def check_layout(doc: dict[str, Any], source: str) -> dict[str, Any]:
+    for canvas in ("Graph", "WebService"):
+        section = _expect(doc.get(canvas), dict, source, f"/{canvas}")
+        for index, item in enumerate(_expect(section.get("positions"), list, source, f"/{canvas}/positions")):
+            _expect(item, dict, source, f"/{canvas}/positions/{index}", optional=False)
+    return doc
 
 
 def find_conflict(value: Any, path: str = "") -> str | None:

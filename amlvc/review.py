@@ -8,10 +8,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from amlvc import repo
 from amlvc.diff import ExperimentDiff, diff_layout, diff_trees, diff_wsd, sort_changes
-from amlvc.difftree import EXPERIMENT_FILE, LAYOUT_FILE, WEBSERVICE_FILE, Tree, load
+from amlvc.difftree import EXPERIMENT_FILE, LAYOUT_FILE, WEBSERVICE_FILE, Tree, check_experiment, check_layout, load
 from amlvc.errors import LocalError, UsageError
 from amlvc.render.common import summary
 
@@ -149,7 +150,7 @@ def _files_of(root: Path, rev: str, path: str) -> Files:
 # --- git drivers ----------------------------------------------------------------------------------------------
 
 
-def file_kind(path: str, data: dict[str, object]) -> str:
+def file_kind(path: str, data: Mapping[str, Any]) -> str:
     """experiment, layout or webservice: from the `$format` marker, else the file name."""
     fmt = str(data.get("$format", ""))
     if fmt.startswith("amlvc/experiment"):
@@ -165,6 +166,10 @@ def driver_diff(path: str, old_file: str, new_file: str) -> ExperimentDiff:
     old = _read_optional(old_file, f"a/{path}")
     new = _read_optional(new_file, f"b/{path}")
     kind = file_kind(path, new or old)
+    check = {"experiment": check_experiment, "layout": check_layout}.get(kind)
+    if check is not None:
+        check(old, f"a/{path}")
+        check(new, f"b/{path}")
     slug = Path(path).parent.name
     if kind == "experiment":
         a = Tree(old, {}, {}, None) if old or old_file != "/dev/null" else None
@@ -175,7 +180,7 @@ def driver_diff(path: str, old_file: str, new_file: str) -> ExperimentDiff:
     return ExperimentDiff(slug, "modified" if records else "unchanged", records)
 
 
-def _read_optional(path: str, source: str) -> dict[str, object]:
+def _read_optional(path: str, source: str) -> dict[str, Any]:
     if path == "/dev/null":
         return {}
     try:

@@ -223,3 +223,18 @@ def test_diff_against_the_live_workspace(tmp_path: Path, run_cli: Any, monkeypat
 def test_diff_refuses_paths_as_experiment_names(repo: Path, run_cli: Any) -> None:
     result = run_cli(["diff", "../../etc"], cwd=repo)
     assert result.exit_code == 2 and "is not an experiment name" in result.stderr
+
+
+@pytest.mark.parametrize(("edit", "where"), [
+    (lambda d: d.update(Graph=[]), "/Graph: expected an object, got list"),
+    (lambda d: d["Graph"].update(EdgesInternal={}), "/Graph/EdgesInternal: expected a list, got dict"),
+    (lambda d: d["Graph"]["ModuleNodes"].update(x=1), "/Graph/ModuleNodes/x: expected an object, got int"),
+    (lambda d: d["WebService"].update(Inputs=[1]), "/WebService/Inputs/0: expected an object, got int"),
+])
+def test_diff_of_a_malformed_file_names_the_path(repo: Path, run_cli: Any, edit: Any, where: str) -> None:
+    from reviewkit import edit_experiment
+
+    edit_experiment(repo, edit)
+    result = run_cli(["diff"], cwd=repo)
+    assert result.exit_code == 6, result.stderr
+    assert f"experiments/training/experiment.json: {where}" in result.stderr

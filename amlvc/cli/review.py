@@ -10,7 +10,7 @@ import click
 from amlvc import repo, review
 from amlvc.cli.base import cli, emit_json, note
 from amlvc.diff import ExperimentDiff
-from amlvc.difftree import load
+from amlvc.difftree import check_experiment, check_layout, load
 from amlvc.errors import ConflictError, ExitCode, LocalError, UsageError
 from amlvc.render import FORMATS, render
 
@@ -120,6 +120,10 @@ def merge_driver_command(base: str, ours: str, theirs: str, path: str) -> None:
     name = path or ours
     docs = [load(_read(p), f"{name} ({side})") for p, side in ((base, "base"), (ours, "ours"), (theirs, "theirs"))]
     kind = review.file_kind(name, docs[1] or docs[2])
+    check = {"experiment": check_experiment, "layout": check_layout}.get(kind)
+    if check is not None:
+        for doc, side in zip(docs, ("base", "ours", "theirs"), strict=True):
+            check(doc, f"{name} ({side})")
     merge = {"experiment": merge_experiment, "layout": merge_layout}.get(kind, merge_json)
     result = merge(*docs)
     Path(ours).write_bytes(dumps(result.merged))
