@@ -444,3 +444,32 @@ def test_several_experiments_are_written_in_parallel_and_recorded_in_one_commit(
         assert lock_entry(root, "dev", TRAINING)["etag"] == etags[TRAINING_ID]
         assert lock_entry(root, "dev", "churn-copy")["etag"] == etags[copy_id]
         assert git(root, "rev-list", "--count", f"{head_before}..HEAD").strip() == "1"
+
+
+def test_a_failed_write_still_records_the_writes_that_happened(tmp_path: Path, run_cli: Any) -> None:
+    from amlvc.normalize import to_push_body
+
+    with start(tmp_path) as server:
+        with client(server) as c:
+            copy_id = c.create_experiment(to_push_body({**c.get_experiment(TRAINING_ID),
+                                                        "Description": "Churn copy"}))["ExperimentId"]
+        root = make_repo(tmp_path, server)
+        assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+        copy_etag = lock_entry(root, "dev", "churn-copy")["etag"]
+        edit_locally(root, TRAINING, summary="this one goes through")
+        path = root / "experiments" / "churn-copy" / "experiment.json"
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["Description"] = ""  # the service refuses an empty name (400)
+        path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        result = push(run_cli, root)
+        assert result.exit_code == 5
+        assert "HTTP 400" in result.stderr and "workspace 'dev'" in result.stderr
+        with client(server) as c:
+            doc = c.get_experiment(TRAINING_ID)
+            assert c.get_experiment(copy_id)["Etag"] == copy_etag
+        assert doc["Summary"] == "this one goes through"
+        # what was written is recorded, so the next push is not refused as stale
+        assert lock_entry(root, "dev", TRAINING)["etag"] == doc["Etag"]
+        assert lock_entry(root, "dev", "churn-copy")["etag"] == copy_etag
+        assert git(root, "status", "--porcelain").strip() == "M experiments/churn-copy/experiment.json"
+        assert git(root, "log", "-1", "--format=%s").startswith(f"Push to dev: update {TRAINING}")
