@@ -363,6 +363,7 @@ def diff_layout(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
 
 def diff_wsd(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     """Records for webservice.json: the callers' contract (inputs, outputs, parameters) then everything else."""
+    # diffwsd builds on this module's Change and pointer, so it is imported when first needed.
     from amlvc.diffwsd import diff_wsd as _impl
 
     return _impl(old, new)
