@@ -417,9 +417,11 @@ def _execute(root: Path, target: mirror.Target, plan: PushPlan, progress: Progre
     for e in todo:
         if e.stale and e.experiment_id:
             current = target.client.get_experiment(e.experiment_id)
-            files = normalize(current, source=f"{target.name}:{e.experiment_id}").files
+            norm = normalize(current, source=f"{target.name}:{e.experiment_id}")
             ref = f"{BACKUP_REF_PREFIX}/{target.name}/{e.slug}/{stamp}"
-            repo.write_backup(root, ref, mirror.experiment_dir(e.slug), files,
+            # The backup's secret values stay local, beside the others, under "<slug>@<backup time>".
+            mirror.store_secrets(root, target.name, {f"{e.slug}@{stamp}": dict(norm.secrets)})
+            repo.write_backup(root, ref, mirror.experiment_dir(e.slug), norm.files,
                               f"Backup of '{e.slug}' from workspace '{target.name}' before a forced push\n\n"
                               f"Amlvc-Remote: {target.name}\nAmlvc-Experiment-Id: {e.experiment_id}\n"
                               f"Amlvc-Etag: {e.workspace_etag}\n")

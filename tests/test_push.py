@@ -207,6 +207,10 @@ def test_force_backs_up_the_workspace_version_then_overwrites(world: tuple[Any, 
     with client(server) as c:
         assert c.get_experiment(TRAINING_ID)["Summary"] == "git's version"
     assert "saved as refs/amlvc/backup/dev/" in result.stdout
+    # ... while the values of its secrets are kept locally, beside the backup's name
+    stamp = refs[0].rsplit("/", 1)[1]
+    kept = json.loads((root / ".amlvc" / "secrets.json").read_text())["remotes"]["dev"][f"{TRAINING}@{stamp}"]
+    assert kept and all(f"${{secret:{name}}}" in backed_up for name in kept)
 
 
 def test_missing_asset_is_refused_with_exit_6(world: tuple[Any, Path], run_cli: Any) -> None:
