@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,11 @@ from amlvc.diff import ExperimentDiff
 from amlvc.difftree import check_experiment, check_layout, load
 from amlvc.errors import ConflictError, ExitCode, LocalError, UsageError
 from amlvc.render import FORMATS, render
+
+
+def _color() -> bool:
+    """Colour on a terminal unless NO_COLOR is set (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _root() -> Path:
@@ -59,7 +65,7 @@ def diff_command(args: tuple[str, ...], remote: str | None, fmt: str, exit_code:
         diffs = review.diff_revisions(root, revs[0] if revs else None, revs[1] if len(revs) > 1 else None, slugs)
         title = title or "amlvc diff " + (" → ".join(revs) if len(revs) == 2 else f"{revs[0] if revs else 'HEAD'}"
                                           " → work tree")
-    color = output is None and fmt == "text" and sys.stdout.isatty()
+    color = output is None and fmt == "text" and _color()
     _write(render(diffs, fmt, color=color, title=title), output, color=color)
     return int(ExitCode.DIFFERENCES) if exit_code and _changed(diffs) else 0
 
@@ -80,7 +86,7 @@ def log_command(experiment: str, max_count: int | None, as_json: bool, patch: bo
         emit_json([{"commit": e.commit, "date": e.date, "author": e.author, "subject": e.subject,
                     "summary": e.summary, "changes": [c.to_json() for c in e.diff.changes]} for e in entries])
         return
-    color = sys.stdout.isatty()
+    color = _color()
     for e in entries:
         sha = click.style(e.commit[:10], fg="yellow") if color else e.commit[:10]
         click.echo(f"{sha} {e.date[:10]} {e.author}: {e.subject}", color=color)
@@ -168,7 +174,7 @@ def diff_driver_command(args: tuple[str, ...]) -> None:
         raise UsageError("diff-driver expects the 7 arguments git passes to an external diff command")
     path, old_file, new_file = args[0], args[1], args[4]
     result = review.driver_diff(path, old_file, new_file)
-    color = sys.stdout.isatty()
+    color = _color()
     header = f"diff --amlvc a/{path} b/{path}"
     click.echo(click.style(header, bold=True) if color else header, color=color)
     if not result.changes and result.status not in ("added", "removed"):
