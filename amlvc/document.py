@@ -158,6 +158,32 @@ def loads(data: bytes | str, source: str) -> Any:
         fail(source, "", f"invalid JSON: {exc}")
 
 
+def _find_key(value: Any, key: str, path: str) -> str | None:
+    if isinstance(value, dict):
+        if key in value:
+            return child(path, key)
+        items: Iterable[tuple[str | int, Any]] = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for name, item in items:
+        found = _find_key(item, key, child(path, name))
+        if found is not None:
+            return found
+    return None
+
+
+def loads_canonical(data: bytes, source: str) -> Any:
+    """Parse one of amlvc's own files; a merge driver's conflict marker anywhere makes it invalid."""
+    value = loads(data, source)
+    if rules.CONFLICT_MARKER.encode() in data:
+        where = _find_key(value, rules.CONFLICT_KEY, "")
+        if where is not None:
+            fail(source, where, "unresolved merge conflict; pick a side, delete the marker, then `git add` the file")
+    return value
+
+
 def load_json_file(path: Path | str) -> Any:
     """Read a JSON document from disk with the size limit; missing file or directory is a LocalError."""
     file = Path(path)

@@ -25,7 +25,7 @@ from amlvc.document import (
     expect_opt_str,
     expect_str,
     fail,
-    loads,
+    loads_canonical,
 )
 from amlvc.errors import InvalidDocument
 from amlvc.secrets import (
@@ -40,6 +40,7 @@ from amlvc.secrets import (
 )
 
 _SLUG = re.compile(r"[^a-z0-9-]+")
+_GIT_CONFLICT = re.compile(r"^<<<<<<< .*^=======\r?$.*^>>>>>>> ", re.MULTILINE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -687,10 +688,13 @@ class _Denormalizer:
         name = expect_str(entry["$script"], self.source, (path, "$script"))
         if name not in self.files:
             fail(self.source, (path, "$script"), f"script file {name!r} is missing")
+        data = self.files[name]
         try:
-            text = self.files[name].decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             fail(f"{self.root}/{name}", "", f"not valid UTF-8 at byte {exc.start}; save the script as UTF-8")
+        if b"<<<<<<< " in data and _GIT_CONFLICT.search(text):
+            fail(f"{self.root}/{name}", "", "unresolved merge conflict (<<<<<<< … >>>>>>> lines); resolve it first")
         newline = entry.get("newline")
         if newline == "\r\n":
             # An editor or git may have turned the file's LF into CRLF; both mean the same script.
@@ -766,7 +770,7 @@ def _load_file(files: Mapping[str, bytes], name: str, source: str) -> Any:
         fail(f"{source}/{name}", "", "file is missing")
     if len(data) > rules.MAX_DOCUMENT_BYTES:
         fail(f"{source}/{name}", "", f"file is over the limit of {rules.MAX_DOCUMENT_BYTES:,} bytes")
-    return loads(data, f"{source}/{name}")
+    return loads_canonical(data, f"{source}/{name}")
 
 
 def denormalize(files: Mapping[str, bytes], *, identity: Mapping[str, Any] | None = None,

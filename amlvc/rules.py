@@ -23,6 +23,9 @@ EXPERIMENT_FILE = "experiment.json"
 LAYOUT_FILE = "layout.json"
 WEBSERVICE_FILE = "webservice.json"
 SCRIPTS_DIR = "scripts"
+# merge.py's marker for a value both sides changed; a file holding it anywhere is not canonical.
+CONFLICT_KEY = "$conflict"
+CONFLICT_MARKER = '"$conflict"'
 
 # --- key order of the service (Json.NET class order, reference section 3) ----------------------------------------
 

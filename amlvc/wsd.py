@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from amlvc import rules
-from amlvc.document import check_tree, child, compare, expect_dict, expect_list, expect_str, fail, loads
+from amlvc.document import check_tree, child, compare, expect_dict, expect_list, expect_str, fail, loads_canonical
 from amlvc.normalize import Normalized, dumps
 from amlvc.secrets import SecretNamer, fill, is_secret_name, placeholder, placeholder_names, scrub
 
@@ -124,7 +124,7 @@ def denormalize_wsd(files: Mapping[str, bytes], *, volatile: Mapping[str, Any] |
     data = files.get(rules.WEBSERVICE_FILE)
     if data is None:
         fail(file_source, "", "file is missing")
-    canon = expect_dict(loads(data, file_source), file_source, "")
+    canon = expect_dict(loads_canonical(data, file_source), file_source, "")
     if canon.get("$format") != rules.WEBSERVICE_FORMAT:
         fail(file_source, "/$format", f"expected {rules.WEBSERVICE_FORMAT!r}")
     doc: dict[str, Any] = _fill({key: value for key, value in canon.items() if not key.startswith("$")}, secrets,

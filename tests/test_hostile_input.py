@@ -233,3 +233,28 @@ def test_bad_canonical_files(edit: Any, where: str, problem: str) -> None:
         denormalize(files, source="exp")
     assert info.value.message.startswith(where)
     assert problem in info.value.message
+
+
+def test_merge_conflict_markers_are_not_canonical() -> None:
+    result = normalize(small_doc())
+    canon = json.loads(result.files["experiment.json"])
+    canon["Graph"]["ModuleNodes"]["19956206-a7a7-46db-8849-31aaebf9bea5-1"]["Comment"] = {
+        "$conflict": {"base": "", "ours": "a", "theirs": "b", "reason": "both changed"}}
+    files = {**result.files, "experiment.json": json.dumps(canon).encode()}
+    with pytest.raises(InvalidDocument, match="unresolved merge conflict") as info:
+        denormalize(files, source="exp")
+    assert info.value.path == "/Graph/ModuleNodes/19956206-a7a7-46db-8849-31aaebf9bea5-1/Comment/$conflict"
+    # the text "$conflict" inside a string is not a marker
+    canon["Graph"]["ModuleNodes"]["19956206-a7a7-46db-8849-31aaebf9bea5-1"]["Comment"] = 'say "$conflict"'
+    denormalize({**result.files, "experiment.json": json.dumps(canon).encode()}, source="exp")
+
+
+def test_git_conflict_lines_in_a_script_are_refused() -> None:
+    doc = small_doc()
+    doc["Graph"]["ModuleNodes"][0]["ModuleParameters"][0] = {"Name": "R Script", "Value": "x <- 1\n"}
+    result = normalize(doc)
+    name = next(n for n in result.files if n.startswith("scripts/"))
+    conflicted = b"<<<<<<< ours\nx <- 1\n=======\nx <- 2\n>>>>>>> theirs\n"
+    with pytest.raises(InvalidDocument, match="unresolved merge conflict") as info:
+        denormalize({**result.files, name: conflicted}, source="exp")
+    assert info.value.source == f"exp/{name}"
