@@ -245,7 +245,7 @@ def resolve(ref: Reference, inventory: Inventory, remap: Remap,
                 return Resolution(ref, "mapped", target, target.id != ref.id, f"mapped by the remap file ({key})")
     exact = inventory.find(kinds, ident=ref.id)
     if exact is not None:
-        return Resolution(ref, "exact", exact, False, "present")
+        return Resolution(ref, "exact", exact, False, "exact")
     if parsed is not None:
         same = inventory.find(kinds, family=parsed.family)
         if same is not None:
@@ -260,7 +260,7 @@ def resolve(ref: Reference, inventory: Inventory, remap: Remap,
     if name is not None and remap.mode in (None, "name"):
         by_name = inventory.find(kinds, name=name)
         if by_name is not None:
-            return Resolution(ref, "name", by_name, True, f"same name {name!r}")
+            return Resolution(ref, "name", by_name, True, f"found by its name {name!r}")
     label = KIND_LABELS.get(ref.kind, "asset")
     what = f"{label} {name!r}" if name else label
     return Resolution(ref, "missing", None, False, f"no {what} of this family in the workspace")

@@ -42,8 +42,8 @@ def _resolution_line(r: Resolution) -> str:
     target = f" -> {_short(r.target.id)}" if r.remap and r.target is not None else ""
     layout = " (also in layout)" if any("layout" in p for p in r.reference.places) and len(
         r.reference.places) > 1 else ""
-    return f"  {_MARKS.get(r.status, '?')} {kind:<13} {_short(r.reference.id)}{target}{name}  {r.status}: " \
-           f"{r.note}{layout}"
+    status = "MISSING: " if r.status == "missing" else ""
+    return f"  {_MARKS.get(r.status, '?')} {kind:<13} {_short(r.reference.id)}{target}{name}  {status}{r.note}{layout}"
 
 
 def render_check(result: CheckResult, *, verbose: bool) -> list[str]:
