@@ -91,9 +91,11 @@ def test_breaking_input_rename_is_flagged_in_every_format() -> None:
     data = json.loads(render([d], "json"))
     assert data["breaking"] is True
     assert data["experiments"][0]["changes"][0]["breaking"] is True
+    assert re.search(r'p\d+\(\["input: input1 → kunde"\]\)', md) and re.search(r"class p\d+ breaking", md)
     html = render([d], "html")
     assert re.search(r'<li class="change changed breaking" data-kind="webservice.input_changed"[^>]*>.*?'
                      r'<span class="flag">BREAKING</span>', html)
+    assert '<g class="port input changed breaking"' in html and "input: input1 → kunde" in html
 
 
 def test_breaking_input_removal_is_flagged_in_every_format() -> None:

@@ -140,3 +140,42 @@ def node_states(d: ExperimentDiff) -> dict[str, str]:
 
 def active(diffs: Sequence[ExperimentDiff]) -> list[ExperimentDiff]:
     return [d for d in diffs if d.changes or d.status != "unchanged"]
+
+
+@dataclass(frozen=True)
+class WebPort:
+    """A web-service input or output as graph renderers draw it: beside the module port it connects to."""
+
+    port_id: str
+    direction: str  # "input" | "output"
+    name: str
+    node: str
+    state: str  # added | removed | changed | unchanged
+    breaking: bool
+
+
+def web_ports(d: ExperimentDiff) -> list[WebPort]:
+    """Both sides' web-service ports by Id, with the state and breaking flag of their change records."""
+    flags: dict[str, tuple[str, bool]] = {}
+    for c in d.changes:
+        if c.file == "experiment.json" and c.kind.startswith(("webservice.input_", "webservice.output_")):
+            item = c.new if isinstance(c.new, dict) else c.old
+            if isinstance(item, dict):
+                state = {"added": "added", "removed": "removed"}.get(c.kind.rpartition("_")[2], "changed")
+                flags[str(item.get("Id"))] = (state, c.breaking)
+    out: dict[str, WebPort] = {}
+    for tree in (d.old, d.new):
+        ws = tree.experiment.get("WebService") if tree is not None else None
+        for key, direction in (("Inputs", "input"), ("Outputs", "output")):
+            items = ws.get(key) if isinstance(ws, dict) else None
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict):
+                    port_id = str(item.get("Id"))
+                    state, breaking = flags.get(port_id, ("unchanged", False))
+                    name = str(item.get("Name"))
+                    previous = out.get(port_id)
+                    if previous is not None and previous.name != name:
+                        name = f"{previous.name} → {name}"
+                    out[port_id] = WebPort(port_id, direction, name, str(item.get("PortId")).rpartition(":")[0],
+                                           state, breaking)
+    return [out[k] for k in sorted(out)]

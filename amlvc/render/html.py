@@ -8,10 +8,11 @@ from typing import Any
 
 from amlvc import difftree
 from amlvc.diff import ExperimentDiff
-from amlvc.render.common import active, describe, node_states, summary
+from amlvc.render.common import WebPort, active, describe, node_states, summary, web_ports
 from amlvc.render.markdown import _edges, _nodes
 
 NODE_W, NODE_H = 200, 40
+PORT_H = 28
 _CSS = """
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;background:#fff}
 header{padding:12px 20px;border-bottom:1px solid #d0d7de;background:#f6f8fa}h1{font-size:20px;margin:0}
@@ -28,6 +29,10 @@ g.node.added rect{fill:#dafbe1;stroke:#1a7f37;stroke-width:3}g.node.removed rect
 stroke-width:3;stroke-dasharray:6 4}g.node.changed rect{fill:#fff8c5;stroke:#9a6700;stroke-width:3}
 g.node.focus rect{stroke:#0969da;stroke-width:5}path.edge{fill:none;stroke:#8c959f;stroke-width:1.5}
 path.edge.added{stroke:#1a7f37;stroke-width:2.5}path.edge.removed{stroke:#cf222e;stroke-width:2.5;stroke-dasharray:6 4}
+g.port rect{fill:#ddf4ff;stroke:#0969da;stroke-width:1.5}g.port text{font-size:12px;fill:#0550ae}
+g.port path.wire{stroke:#0969da;stroke-dasharray:3 3;fill:none}g.port.added rect{fill:#dafbe1;stroke:#1a7f37}
+g.port.removed rect{fill:#ffebe9;stroke:#cf222e;stroke-dasharray:6 4}g.port.changed rect{fill:#fff8c5;stroke:#9a6700}
+g.port.breaking rect{stroke:#cf222e;stroke-width:4}
 .legend span{margin-right:12px}.sw{display:inline-block;width:12px;height:12px;border:2px solid #9a6700;
 background:#fff8c5;margin-right:4px;vertical-align:-2px;border-radius:2px}.sw.added{border-color:#1a7f37;
 background:#dafbe1}.sw.removed{border-color:#cf222e;background:#ffebe9}.meta{color:#59636e}
@@ -89,12 +94,16 @@ def svg(d: ExperimentDiff) -> str:
     new_edges = {difftree.edge_key_nodes(e) for e in _edges(new_exp)}
     boxes = _layout(nodes, old_edges | new_edges, d)
     states = node_states(d)
-    min_x = min(x for x, _ in boxes.values()) - 20
-    min_y = min(y for _, y in boxes.values()) - 20
-    width = max(x for x, _ in boxes.values()) + NODE_W + 20 - min_x
-    height = max(y for _, y in boxes.values()) + NODE_H + 20 - min_y
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{min_x} {min_y} {width} {height}" '
-           f'role="img" aria-label="experiment graph">']
+    ports = [p for p in web_ports(d) if p.node in boxes]
+    pills = _place_ports(ports, boxes, d)
+    corners = [*boxes.values(), *pills.values()]
+    min_x = min(x for x, _ in corners) - 20
+    min_y = min(y for _, y in corners) - 20
+    width = max(x for x, _ in corners) + NODE_W + 20 - min_x
+    height = max(y for _, y in corners) + NODE_H + 20 - min_y
+    # Never drawn larger than life: a 4-node graph would otherwise fill the screen.
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{min_x:g} {min_y:g} {width:g} {height:g}" '
+           f'style="max-width:{width:g}px" role="img" aria-label="experiment graph">']
     for src, dst in sorted(old_edges | new_edges):
         if src not in boxes or dst not in boxes:
             continue
@@ -113,8 +122,34 @@ def svg(d: ExperimentDiff) -> str:
                    f"<title>{escape(difftree.node_label(node_id, nodes[node_id]))} ({state})</title>"
                    f'<rect x="{x:g}" y="{y:g}" width="{NODE_W}" height="{NODE_H}" rx="6"/>'
                    f'<text x="{x + 10:g}" y="{y + 25:g}">{escape(shown)}</text></g>')
+    for port in ports:
+        (px, py), (nx, ny) = pills[port.port_id], boxes[port.node]
+        top, bottom = (py + PORT_H, ny) if port.direction == "input" else (ny + NODE_H, py)
+        cls = f"port {port.direction} {port.state}{' breaking' if port.breaking else ''}"
+        out.append(f'<g class="{cls}" data-port-id="{escape(port.port_id)}" data-state="{port.state}">'
+                   f"<title>web-service {port.direction} {escape(port.name)} ({port.state}"
+                   f"{', breaking' if port.breaking else ''})</title>"
+                   f'<path class="wire" d="M{nx + NODE_W / 2:g},{top:g} L{nx + NODE_W / 2:g},{bottom:g}"/>'
+                   f'<rect x="{px:g}" y="{py:g}" width="{NODE_W}" height="{PORT_H}" rx="{PORT_H / 2:g}"/>'
+                   f'<text x="{px + 14:g}" y="{py + 19:g}">{escape(port.direction)}: {escape(port.name[:30])}</text>'
+                   "</g>")
     out.append("</svg>")
     return "".join(out)
+
+
+def _place_ports(ports: list[WebPort], boxes: Mapping[str, tuple[float, float]], d: ExperimentDiff
+                 ) -> dict[str, tuple[float, float]]:
+    """Web-service ports sit straight above (inputs) or below (outputs) the module they connect to."""
+    placed: dict[str, tuple[float, float]] = {}
+    stacked: dict[tuple[str, str], int] = {}
+    for port in ports:
+        x, y = boxes[port.node]
+        slot = stacked.get((port.node, port.direction), 0)
+        stacked[(port.node, port.direction)] = slot + 1
+        step = (PORT_H + 40) * (slot + 1)
+        placed[port.port_id] = (x + slot * 12, y - step) if port.direction == "input" else (x + slot * 12,
+                                                                                             y + NODE_H + step - PORT_H)
+    return placed
 
 
 def _layout(nodes: Mapping[str, Any], edges: set[tuple[str, str]], d: ExperimentDiff) -> dict[str, tuple[float, float]]:

@@ -7,13 +7,14 @@ from typing import Any
 
 from amlvc import difftree
 from amlvc.diff import ExperimentDiff
-from amlvc.render.common import ADDED, COLUMNS, REMOVED, active, counts, describe, node_states
+from amlvc.render.common import ADDED, COLUMNS, REMOVED, active, counts, describe, node_states, web_ports
 
 # GitHub refuses mermaid sources over ~50 kB; big graphs show changed nodes and their neighbours only.
 MAX_MERMAID_NODES = 60
 _CLASSES = ("classDef added fill:#dafbe1,stroke:#1a7f37,color:#1a7f37",
             "classDef removed fill:#ffebe9,stroke:#cf222e,color:#cf222e,stroke-dasharray:4 3",
-            "classDef changed fill:#fff8c5,stroke:#9a6700,color:#6f4b00")
+            "classDef changed fill:#fff8c5,stroke:#9a6700,color:#6f4b00",
+            "classDef breaking fill:#ffebe9,stroke:#cf222e,stroke-width:3px,color:#cf222e")
 _ICON = {ADDED: "➕", REMOVED: "➖", "~": "✏️"}
 
 
@@ -99,10 +100,22 @@ def mermaid(d: ExperimentDiff) -> str:
             elif (src, dst) not in edges:
                 styles.append(f"  linkStyle {link} stroke:#1a7f37")
             link += 1
+    port_states: dict[str, str] = {}
+    for index, port in enumerate(web_ports(d)):
+        if port.node not in ids or (omitted and port.state == "unchanged"):
+            continue
+        pid = f"p{index}"
+        label = f"{port.direction}: {port.name}".replace('"', "#quot;")
+        lines.append(f'  {pid}(["{label}"])')
+        lines.append(f"  {pid} -.- {ids[port.node]}" if port.direction == "input" else
+                     f"  {ids[port.node]} -.- {pid}")
+        link += 1
+        port_states[pid] = "breaking" if port.breaking else port.state
     lines += styles
     lines += [f"  {c}" for c in _CLASSES]
-    for state in ("added", "removed", "changed"):
+    for state in ("added", "removed", "changed", "breaking"):
         members = [ids[n] for n, s in sorted(states.items()) if s == state and n in ids]
+        members += [pid for pid, s in port_states.items() if s == state]
         if members:
             lines.append(f"  class {','.join(members)} {state}")
     if omitted:
