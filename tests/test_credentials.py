@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,19 @@ def test_settings_reader_reports_a_broken_file_by_path(tmp_path: Path) -> None:
 def test_credentials_repr_hides_the_token() -> None:
     creds = resolve_token("dev", workspace_id=WS, environ={"AMLVC_TOKEN": "s3cr3t-token"}, home=Path("/nonexistent"))
     assert "s3cr3t-token" not in repr(creds)
+
+
+def test_the_sdk_settings_file_authenticates_a_push_end_to_end(tmp_path: Path, run_cli: Any,
+                                                               isolated_env: Path) -> None:
+    from pushkit import DEV, TOKENS, make_repo, start
+
+    with start(tmp_path) as server:
+        root = make_repo(tmp_path, server)
+        missing = run_cli(["push", "--dry-run"], cwd=root)
+        assert missing.exit_code == 3
+        assert "no token for workspace 'dev'" in missing.stderr and "$AMLVC_TOKEN_DEV" in missing.stderr
+        write_settings(isolated_env, id=DEV, authorization_token=TOKENS["dev"], api_endpoint=server.url)
+        assert run_cli(["pull"], cwd=root).exit_code == 0
+        result = run_cli(["push", "--dry-run"], cwd=root)
+        assert result.exit_code == 0, result.stderr
+        assert TOKENS["dev"] not in result.stderr + result.stdout
