@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from wskit import DEV, FIXTURES, ISO7, OTHER, PREDICTIVE_ID, SUB, TOKENS, Api, error, start
 
 from amlvc.server.runner import ServerHandle
@@ -239,6 +241,8 @@ def test_auth(api: Api, export: dict[str, Any], token: str | None, status: int) 
      400, "InvalidSubscriptionId"),
     (path("v") + API, {"location": "West Europe"}, 400, "InvalidRequestContent"),
     (path("v") + API, {"properties": {"packageType": "Graph"}}, 400, "LocationRequired"),
+    (path("v") + API, {"location": "West\u00a0Europe\U0009d46a", "properties": {"packageType": "Graph"}}, 400,
+     "LocationNotAvailableForResourceType"),
     (path("v") + API, {"location": "x", "properties": []}, 400, "InvalidRequestContent"),
     (path("v") + API, {"location": "x", "properties": {"packageType": "Code"}}, 400, "InvalidRequestContent"),
     (path("v") + API, {"location": "x", "properties": {"packageType": "Graph", "readOnly": "yes"}}, 400,
@@ -278,3 +282,52 @@ def test_regional_properties(api: Api, export: dict[str, Any]) -> None:
     assert operation(api, created)["status"] == "Succeeded"
     assert api.bearer("GET", path("regional") + API + "&region=westeurope").status_code == 200
     assert api.bearer("POST", path("regional", "/CreateRegionalBlob") + API).status_code == 400
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
+                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
+_KEYS = st.sampled_from(["location", "Properties", "properties", "packageType", "PackageType", "assets", "Assets",
+                         "package", "nodes", "edges", "keys", "primary", "storageAccount", "name", "readOnly",
+                         "realtimeConfiguration", "maxConcurrentCalls", "locationInfo", "uri", "type", "tags",
+                         "parameters", "value", "input", "properties", "x"])
+_JSON = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                        st.dictionaries(_KEYS, inner, max_size=5)), max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_JSON)
+def test_fuzzed_bodies_never_500(api: Api, body: Any) -> None:
+    for method in ("PUT", "PATCH"):
+        resp = api.bearer(method, path("fuzzed") + API, json=body)
+        assert resp.status_code < 500, resp.text
+        assert resp.headers["Content-Type"].startswith("application/json")
+    api.bearer("DELETE", path("fuzzed") + API)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*prefix, index))
+    return found
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), value=_JSON)
+def test_mutated_definitions_never_500(api: Api, export: dict[str, Any], data: st.DataObject, value: Any) -> None:
+    where = data.draw(st.sampled_from(_paths(export)[1:]))
+    body = copy.deepcopy(export)
+    target = body
+    for step in where[:-1]:
+        target = target[step]
+    target[where[-1]] = value
+    for method in ("PUT", "PATCH", "PUT"):
+        resp = api.bearer(method, path("mutant") + API, json=body)
+        assert resp.status_code < 500, resp.text
+        assert resp.headers["Content-Type"].startswith("application/json")
+    got = api.bearer("GET", path("mutant") + API)
+    assert got.status_code in (200, 404)
+    api.bearer("DELETE", path("mutant") + API)

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
@@ -45,6 +46,8 @@ API_VERSIONS = ("2016-05-01-preview", "2017-01-01")
 PROVIDER = "providers/microsoft.machinelearning"
 SUBSCRIPTION_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 GROUP_RE = re.compile(r"^[-\w._()]{1,90}$")
+# A region's display or short name ("West Europe", "westeurope"); it ends up in the operation URLs.
+LOCATION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 ]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 DIAGNOSTICS_LEVELS = ("None", "Error", "All")
 MIN_CALLS, MAX_CALLS = 4, 200  # realtimeConfiguration.maxConcurrentCalls (SPEC17)
@@ -189,7 +192,7 @@ def load_by_service_id(conn: sqlite3.Connection, service_id: str) -> dict[str, A
 
 
 def _region(location: str) -> str:
-    return re.sub(r"\s+", "", location).lower()
+    return quote(re.sub(r"\s+", "", location).lower(), safe="")
 
 
 def _operation_url(sub: str, region: str, op: str, kind: str, version: str) -> str:
@@ -366,6 +369,10 @@ def _put(owned: set[str], version: str, a: dict[str, str]) -> Response:
     body = _read_body()
     if not body.get("location"):
         raise ArmFault(400, "LocationRequired", "The location property is required for this definition.")
+    if not LOCATION_RE.match(body["location"]):
+        raise ArmFault(400, "LocationNotAvailableForResourceType",
+                       f"The provided location '{body['location']}' is not available for resource type "
+                       f"'{armschema.RESOURCE_TYPE}'.")
     if "properties" not in body:
         raise ArmFault(400, "InvalidRequestContent", "The properties member is required.")
     props = body["properties"]
