@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -122,10 +123,28 @@ def write_experiment_files(root: Path, slug: str, files: Mapping[str, bytes]) ->
     """Make the experiment directory hold exactly `files`; unchanged files are not rewritten."""
     base = root / EXPERIMENTS / slug
     for rel in sorted(files):
-        repo.atomic_write(_inside(base, rel), files[rel])
+        _replace(_inside(base, rel), files[rel])
     for rel in read_experiment_files(root, slug):
         if rel not in files:
             repo.remove_file(base / rel)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Temp file + rename, skipped when the bytes are already there.
+
+    No fsync per file (hundreds per pull would dominate its time): a killed process cannot lose
+    page-cache data, and after a power cut the journal makes the next pull redo the writes, while
+    git (which fsyncs its own objects as configured) never sees a half-written file committed.
+    """
+    try:
+        if path.is_file() and path.read_bytes() == data:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise LocalError(f"{path}: cannot write ({exc.strerror}); check permissions and free space") from None
 
 
 def _inside(base: Path, rel: str) -> Path:
@@ -172,7 +191,9 @@ def slug_used_elsewhere(lock: lockfile.Lock, remote: str, slug: str) -> bool:
 
 def taken_slugs(root: Path, lock: lockfile.Lock) -> set[str]:
     base = root / EXPERIMENTS
-    taken = {p.name for p in base.iterdir() if p.is_dir()} if base.is_dir() else set()
+    # An empty directory (a pull killed between mkdir and its first file) does not take a slug.
+    taken = {p.name for p in base.iterdir() if p.is_dir() and any(f.is_file() for f in p.rglob("*"))} \
+        if base.is_dir() else set()
     return taken | lock.all_slugs()
 
 
@@ -291,6 +312,10 @@ def recover_interrupted(root: Path) -> bool:
             mine.append(rel)
     if len(mine) == len(dirty):
         repo.discard_changes(root, mine)
+        for rel in paths:  # directories made before the first file landed in them
+            where = root / rel
+            if where.is_dir() and not any(f.is_file() for f in where.rglob("*")):
+                shutil.rmtree(where, ignore_errors=True)
         path.unlink(missing_ok=True)
         return True
     path.unlink(missing_ok=True)

@@ -179,12 +179,20 @@ def _select(by_slug: Mapping[str, Mapping[str, Any]], entries: Mapping[str, Mapp
 # -- fetching ---------------------------------------------------------------------------------
 
 
+Normalizer = Callable[[Mapping[str, Any], str, Mapping[str, str]], Normalized]
+
+
+def _normalize_here(doc: Mapping[str, Any], source: str, names: Mapping[str, str]) -> Normalized:
+    return normalize(doc, source=source, module_names=names)
+
+
 def _fetch_all(target: mirror.Target, wanted: Mapping[str, Mapping[str, Any]], names: Mapping[str, str],
                jobs: int, progress: Progress | None) -> dict[str, Fetched]:
     """GET every wanted experiment (and its web-service definition) in parallel; all or nothing."""
     result: dict[str, Fetched] = {}
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(fetch_one, target, slug, summary, names): slug for slug, summary in wanted.items()}
+        futures = {pool.submit(fetch_one, target, slug, summary, names): slug
+                   for slug, summary in wanted.items()}
         try:
             for done, future in enumerate(as_completed(futures), 1):
                 item = future.result()
@@ -198,20 +206,21 @@ def _fetch_all(target: mirror.Target, wanted: Mapping[str, Mapping[str, Any]], n
     return result
 
 
-def fetch_one(target: mirror.Target, slug: str, summary: Mapping[str, Any], names: Mapping[str, str]) -> Fetched:
+def fetch_one(target: mirror.Target, slug: str, summary: Mapping[str, Any], names: Mapping[str, str],
+              norm: Normalizer = _normalize_here) -> Fetched:
     """GET one experiment (plus its WSD when it is a predictive experiment) and normalize it."""
     exp_id = str(summary["ExperimentId"])
     doc = target.client.get_experiment(exp_id)
-    return canonical(target, slug, doc, names, with_wsd=True)
+    return canonical(target, slug, doc, names, with_wsd=True, norm=norm)
 
 
 def canonical(target: mirror.Target, slug: str, doc: Mapping[str, Any], names: Mapping[str, str],
-              *, with_wsd: bool) -> Fetched:
+              *, with_wsd: bool, norm: Normalizer = _normalize_here) -> Fetched:
     """A GET document in canonical form, with the workspace's web-service definition when it has one."""
     exp_id = str(doc.get("ExperimentId"))
-    norm = normalize(doc, source=f"{target.name}:{exp_id}", module_names=names)
-    files = dict(norm.files)
-    secrets = dict(norm.secrets)
+    normalized = norm(doc, f"{target.name}:{exp_id}", names)
+    files = dict(normalized.files)
+    secrets = dict(normalized.secrets)
     web = doc.get("WebService")
     if with_wsd and isinstance(web, Mapping) and web.get("IsWebServiceExperiment") is True:
         wsd = _fetch_wsd(target, exp_id)
@@ -222,7 +231,7 @@ def canonical(target: mirror.Target, slug: str, doc: Mapping[str, Any], names: M
     run_id = doc.get("RunId")
     return Fetched(slug=slug, name=str(doc.get("Description") or slug), experiment_id=exp_id,
                    etag=etag if isinstance(etag, str) else "", run_id=run_id if isinstance(run_id, str) else None,
-                   identity=dict(norm.identity), files=files, secrets=secrets)
+                   identity=dict(normalized.identity), files=files, secrets=secrets)
 
 
 def _fetch_wsd(target: mirror.Target, exp_id: str) -> Normalized | None:
