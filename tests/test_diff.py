@@ -10,6 +10,8 @@ from typing import Any
 import jsonpatch
 import pytest
 from conftest import FIXTURES
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amlvc.diff import KINDS, Change, diff_trees, sort_changes
 from amlvc.difftree import Tree
@@ -257,3 +259,43 @@ def test_kinds_are_a_closed_vocabulary() -> None:
 def test_conflict_markers_are_refused() -> None:
     with pytest.raises(InvalidDocument, match=r"/Summary: unresolved merge conflict"):
         Tree.from_files({"experiment.json": b'{"Summary": {"$conflict": {"ours": "a", "theirs": "b"}}}'})
+
+
+# --- properties: random edits of a real experiment --------------------------------------------------------
+
+_BASE = fixture_tree("training--base")
+_NODE_IDS = sorted(_BASE.experiment["Graph"]["ModuleNodes"])
+_edit = st.tuples(st.sampled_from(("value", "add", "remove", "comment", "drop-edge", "move")),
+                  st.integers(0, len(_NODE_IDS) - 1), st.text(max_size=8))
+
+
+def _apply(tree: Tree, edits: list[tuple[str, int, str]]) -> Tree:
+    exp, layout = copy.deepcopy(tree.experiment), copy.deepcopy(tree.layout)
+    for action, index, text in edits:
+        node = exp["Graph"]["ModuleNodes"][_NODE_IDS[index]]
+        params = node["ModuleParameters"]
+        if action == "value" and params and isinstance(params[0].get("Value"), str):
+            params[0]["Value"] = text
+        elif action == "add":
+            params.append({"Name": f"extra {text}", "Value": text})
+        elif action == "remove" and params:
+            params.pop()
+        elif action == "comment":
+            node["Comment"] = text
+        elif action == "drop-edge" and exp["Graph"]["EdgesInternal"]:
+            exp["Graph"]["EdgesInternal"].pop(index % len(exp["Graph"]["EdgesInternal"]))
+        elif action == "move":
+            positions = layout["Graph"]["positions"]
+            positions[index % len(positions)]["position"] = f"{len(text)},0,200,200"
+    return Tree(exp, layout, dict(tree.scripts), None)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_edit, max_size=6))
+def test_random_edits_are_recorded_and_patched_exactly(edits: list[tuple[str, int, str]]) -> None:
+    new = _apply(_BASE, edits)
+    result = diff_trees(_BASE, new, "t")
+    assert bool(result.changes) == (new.as_document() != _BASE.as_document())
+    assert jsonpatch.apply_patch(_BASE.as_document(), patch(result)) == new.as_document()
+    assert result.changes == sort_changes(result.changes)
+    assert len(diff_trees(new, _BASE, "t").changes) == len(result.changes)  # every record has its inverse
