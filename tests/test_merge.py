@@ -6,6 +6,8 @@ import copy
 import json
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reviewkit import fixture_files, node_with, param
 
 from amlvc.difftree import find_conflict
@@ -188,3 +190,41 @@ def test_other_json_merges_key_by_key() -> None:
     assert result.merged == {"properties": {"title": "b", "description": "d", "parameters": {"x": {"value": "2"}}}}
     clash = merge_json(b, ours, edited(b, lambda d: d["properties"].update(title="c")))
     assert [c.path for c in clash.conflicts] == ["/properties/title"]
+
+
+# --- properties ---------------------------------------------------------------------------------------------
+
+_B = base()
+_IDS = sorted(_B["Graph"]["ModuleNodes"])
+_node_edit = st.tuples(st.sampled_from(("value", "add", "remove", "comment")), st.integers(0, len(_IDS) - 1),
+                       st.text(max_size=6))
+
+
+def _edit_nodes(doc: dict[str, Any], edits: list[tuple[str, int, str]], parity: int) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    for action, index, text in edits:
+        mine = _IDS[parity::2]  # ours edits the even nodes, theirs the odd ones
+        node = out["Graph"]["ModuleNodes"][mine[index % len(mine)]]
+        params = node["ModuleParameters"]
+        if action == "value" and params and isinstance(params[0].get("Value"), str):
+            params[0]["Value"] = text
+        elif action == "add":
+            params.append({"Name": f"extra {text}", "Value": text})
+        elif action == "remove" and params:
+            params.pop(0)
+        else:
+            node["Comment"] = text
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(_node_edit, max_size=5), st.lists(_node_edit, max_size=5))
+def test_edits_to_different_nodes_always_merge(ours_edits: list[Any], theirs_edits: list[Any]) -> None:
+    ours, theirs = _edit_nodes(_B, ours_edits, 0), _edit_nodes(_B, theirs_edits, 1)
+    result = merge_experiment(_B, ours, theirs)
+    assert result.clean, report(result, "x")
+    for index, node_id in enumerate(_IDS):
+        side = ours if index % 2 == 0 else theirs
+        assert result.merged["Graph"]["ModuleNodes"][node_id] == side["Graph"]["ModuleNodes"][node_id]
+    assert merge_experiment(_B, ours, _B).merged == ours
+    assert merge_experiment(_B, ours, ours).merged == ours
