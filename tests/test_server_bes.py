@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from wskit import DEV, HEX32, PREDICTIVE_ID, SUB, TOKENS, TRAINING_ID, Api, blob_url, error, start
 
 from amlvc.server.runner import ServerHandle
@@ -283,3 +285,23 @@ def test_batch_scoring_on_a_predictive_service(api: Api) -> None:
     assert wrong.status_code == 400 and error(wrong)["details"][0]["code"] == "InvalidBlobExtension"
     tsv = scoring.run({"Inputs": {"input1": data}, "Outputs": {"output1": {"RelativeLocation": "scores/out.TSV"}}})
     assert tsv["Results"]["output1"]["RelativeLocation"] == "scores/out.TSV"
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
+                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
+_KEYS = st.sampled_from(["Inputs", "Input", "Outputs", "GlobalParameters", "input1", "model", "evaluation",
+                         "ConnectionString", "RelativeLocation", "BaseLocation", "SasBlobToken", "Train fraction", "x"])
+_JSON = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                        st.dictionaries(_KEYS, inner, max_size=5)), max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_JSON)
+def test_fuzzed_jobs_never_500(training: Endpoint, body: Any) -> None:
+    resp = training.call("POST", json=body)
+    assert resp.status_code in (200, 400), resp.text
+    if resp.status_code == 200:
+        job = resp.json()
+        assert training.call("POST", f"/{job}/start").status_code == 204
+        for _ in range(2):
+            assert training.status(job)["StatusCode"] in ("Running", "Finished", "Failed")

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from wskit import DEV, HEX32, ISO7, OTHER, PREDICTIVE_ID, TOKENS, TRAINING_ID, Api, blob_url, error, run_changed, start
 
 from amlvc.server.runner import ServerHandle
@@ -293,3 +295,22 @@ def test_oversized_body(api: Api, service: str) -> None:
                       headers={"Content-Type": "application/json"})
     assert resp.status_code == 413 and error(resp)
     assert api.bearer("GET", f"{base(service)}/endpoints/ep-big").status_code == 404
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20),
+                     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
+_KEYS = st.sampled_from(["Resources", "resources", "Name", "Location", "BaseLocation", "RelativeLocation",
+                         "SasBlobToken", "Description", "ThrottleLevel", "MaxConcurrentCalls", "PreventUpdate",
+                         "DiagnosticsTraceLevel", "OverwriteResources", "WebServiceId", "EndpointName", "x"])
+_JSON = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                        st.dictionaries(_KEYS, inner, max_size=5)), max_leaves=20)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_JSON, name=st.sampled_from(["fz", "default", "Fz", "f" * 30]))
+def test_fuzzed_bodies_never_500(api: Api, service: str, body: Any, name: str) -> None:
+    for method, suffix in (("PUT", ""), ("PATCH", ""), ("POST", "/refresh")):
+        resp = api.bearer(method, f"{base(service)}/endpoints/{name}{suffix}", json=body)
+        assert resp.status_code < 500 or resp.status_code == 304, resp.text
+        if resp.status_code != 304:
+            assert resp.headers["Content-Type"].startswith("application/json")
