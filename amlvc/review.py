@@ -203,6 +203,8 @@ def git_settings(command: str) -> dict[str, str]:
     return {
         f"diff.{DRIVER}.command": f"{command} diff-driver",
         f"diff.{DRIVER}.textconv": f"{command} textconv",
+        # git keeps each blob's outline in notes, so `git log -p` starts amlvc once per blob, not per run.
+        f"diff.{DRIVER}.cachetextconv": "true",
         f"diff.{DRIVER}.xfuncname": XFUNCNAME,
         f"merge.{DRIVER}.name": "amlvc three-way merge of experiments",
         f"merge.{DRIVER}.driver": f"{command} merge-driver %O %A %B %P",
