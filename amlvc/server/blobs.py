@@ -148,7 +148,8 @@ class BlobStore:
         """`sv=…&sr=b&sig=…&st=…&se=…&sp=r` for `key` (field order as in the captured SAS URLs)."""
         st, se = self._window(int(now if now is not None else time.time()), ttl_s)
         sig = self._signature(key, st, se, "r")
-        return f"sv={SAS_VERSION}&sr=b&sig={fast_quote(sig)}&st={fast_quote(st)}&se={fast_quote(se)}&sp=r"
+        st_q, se_q = st.replace(":", "%3A"), se.replace(":", "%3A")  # ISO times only need their colons escaped
+        return f"sv={SAS_VERSION}&sr=b&sig={fast_quote(sig)}&st={st_q}&se={se_q}&sp=r"
 
     def sas_url(self, base_url: str, key: str, ttl_s: int = DEFAULT_TTL_S, now: float | None = None) -> str:
         """Absolute signed URL of a blob; base_url is the server root as the client sees it."""
