@@ -99,8 +99,10 @@ def _run(step: Callable[[str], None], say: Say, root: Path, url: str, workspace_
     init(root, Remote("dev", workspace_id, endpoint=url, token_env=TOKEN_ENV))
     say(f"    a git repository with amlvc.toml, amlvc.lock, .gitattributes in {root}")
 
-    step("amlvc pull: every experiment fetched in parallel, normalized, committed once.")
-    first = pull(root)
+    step("amlvc pull --history: every experiment fetched in parallel and normalized; each run-history "
+         "snapshot becomes a commit dated and authored as the run, then one commit of the current versions.")
+    first = pull(root, history_=True)
+    say(f"    {len(first.history_commits)} run-history commit(s)")
     for slug in first.added:
         say(f"    added {slug}")
     say(f"    commit {str(first.commit)[:12]}")

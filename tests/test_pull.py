@@ -250,3 +250,24 @@ def test_pull_outside_a_repository_is_exit_3(tmp_path: Path, run_cli: Any) -> No
     result = run_cli(["pull"], cwd=tmp_path)
     assert result.exit_code == 3 and "amlvc init" in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_seeded_history_and_web_service_definition(tmp_path: Path, run_cli: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    handle = start(tmp_path / "data", seed=("training--base.json", "training--snapshot-1.json",
+                                            "training--snapshot-2.json", "predictive--base.json"))
+    try:
+        root = init_repo(run_cli, tmp_path, handle)
+        result = pull_json(run_cli, root, "--history")
+    finally:
+        handle.stop()
+    # the predictive experiment's web-service definition came along, normalized
+    wsd = root / "experiments" / "kundigung-training-predictive-exp" / "webservice.json"
+    assert wsd.is_file() and json.loads(wsd.read_text())
+    # two runs of the training experiment, authored and dated as in the workspace (2017), oldest first
+    log = git(root, "log", "--reverse", "--format=%an|%aI|%(trailers:key=Amlvc-Snapshot,valueonly)").splitlines()
+    runs = [line.split("|") for line in log if line.split("|")[-1].strip()]
+    assert len(runs) == len(result["history_commits"]) >= 2
+    assert all(author == "jschmidt@contoso.com" and date.startswith("2017-06-12") for author, date, _ in runs)
+    assert [r[1] for r in runs] == sorted(r[1] for r in runs)
