@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import string
 from typing import Any
 from urllib.parse import quote, unquote
@@ -17,13 +18,24 @@ def _ordered(obj: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
     return {key: obj[key] for key in (*known, *rest)}
 
 
+def _ordered_rule(rule: Any) -> Any:
+    if type(rule) is dict and rule.keys() == _PLAIN_RULE:  # the common shape, in one step
+        return {"ruleType": rule["ruleType"], "columns": rule["columns"], "exclude": rule["exclude"]}
+    return _ordered(rule, rules.COLUMN_RULE_KEY_ORDER) if isinstance(rule, dict) else rule
+
+
+_PLAIN_RULE = {"ruleType", "columns", "exclude"}
+_PICKER_KEYS = frozenset(rules.COLUMN_PICKER_KEY_ORDER)
+
+
 def _with_order(picker: dict[str, Any]) -> dict[str, Any]:
-    result = _ordered(picker, rules.COLUMN_PICKER_KEY_ORDER)
+    if picker.keys() <= _PICKER_KEYS:
+        result = {key: picker[key] for key in rules.COLUMN_PICKER_KEY_ORDER if key in picker}
+    else:
+        result = _ordered(picker, rules.COLUMN_PICKER_KEY_ORDER)
     rule_list = result.get("rules")
     if isinstance(rule_list, list):
-        result["rules"] = [
-            _ordered(rule, rules.COLUMN_RULE_KEY_ORDER) if isinstance(rule, dict) else rule for rule in rule_list
-        ]
+        result["rules"] = [_ordered_rule(rule) for rule in rule_list]
     return result
 
 
@@ -39,10 +51,29 @@ def uri_component(text: str) -> str:
     return quote(text, safe=rules.URI_COMPONENT_SAFE)
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode(picker: dict[str, Any]) -> str:
     """encodeURIComponent(JSON.stringify(picker)) with the browser's key order."""
-    text = json.dumps(_with_order(picker), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return uri_component(text)
+    return uri_component(_COMPACT.encode(_with_order(picker)))
+
+
+_ASCII_ESCAPE = re.compile(r"%[0-7][0-9A-F]")
+_OTHER_ESCAPE = re.compile(r"%(?![0-7][0-9A-F])")
+
+
+def uri_decode(value: str) -> str:
+    """decodeURIComponent; raises UnicodeDecodeError on a malformed UTF-8 sequence."""
+    if not value.isascii() or _OTHER_ESCAPE.search(value):
+        return unquote(value, errors="strict")
+    # Only ASCII escapes: one C-level replace per distinct escape ("%25" last, so "%2541" stays "%41").
+    escapes = set(_ASCII_ESCAPE.findall(value))
+    percent = "%25" in escapes
+    escapes.discard("%25")
+    for escape in escapes:
+        value = value.replace(escape, chr(int(escape[1:], 16)))
+    return value.replace("%25", "%") if percent else value
 
 
 def decode(value: str) -> dict[str, Any] | None:
@@ -50,7 +81,7 @@ def decode(value: str) -> dict[str, Any] | None:
     if not value.startswith(rules.COLUMN_PICKER_PREFIX):
         return None
     try:
-        text = unquote(value, errors="strict")
+        text = uri_decode(value)
         obj = json.loads(text)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None

@@ -545,6 +545,14 @@ def _normalize(doc: Mapping[str, Any], source: str, module_names: Mapping[str, s
 # --- the inverse ---------------------------------------------------------------------------------------------------
 
 
+def _plain_port(order: tuple[str, ...], table: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: table.get(key) for key in order}  # Name and NodeId are filled per port
+
+
+_PLAIN_INPUT_PORT = _plain_port(rules.INPUT_PORT_ORDER, rules.REDUNDANT_INPUT_PORT)
+_PLAIN_OUTPUT_PORT = _plain_port(rules.OUTPUT_PORT_ORDER, rules.REDUNDANT_OUTPUT_PORT)
+
+
 class _Denormalizer:
     """One denormalize run over the canonical files of an experiment."""
 
@@ -629,36 +637,47 @@ class _Denormalizer:
         return layout.unparse(entry, self.layout_source, path)
 
     def node(self, node_id: str, canon: Any, path: Where) -> dict[str, Any]:
-        out = self._restore({"Id": node_id, **expect_dict(canon, self.source, path)}, rules.NODE_ORDER,
-                            rules.REDUNDANT_NODE, node_id, path)
+        merged = {**expect_dict(canon, self.source, path), "Id": node_id}
+        for key in rules.LAYOUT_NODE:
+            values = self.layout.get(key)
+            if isinstance(values, dict) and node_id in values:
+                merged[key] = values[node_id]
+        for key in rules.VOLATILE_NODE:
+            values = self.volatile.get(rules.VOLATILE_NODE_PREFIX + key)
+            if isinstance(values, dict) and node_id in values:
+                merged[key] = values[node_id]
+        out = self._restore(merged, rules.NODE_ORDER, rules.REDUNDANT_NODE, node_id, path)
         if "ModuleParameters" in out:
             where = (path, "ModuleParameters")
             out["ModuleParameters"] = [
                 self.parameter(node_id, item, (where, index))
                 for index, item in enumerate(expect_list(out["ModuleParameters"], self.source, where))
             ]
-        for key, order, table in (("InputPortsInternal", rules.INPUT_PORT_ORDER, rules.REDUNDANT_INPUT_PORT),
-                                  ("OutputPortsInternal", rules.OUTPUT_PORT_ORDER, rules.REDUNDANT_OUTPUT_PORT)):
+        for key, order, table, plain in (
+            ("InputPortsInternal", rules.INPUT_PORT_ORDER, rules.REDUNDANT_INPUT_PORT, _PLAIN_INPUT_PORT),
+            ("OutputPortsInternal", rules.OUTPUT_PORT_ORDER, rules.REDUNDANT_OUTPUT_PORT, _PLAIN_OUTPUT_PORT),
+        ):
             if key in out:
                 where = (path, key)
-                out[key] = [self._restore(port, order, table, node_id, (where, index))
-                            for index, port in enumerate(expect_list(out[key], self.source, where))]
-        extra: dict[str, Any] = {}
-        for key in rules.LAYOUT_NODE:
-            values = self.layout.get(key)
-            if isinstance(values, dict) and node_id in values:
-                extra[key] = values[node_id]
-        for key in rules.VOLATILE_NODE:
-            values = self.volatile.get(rules.VOLATILE_NODE_PREFIX + key)
-            if isinstance(values, dict) and node_id in values:
-                extra[key] = values[node_id]
-        if extra:
-            out.update(extra)
-            out = _reorder(out, rules.NODE_ORDER)
+                ports = []
+                for index, port in enumerate(expect_list(out[key], self.source, where)):
+                    if type(port) is dict and len(port) == 1 and type(port.get("Name")) is str:
+                        # the common case: only the name differs from the defaults
+                        restored = dict(plain)
+                        restored["Name"] = port["Name"]
+                        restored["NodeId"] = node_id
+                        ports.append(restored)
+                    else:
+                        ports.append(self._restore(port, order, table, node_id, (where, index)))
+                out[key] = ports
         return out
 
     def parameter(self, node_id: str, canon: Any, path: Where) -> dict[str, Any]:
-        out = self._restore(canon, rules.PARAMETER_ORDER, rules.REDUNDANT_PARAMETER, node_id, path)
+        if type(canon) is dict and len(canon) == 2 and "Name" in canon and "Value" in canon:
+            out = {"ValueType": "Literal", "LinkedGlobalParameter": None, "Name": canon["Name"],
+                   "Value": canon["Value"]}
+        else:
+            out = self._restore(canon, rules.PARAMETER_ORDER, rules.REDUNDANT_PARAMETER, node_id, path)
         if "Value" in out:
             value = out["Value"]
             if type(value) is str:

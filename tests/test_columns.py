@@ -57,3 +57,10 @@ def test_non_ascii_and_ui_block() -> None:
 def test_uri_component_matches_quote_on_every_ascii_character() -> None:
     text = "".join(chr(code) for code in range(128))
     assert columns.uri_component(text) == quote(text, safe="!~*'()")
+
+
+def test_uri_decode_matches_unquote() -> None:
+    from urllib.parse import unquote
+
+    for text in ["", "abc", "%7B%22a%22%7D", "%2541", "%25%7B", "%C3%A9t%C3%A9", "100%", "%7b", "%2", "a%20b%3D"]:
+        assert columns.uri_decode(text) == unquote(text, errors="strict"), text
