@@ -331,3 +331,23 @@ def test_mutated_definitions_never_500(api: Api, export: dict[str, Any], data: s
     got = api.bearer("GET", path("mutant") + API)
     assert got.status_code in (200, 404)
     api.bearer("DELETE", path("mutant") + API)
+
+
+def test_payload_in_blob_storage_is_inlined_with_its_casing(api: Api, export: dict[str, Any]) -> None:
+    heavy = ("Assets", "Input", "Output", "Parameters", "ExampleRequest", "Package")
+    payload = {key: export["Properties"][key] for key in heavy}
+    upload = api.studio("POST", f"/api/resourceuploads/workspaces/{DEV}/?userStorage=true&dataTypeId=GenericCSV",
+                        data=json.dumps(payload).encode())
+    blob = f"https://amlvclocal.blob.core.windows.net/uploads/{upload.json()['Id']}/data"
+    body = copy.deepcopy(export)
+    for key in heavy:
+        del body["Properties"][key]
+    body["Properties"].update({"PayloadsInBlobStorage": True, "PayloadsLocation": {"Uri": blob}})
+    created = put(api, "large", body)
+    assert created.status_code == 201 and operation(api, created)["status"] == "Succeeded"
+    props = api.bearer("GET", path("large") + API).json()["properties"]
+    assert props["payloadsInBlobStorage"] is False and "payloadsLocation" not in props
+    assert props["assets"] == payload["Assets"] and "Nodes" in props["package"]  # casing passed through (REC-LARGE)
+    body["Properties"]["PayloadsLocation"] = {"Uri": f"{api.url}/blobs/nowhere/payload.json"}
+    failed = put(api, "large-missing", body)
+    assert operation(api, failed)["error"]["details"][0]["code"] == "PayloadNotFound"

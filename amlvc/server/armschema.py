@@ -83,6 +83,8 @@ RESOURCE = obj({"id": STR, "name": STR, "type": STR, "location": STR, "tags": ma
 READ_ONLY_PROPERTIES = ("createdOn", "modifiedOn", "provisioningState", "swaggerLocation")
 # Members a GET never returns (write-only secrets, the billing plan) — §2.2, §5.3.
 HIDDEN_PROPERTIES = ("keys", "commitmentPlan")
+# Members a payload kept in blob storage carries (payloadsInBlobStorage, SPEC17).
+PAYLOAD_PROPERTIES = ("assets", "input", "output", "parameters", "exampleRequest", "package")
 # Members left out of list results ("sparsely populated", SPEC17).
 HEAVY_PROPERTIES = ("assets", "input", "output", "exampleRequest", "parameters", "package")
 
@@ -130,6 +132,17 @@ def read(value: Any, kind: Kind, path: str = "") -> Any:
             raise SchemaError(path, f"expected an array, got {_type_name(value)}")
         return [read(item, inner, f"{path}/{index}") for index, item in enumerate(value)]
     raise AssertionError(f"unknown schema form {form!r}")
+
+
+def ci_get(value: Any, name: str) -> Any:
+    """A member of a stored object whose casing may be the client's (a blob-sourced payload), else None."""
+    if not isinstance(value, Mapping):
+        return None
+    found = None
+    for key, item in value.items():
+        if str(key).lower() == name.lower():
+            found = item
+    return found
 
 
 def _scalar(value: Any, kind: str, path: str) -> Any:

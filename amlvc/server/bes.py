@@ -25,7 +25,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 
-from amlvc.server import arm, wsmodel
+from amlvc.server import arm, armschema, wsmodel
 from amlvc.server.auth import bearer_token
 from amlvc.server.blobs import valid_key
 from amlvc.server.errors import ApiFault
@@ -99,7 +99,10 @@ def _arm_target(conn: sqlite3.Connection, sub: str, service_id: str) -> Target |
     doc = arm.load_by_service_id(conn, service_id)
     if doc is None or doc["subscription"].replace("-", "").lower() != sub.lower():
         return None
-    props = doc["properties"]
+    try:  # a payload that came from blob storage keeps its client's casing: read it as the schema
+        props = armschema.read(doc["properties"], armschema.PROPERTIES)
+    except armschema.SchemaError:
+        props = {}
     package = props.get("package") or {}
     nodes = package.get("nodes") or {}
     assets = props.get("assets") or {}
