@@ -26,7 +26,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 
-from amlvc.server import armschema, wsmodel
+from amlvc.server import armassets, armschema, wsmodel
 from amlvc.server.auth import bearer_token
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import STATE_KEY, get_state
@@ -50,7 +50,6 @@ GROUP_RE = re.compile(r"^[-\w._()]{1,90}$")
 LOCATION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 ]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 DIAGNOSTICS_LEVELS = ("None", "Error", "All")
-MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
 MIN_CALLS, MAX_CALLS = 4, 200  # realtimeConfiguration.maxConcurrentCalls (SPEC17)
 
 _ROUTES = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in (
@@ -233,52 +232,6 @@ def _validate(props: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
                                                     f"commitment plan = '{old_plan}' .")
 
 
-def _failure(code: str, message: str) -> dict[str, Any]:
-    return {"code": "BadRequest", "message": "The request is invalid.", "details": [{"code": code, "message": message}]}
-
-
-def _inline_payload(conn: sqlite3.Connection, props: dict[str, Any]) -> dict[str, Any] | None:
-    """Move a payload kept in blob storage into the definition, its casing as given (REC-LARGE); error or None.
-
-    The real service answered GET with the blob's members inline, their casing passed through, and
-    `payloadsInBlobStorage: false` (reference §2.6).
-    """
-    if not props.get("payloadsInBlobStorage"):
-        return None
-    key = wsmodel.blob_key_of_url((props.get("payloadsLocation") or {}).get("uri", ""))
-    info = get_state().blobs.info(conn, key) if key else None
-    if info is None or not info.path.exists() or info.size > MAX_PAYLOAD_BYTES:
-        return _failure("PayloadNotFound", "payloadsLocation.uri names no readable blob.")
-    try:
-        payload = json.loads(info.path.read_bytes().decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return _failure("InvalidPayload", "the blob at payloadsLocation.uri is not a JSON object.")
-    if not isinstance(payload, dict):
-        return _failure("InvalidPayload", "the blob at payloadsLocation.uri is not a JSON object.")
-    names = {name.lower(): name for name in armschema.PAYLOAD_PROPERTIES}
-    for member, value in payload.items():
-        if str(member).lower() in names:
-            props[names[str(member).lower()]] = value
-    props["payloadsInBlobStorage"] = False
-    props.pop("payloadsLocation", None)
-    return None
-
-
-def _asset_failure(conn: sqlite3.Connection, props: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The error of the asynchronous operation when a Resource asset cannot be read, else None."""
-    assets = armschema.ci_get(props, "assets")
-    for asset_id, asset in (assets.items() if isinstance(assets, dict) else ()):
-        if not isinstance(asset, dict) or str(armschema.ci_get(asset, "type") or "").lower() != "resource":
-            continue
-        uri = armschema.ci_get(armschema.ci_get(asset, "locationInfo") or {}, "uri")
-        key = wsmodel.blob_key_of_url(uri) if isinstance(uri, str) else None
-        if key is None or not wsmodel.blob_exists(conn, key):
-            name = armschema.ci_get(asset, "name") or ""
-            return _failure("AssetNotFound", f"Resource asset '{asset_id}' ({name}) cannot be read from '{uri}': "
-                                             "the blob does not exist.")
-    return None
-
-
 def _record_operation(conn: sqlite3.Connection, doc: Mapping[str, Any], error: dict[str, Any] | None) -> str:
     op = str(uuid.uuid4())
     now = wsmodel.iso_now()
@@ -305,7 +258,7 @@ def _lro_headers(doc: Mapping[str, Any], op: str, version: str, *, location: boo
 
 def _apply(conn: sqlite3.Connection, old: dict[str, Any] | None, new: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """Store the outcome of a create/update; returns (stored doc, operation id)."""
-    error = _inline_payload(conn, new["properties"]) or _asset_failure(conn, new["properties"])
+    error = armassets.inline_payload(conn, new["properties"]) or armassets.asset_failure(conn, new["properties"])
     now = wsmodel.iso_now()
     if error and old is not None:
         stored = old
