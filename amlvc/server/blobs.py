@@ -95,7 +95,7 @@ class BlobStore:
                 conn.execute("INSERT INTO meta(key, value) VALUES('sas_key', ?)", (secrets.token_hex(32),))
                 row = conn.execute("SELECT value FROM meta WHERE key = 'sas_key'").fetchone()
         self._secret = bytes.fromhex(row[0])
-        self._memo: dict[tuple[str, str, str], str] = {}
+        self._memo: dict[tuple[str, str, str] | str, str] = {}
         self._memo_second = 0
         self._window_memo: tuple[int, tuple[str, str]] = (0, ("", ""))
 
@@ -158,8 +158,9 @@ class BlobStore:
     def shared_access(self, ws: str, base_url: str, key: str) -> str:
         """`AccessCredential` of a node-output endpoint (reference §3.8): workspace, signature, blob SAS URL.
 
-        st/se have one-second resolution, so within one second the credential is the same string;
-        it is memoised per second (a 40-module GET carries ~300 of them).
+        The outer `signature` repeats the blob URL's own `sig` (the inner SAS is what authenticates);
+        the doubly percent-encoded URL is assembled from its parts, since a 40-module GET carries ~300
+        credentials. Within one second a credential is the same string, so it is memoised per second.
         """
         t = int(time.time())
         if t != self._memo_second:
@@ -169,15 +170,24 @@ class BlobStore:
         found = self._memo.get(memo_key)
         if found is not None:
             return found
-        uri = self.sas_url(base_url, key, now=t)
-        sig = base64.b64encode(hmac.digest(self._secret, f"{ws}\n{uri}".encode(), "sha256")).decode("ascii")
-        value = f"?workspaceId={ws}&signature={fast_quote(sig)}&sharedAccessUri={fast_quote(uri)}"
+        st, se = self._window(t, DEFAULT_TTL_S)
+        sig_q = fast_quote(self._signature(key, st, se, "r"))
+        base_qq = self._memo.get(base_url)
+        if base_qq is None:
+            base_qq = self._memo[base_url] = fast_quote(base_url.rstrip("/"))
+        # quote(quote(key, "/"), ""): keys hold only [A-Za-z0-9._ /-] (KEY_RE)
+        key_qq = key.replace("/", "%2F").replace(" ", "%2520")
+        uri_qq = (f"{base_qq}%2Fblobs%2F{key_qq}%3Fsv%3D{SAS_VERSION}%26sr%3Db%26sig%3D{sig_q.replace('%', '%25')}"
+                  f"%26st%3D{st.replace(':', '%253A')}%26se%3D{se.replace(':', '%253A')}%26sp%3Dr")
+        value = f"?workspaceId={ws}&signature={sig_q}&sharedAccessUri={uri_qq}"
         self._memo[memo_key] = value
         return value
 
-    def check_shared_access(self, ws: str, uri: str, signature: str) -> None:
-        mac = hmac.digest(self._secret, f"{ws}\n{uri}".encode(), "sha256")
-        if not hmac.compare_digest(base64.b64encode(mac).decode("ascii"), signature):
+    @staticmethod
+    def check_shared_access(uri: str, signature: str) -> None:
+        """The outer signature must repeat the blob URL's `sig` (the blob URL itself is checked by `check`)."""
+        inner = parse_qs(urlsplit(uri).query).get("sig", [""])[0]
+        if not inner or not hmac.compare_digest(inner, signature):
             raise ApiFault(403, "AuthenticationFailed", "the shared access signature does not match")
 
     def check(self, key: str, st: str | None, se: str | None, sp: str | None, sig: str | None) -> None:
@@ -248,7 +258,7 @@ def shared_access() -> Response:
     if not (ws and signature and uri):
         raise ApiFault(400, None, "workspaceId, signature and sharedAccessUri are required")
     state = get_state()
-    state.blobs.check_shared_access(ws, uri, signature)
+    state.blobs.check_shared_access(uri, signature)
     parts = urlsplit(uri)
     if not parts.path.startswith("/blobs/"):
         raise ApiFault(400, None, "sharedAccessUri does not name a blob of this workspace")
