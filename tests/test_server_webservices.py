@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,8 +12,9 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wskit import DEV, HEX32, ISO7, OTHER, PREDICTIVE_ID, TOKENS, TRAINING_ID, Api, blob_url, error, run_changed, start
+from wskit import DEV, FIXTURES, HEX32, ISO7, OTHER, PREDICTIVE_ID, TOKENS, TRAINING_ID, Api, blob_url, error, run_changed, start
 
+from amlvc.server.app import create_app
 from amlvc.server.runner import ServerHandle
 
 SERVICE_KEYS = {"Id", "Name", "Description", "CreationTime", "WorkspaceId", "DefaultEndpointName", "EndpointCount"}
@@ -314,3 +316,21 @@ def test_fuzzed_bodies_never_500(api: Api, service: str, body: Any, name: str) -
         assert resp.status_code < 500 or resp.status_code == 304, resp.text
         if resp.status_code != 304:
             assert resp.headers["Content-Type"].startswith("application/json")
+
+
+def test_every_route_is_documented(handle: ServerHandle) -> None:
+    """Each web-service, deploy and BES route, and each ARM operation, appears in docs/local-workspace.md."""
+    doc = (FIXTURES.parent / "docs" / "local-workspace.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## Web services, ARM and BES"):]
+    app = create_app(handle.state)
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith(("webservices.", "bes.")):
+            continue
+        static = [part for part in rule.rule.split("/") if part and not part.startswith("<")]
+        shown = re.sub(r"<[^>]+>", "{x}", rule.rule)
+        assert f"{static[-1]}" in section and static[0] in section, shown
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert method in section, (method, shown)
+    for operation in ("listKeys", "CreateRegionalBlob", "operationsStatus", "operationresults", "webServices",
+                      "/providers/Microsoft.MachineLearning/operations"):
+        assert operation in section, operation
