@@ -12,7 +12,21 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wskit import DEV, FIXTURES, HEX32, ISO7, OTHER, PREDICTIVE_ID, TOKENS, TRAINING_ID, Api, blob_url, error, run_changed, start
+from wskit import (
+    DEV,
+    FIXTURES,
+    HEX32,
+    ISO7,
+    OTHER,
+    PREDICTIVE_ID,
+    TOKENS,
+    TRAINING_ID,
+    Api,
+    blob_url,
+    error,
+    run_changed,
+    start,
+)
 
 from amlvc.server.app import create_app
 from amlvc.server.runner import ServerHandle
