@@ -19,6 +19,7 @@ import random
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,7 @@ class FaultInjector:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._count = 0
-        self.log: list[Fault] = []
+        self.log: deque[Fault] = deque(maxlen=1000)  # the latest injected faults, for debugging
 
     def draw(self) -> Fault | None:
         with self._lock:
