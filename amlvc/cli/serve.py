@@ -86,6 +86,8 @@ def serve(data_dir: Path | None, host: str, port: int, workspaces: tuple[str, ..
             shutil.rmtree(where, ignore_errors=True)
         raise LocalError(f"cannot serve on {host}:{port} with data in {where}: {exc.strerror or exc}; "
                          "choose another --port (0 picks a free one) or --data directory") from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        note(f"Warning: listening on {host}, beyond loopback; tokens travel in clear over plain HTTP.")
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         listed = [{"id": ws, "token": primary} for ws, primary, _ in handle.workspaces]
