@@ -40,8 +40,9 @@ class SeedError(ValueError):
 
 
 def demo_seed_dir() -> Path | None:
-    """The built-in demo seed: fixtures copied into the package (`amlvc/data/fixtures`) by a release
-    build, else the `fixtures/` folder of a source checkout next to the package; None when neither exists."""
+    """The built-in demo seed: `amlvc/data/fixtures` (a link to the project's `fixtures/` in the repository,
+    real files inside a built wheel), else `fixtures/` next to the package (a checkout where the link did
+    not survive); None when neither exists, and the demo workspace then has built-ins only."""
     here = Path(__file__).resolve().parent
     for candidate in (here.parent / "data" / "fixtures", here.parents[1] / "fixtures"):
         if candidate.is_dir() and any(candidate.glob("*.json")):
