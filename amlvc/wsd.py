@@ -6,7 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from amlvc import rules
-from amlvc.document import check_tree, child, compare, expect_dict, expect_list, expect_str, fail, loads_canonical
+from amlvc.document import (
+    check_no_reserved,
+    check_tree,
+    child,
+    compare,
+    expect_dict,
+    expect_list,
+    expect_str,
+    fail,
+    loads_canonical,
+)
 from amlvc.normalize import Normalized, dumps
 from amlvc.secrets import SecretNamer, fill, is_secret_name, placeholder, placeholder_names, scrub
 
@@ -46,8 +56,10 @@ class _WsdNormalizer:
         if isinstance(value, dict):
             user_map = shape in rules.WSD_USER_MAPS
             out: dict[str, Any] = {}
-            for key, item in value.items():
-                name = key if user_map else camel(key)
+            # Visit keys in the file's (sorted) order, so secret names do not depend on the input's key order.
+            keys = sorted((key if user_map else camel(key), key) for key in value)
+            for name, key in keys:
+                item = value[key]
                 if name in out:
                     fail(self.source, child(path, key), f"key {key!r} appears twice (keys are case-insensitive)")
                 step = "*" if user_map else name
@@ -92,6 +104,7 @@ def _edge_key(edge: Any) -> tuple[str, ...]:
 def normalize_wsd(doc: Mapping[str, Any], *, source: str = "<document>") -> Normalized:
     """webservice.json of an ARM or Studio web-service definition; read-only fields go to `volatile`."""
     doc = expect_dict(doc, source, "")
+    check_no_reserved(doc, source, "")
     run = _WsdNormalizer(source)
     canon = run.value(doc, (), "", "")
     for key in _READ_ONLY_TOP:

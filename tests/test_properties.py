@@ -209,3 +209,54 @@ def test_layout_template_round_trip(positions: list[dict[str, str]]) -> None:
     xml = layout.render(positions)
     entry = layout.parse(xml, "f", "")
     assert layout.unparse(entry, "f", "") == xml
+
+
+# --- web-service definitions ---------------------------------------------------------------------------------------
+
+user_keys = st.text(alphabet="abcXYZ é_-", min_size=1, max_size=8)
+
+
+def recase(draw: st.DrawFn, key: str) -> str:
+    return draw(st.sampled_from([key, key[:1].upper() + key[1:], key.upper() if key.isalpha() else key]))
+
+
+@st.composite
+def wsds(draw: st.DrawFn) -> dict[str, Any]:
+    nodes = {name: {recase(draw, "assetId"): draw(st.sampled_from(["asset1", "asset2"])),
+                    recase(draw, "parameters"): {p: {recase(draw, "value"): draw(text | secret_values)}
+                                                 for p in draw(st.lists(user_keys | names, max_size=2))}}
+             for name in draw(st.lists(user_keys, max_size=3, unique=True))}
+    edges = [{recase(draw, "sourceNodeId"): draw(user_keys), recase(draw, "targetNodeId"): draw(user_keys),
+              recase(draw, "targetPortId"): draw(text)} for _ in range(draw(st.integers(0, 3)))]
+    properties = {
+        recase(draw, "packageType"): "Graph",
+        recase(draw, "title"): draw(text),
+        recase(draw, "assets"): {key: {recase(draw, "name"): draw(text), recase(draw, "locationInfo"): {
+            recase(draw, "uri"): draw(st.sampled_from(["aml://module/x", "https://a/b?sv=1&sig=AbC%2Fd%3D&sp=r"])),
+            recase(draw, "credentials"): draw(st.sampled_from(["", "AccountKey=" + "k" * 86 + "=="]))}}
+            for key in draw(st.lists(user_keys, max_size=2, unique=True))},
+        recase(draw, "package"): {recase(draw, "nodes"): nodes, recase(draw, "edges"): edges},
+        recase(draw, "parameters"): {key: draw(text) for key in draw(st.lists(user_keys | names, max_size=2))},
+    }
+    if draw(st.booleans()):
+        properties[recase(draw, "storageAccount")] = {"name": "s", recase(draw, "key"): "hunter2"}
+    doc: dict[str, Any] = {recase(draw, "location"): "West Europe", recase(draw, "properties"): properties,
+                           recase(draw, "tags"): {key: draw(text) for key in draw(st.lists(user_keys, max_size=2))}}
+    if draw(st.booleans()):
+        doc["id"] = "/subscriptions/x/webServices/y"
+        doc["name"] = "y"
+    return doc
+
+
+@SETTINGS
+@given(wsds())
+def test_wsd_round_trip_modulo_case_and_idempotent(doc: dict[str, Any]) -> None:
+    from amlvc.wsd import denormalize_wsd, normalize_wsd, verify_wsd
+
+    assert verify_wsd(doc) == []
+    first = normalize_wsd(doc)
+    blob = b"".join(first.files.values()).decode()
+    for marker in SECRET_MARKERS:
+        assert marker not in blob
+    back = denormalize_wsd(first.files, volatile=first.volatile, secrets=first.secrets)
+    assert normalize_wsd(back).files == first.files
