@@ -80,7 +80,8 @@ class _WsdNormalizer:
                 return scrub(value, whole_base, None, self.namer, whole=True)
             if _is_secret_parameter(shape, label):
                 return scrub(value, label, None, self.namer, whole=True)
-            return scrub(value, label or "value", None, self.namer, whole=False)
+            field = shape[-1] if shape and shape[-1] not in ("*", "value") else ""
+            return scrub(value, f"{label} {field}".strip() or "value", None, self.namer, whole=False)
         check_tree(value, self.source, path)
         return value
 
