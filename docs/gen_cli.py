@@ -15,13 +15,13 @@ def render() -> str:
         "`tests/test_docs.py` fails when this page and the commands drift apart.",
         "",
     ]
-    ctx = click.Context(cli, info_name="amlvc", terminal_width=100, max_content_width=100)
+    ctx = click.Context(cli, info_name="amlvc", terminal_width=100, max_content_width=100, help_option_names=["-h", "--help"])
     lines += ["## amlvc", "", "```text", cli.get_help(ctx).rstrip(), "```", ""]
     for name in sorted(cli.list_commands(ctx)):
         command = cli.get_command(ctx, name)
         if command is None or command.hidden:
             continue
-        sub = click.Context(command, info_name=name, parent=ctx, terminal_width=100, max_content_width=100)
+        sub = click.Context(command, info_name=name, parent=ctx, terminal_width=100, max_content_width=100, help_option_names=["-h", "--help"])
         lines += [f"## amlvc {name}", "", "```text", command.get_help(sub).rstrip(), "```", ""]
     return "\n".join(lines)
 
