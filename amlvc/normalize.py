@@ -205,6 +205,7 @@ class _Normalizer:
         self.scripts: dict[str, bytes] = {}
         self.namer = SecretNamer()
         self.credential_parameters: set[str] = set()
+        self.modules: dict[str, dict[str, Any]] = {}
 
     # --- top level ---------------------------------------------------------------------------------------------
 
@@ -331,6 +332,13 @@ class _Normalizer:
         return out
 
     def module_annotation(self, module_id: str) -> dict[str, Any]:
+        # Module ids repeat across nodes; the annotation is never mutated, so one object can be shared.
+        cached = self.modules.get(module_id)
+        if cached is None:
+            cached = self.modules[module_id] = self._module_annotation(module_id)
+        return cached
+
+    def _module_annotation(self, module_id: str) -> dict[str, Any]:
         annotation = resource_annotation(module_id)
         family = annotation.get("family")
         name = self.module_names.get(module_id)
