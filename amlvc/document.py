@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from json.encoder import encode_basestring as _encode_string  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -319,3 +321,136 @@ def _compare_set(a: list[Any], b: list[Any], path: str, sets: frozenset[str], fo
     extra = sum(len(items) for items in b_items.values())
     if extra:
         out.append(f"{path}: {extra} item(s) would appear that the input does not have")
+
+
+# --- the canonical JSON writer ---------------------------------------------------------------------------------
+
+
+def dumps(value: Any) -> bytes:
+    """The one canonical JSON writer: sorted keys, indent 2, UTF-8 without escapes, newline at the end.
+
+    Byte-identical to json.dumps(sort_keys=True, indent=2, ensure_ascii=False) + "\n", about three times
+    faster: the standard library's indenting encoder is pure Python and yields one chunk per token.
+    """
+    out: list[str] = []
+    try:
+        _write(value, "", out.append)
+    except _Unusual:
+        text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+        return (text + "\n").encode("utf-8")
+    out.append("\n")
+    return "".join(out).encode("utf-8")
+
+
+class _Unusual(Exception):
+    """A value the fast writer leaves to the standard library (non-string keys, int/float subclasses, NaN)."""
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value == value and value not in (_INF, -_INF):
+        return float.__repr__(value)
+    raise _Unusual
+
+
+_INF = float("inf")
+
+
+def _write(value: Any, indent: str, emit: Callable[[str], None]) -> None:
+    kind = type(value)
+    if kind is dict:
+        if not value:
+            emit("{}")
+            return
+        inner = indent + "  "
+        lead = "{\n" + inner
+        for key in sorted(value):
+            if type(key) is not str:
+                raise _Unusual
+            item = value[key]
+            item_kind = type(item)
+            if item_kind is str:
+                emit(lead + _encode_string(key) + ": " + _encode_string(item))
+            elif item_kind is dict or item_kind is list:
+                emit(lead + _encode_string(key) + ": ")
+                _write(item, inner, emit)
+            else:
+                emit(lead + _encode_string(key) + ": " + _scalar(item))
+            lead = ",\n" + inner
+        emit("\n" + indent + "}")
+    elif kind is list:
+        if not value:
+            emit("[]")
+            return
+        inner = indent + "  "
+        lead = "[\n" + inner
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str:
+                emit(lead + _encode_string(item))
+            elif item_kind is dict or item_kind is list:
+                emit(lead)
+                _write(item, inner, emit)
+            else:
+                emit(lead + _scalar(item))
+            lead = ",\n" + inner
+        emit("\n" + indent + "]")
+    elif kind is str:
+        emit(_encode_string(value))
+    else:
+        emit(_scalar(value))
+
+
+def content_hash(files: Mapping[str, bytes]) -> str:
+    """sha256 over the sorted (relative path, bytes) pairs of an experiment directory."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        data = files[path]
+        digest.update(f"{path}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def reorder(obj: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    """Known keys in the service's order, then unknown keys (sorted, as they come back from git)."""
+    result = {key: obj[key] for key in order if key in obj}
+    if len(result) != len(obj):
+        for key in sorted(obj):
+            if key not in result:
+                result[key] = obj[key]
+    return result
+
+
+def resource_annotation(resource_id: str) -> dict[str, Any]:
+    """owner, family and batch of a '{owner}.{family}.v1-default-{batch}' id (empty when it has another shape)."""
+    match = rules.RESOURCE_ID.match(resource_id)
+    if match is None:
+        return {}
+    return {"owner": match.group("owner"), "family": match.group("family"), "batch": int(match.group("batch"))}
+
+
+def find_surrogate(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "/"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = find_surrogate(key, child(path, key)) or find_surrogate(item, child(path, key))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_surrogate(item, child(path, index))
+            if found:
+                return found
+    return None

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from json.encoder import encode_basestring as _encode_string  # type: ignore[attr-defined]
 from typing import Any
 
 from amlvc import columns, layout, rules
@@ -17,15 +15,19 @@ from amlvc.document import (
     Where,
     check_no_reserved,
     check_tree,
-    child,
     classify,
     compare,
+    content_hash,
+    dumps,
     expect_dict,
     expect_list,
     expect_opt_str,
     expect_str,
     fail,
+    find_surrogate,
     loads_canonical,
+    reorder,
+    resource_annotation,
 )
 from amlvc.errors import InvalidDocument
 from amlvc.secrets import (
@@ -38,6 +40,8 @@ from amlvc.secrets import (
     scrub,
     scrub_shapes,
 )
+
+__all__ = ["Normalized", "content_hash", "denormalize", "dumps", "normalize", "to_push_body", "verify_roundtrip"]
 
 _SLUG = re.compile(r"[^a-z0-9-]+")
 _GIT_CONFLICT = re.compile(r"^<<<<<<< .*^=======\r?$.*^>>>>>>> ", re.MULTILINE | re.DOTALL)
@@ -53,144 +57,8 @@ class Normalized:
     secrets: dict[str, str]  # NAME -> value replaced by ${secret:NAME}
 
 
-def dumps(value: Any) -> bytes:
-    """The one canonical JSON writer: sorted keys, indent 2, UTF-8 without escapes, newline at the end.
-
-    Byte-identical to json.dumps(sort_keys=True, indent=2, ensure_ascii=False) + "\n", about three times
-    faster: the standard library's indenting encoder is pure Python and yields one chunk per token.
-    """
-    out: list[str] = []
-    try:
-        _write(value, "", out.append)
-    except _Unusual:
-        text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
-        return (text + "\n").encode("utf-8")
-    out.append("\n")
-    return "".join(out).encode("utf-8")
-
-
-class _Unusual(Exception):
-    """A value the fast writer leaves to the standard library (non-string keys, int/float subclasses, NaN)."""
-
-
-def _scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    kind = type(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float and value == value and value not in (_INF, -_INF):
-        return float.__repr__(value)
-    raise _Unusual
-
-
-_INF = float("inf")
-
-
-def _write(value: Any, indent: str, emit: Callable[[str], None]) -> None:
-    kind = type(value)
-    if kind is dict:
-        if not value:
-            emit("{}")
-            return
-        inner = indent + "  "
-        lead = "{\n" + inner
-        for key in sorted(value):
-            if type(key) is not str:
-                raise _Unusual
-            item = value[key]
-            item_kind = type(item)
-            if item_kind is str:
-                emit(lead + _encode_string(key) + ": " + _encode_string(item))
-            elif item_kind is dict or item_kind is list:
-                emit(lead + _encode_string(key) + ": ")
-                _write(item, inner, emit)
-            else:
-                emit(lead + _encode_string(key) + ": " + _scalar(item))
-            lead = ",\n" + inner
-        emit("\n" + indent + "}")
-    elif kind is list:
-        if not value:
-            emit("[]")
-            return
-        inner = indent + "  "
-        lead = "[\n" + inner
-        for item in value:
-            item_kind = type(item)
-            if item_kind is str:
-                emit(lead + _encode_string(item))
-            elif item_kind is dict or item_kind is list:
-                emit(lead)
-                _write(item, inner, emit)
-            else:
-                emit(lead + _scalar(item))
-            lead = ",\n" + inner
-        emit("\n" + indent + "]")
-    elif kind is str:
-        emit(_encode_string(value))
-    else:
-        emit(_scalar(value))
-
-
-def content_hash(files: Mapping[str, bytes]) -> str:
-    """sha256 over the sorted (relative path, bytes) pairs of an experiment directory."""
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        data = files[path]
-        digest.update(f"{path}\0{len(data)}\0".encode())
-        digest.update(data)
-    return digest.hexdigest()
-
-
-def _is_default(value: Any, default: Any) -> bool:
-    if default is None:
-        return value is None
-    return type(value) is type(default) and value == default
-
-
 def _slug(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-")[:80] or "x"
-
-
-def _reorder(obj: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
-    """Known keys in the service's order, then unknown keys (sorted, as they come back from git)."""
-    result = {key: obj[key] for key in order if key in obj}
-    if len(result) != len(obj):
-        for key in sorted(obj):
-            if key not in result:
-                result[key] = obj[key]
-    return result
-
-
-def resource_annotation(resource_id: str) -> dict[str, Any]:
-    """owner, family and batch of a '{owner}.{family}.v1-default-{batch}' id (empty when it has another shape)."""
-    match = rules.RESOURCE_ID.match(resource_id)
-    if match is None:
-        return {}
-    return {"owner": match.group("owner"), "family": match.group("family"), "batch": int(match.group("batch"))}
-
-
-def _find_surrogate(value: Any, path: str) -> str | None:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path or "/"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            found = _find_surrogate(key, child(path, key)) or _find_surrogate(item, child(path, key))
-            if found:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _find_surrogate(item, child(path, index))
-            if found:
-                return found
-    return None
 
 
 class _Normalizer:
@@ -514,7 +382,7 @@ def _dump_checked(value: Any, source: str) -> bytes:
     try:
         return dumps(value)
     except UnicodeEncodeError:
-        where = _find_surrogate(value, "") or ""
+        where = find_surrogate(value, "") or ""
         raise InvalidDocument(source, where, "holds an unpaired surrogate, which UTF-8 cannot store") from None
 
 
@@ -637,7 +505,7 @@ class _Denormalizer:
         out = {**self._restore({**canon, **out}, rules.GRAPH_ORDER, rules.REDUNDANT_GRAPH, "", path)}
         if "Graph" in self.layout:
             out[rules.LAYOUT_XML_KEY] = self.layout_xml(self.layout["Graph"], "/Graph")
-        return _reorder(out, rules.GRAPH_ORDER)
+        return reorder(out, rules.GRAPH_ORDER)
 
     def layout_xml(self, entry: Any, path: Where) -> str | None:
         if entry is None:
@@ -754,7 +622,7 @@ class _Denormalizer:
             if key.startswith("$"):
                 continue
             if key in ("Inputs", "Outputs"):
-                ports = [_reorder(expect_dict(port, self.source, ((path, key), index)),
+                ports = [reorder(expect_dict(port, self.source, ((path, key), index)),
                                   rules.WEBSERVICE_PORT_ORDER)
                          for index, port in enumerate(expect_list(value, self.source, (path, key)))]
                 out[key] = sorted(ports, key=lambda port: (order.get(str(port.get("Id")), len(order)),
@@ -769,7 +637,7 @@ class _Denormalizer:
                 out[key] = self.volatile[rules.VOLATILE_WEBSERVICE_PREFIX + key]
         if "WebService" in self.layout:
             out[rules.LAYOUT_XML_KEY] = self.layout_xml(self.layout["WebService"], "/WebService")
-        return _reorder(out, rules.WEBSERVICE_ORDER)
+        return reorder(out, rules.WEBSERVICE_ORDER)
 
     def webservice_parameter(self, canon: Any, path: Where) -> Any:
         canon = expect_dict(canon, self.source, path)
@@ -784,11 +652,11 @@ class _Denormalizer:
                                                   ((path, "ParameterDefinition"), "DefaultValue"))
             if isinstance(definition.get("ParameterRules"), list):
                 definition["ParameterRules"] = [
-                    _reorder(rule, rules.PARAMETER_RULE_ORDER) if isinstance(rule, dict) else rule
+                    reorder(rule, rules.PARAMETER_RULE_ORDER) if isinstance(rule, dict) else rule
                     for rule in definition["ParameterRules"]
                 ]
-            out["ParameterDefinition"] = _reorder(definition, rules.PARAMETER_DEFINITION_ORDER)
-        return _reorder(out, rules.WEBSERVICE_PARAMETER_ORDER)
+            out["ParameterDefinition"] = reorder(definition, rules.PARAMETER_DEFINITION_ORDER)
+        return reorder(out, rules.WEBSERVICE_PARAMETER_ORDER)
 
 
 def _load_file(files: Mapping[str, bytes], name: str, source: str) -> Any:
@@ -823,7 +691,7 @@ def _denormalize(files: Mapping[str, bytes], identity: Mapping[str, Any] | None,
     doc = _Denormalizer(files, layout_doc, volatile, secrets, source).document(canon)
     if identity:
         doc.update(identity)
-    return _reorder(doc, rules.TOP_LEVEL_ORDER)
+    return reorder(doc, rules.TOP_LEVEL_ORDER)
 
 
 def to_push_body(doc: Mapping[str, Any], *, is_draft: bool = True, parent_id: str | None = None) -> dict[str, Any]:
