@@ -500,3 +500,25 @@ def test_denormalize_rejects_foreign_files() -> None:
         denormalize(files, source="exp")
     with pytest.raises(InvalidDocument, match=re.escape(f"exp/{name}: not valid UTF-8")):
         denormalize({**result.files, name: b"\xff\xfe"}, source="exp")
+
+
+def test_captured_edits_touch_only_what_changed(captured: Path) -> None:
+    doc = load_json_file(captured / "experiment-training-2016.json")
+    base = normalize(doc).files
+    dragged = copy.deepcopy(doc)
+    dragged["Graph"]["SerializedClientData"] = dragged["Graph"]["SerializedClientData"].replace(
+        "Position='51,61,200,200'", "Position='91,71,200,200'")
+    assert changed_files(base, normalize(dragged).files) == {"layout.json"}
+    param = copy.deepcopy(doc)
+    param["Graph"]["ModuleNodes"][7]["ModuleParameters"][1]["Value"] = "0.2"  # scan_prop
+    after = normalize(param).files
+    assert changed_files(base, after) == {"experiment.json"}
+    assert len(changed_lines(base["experiment.json"], after["experiment.json"])) <= 2
+    script = copy.deepcopy(doc)
+    value = script["Graph"]["ModuleNodes"][2]["ModuleParameters"][0]["Value"]
+    script["Graph"]["ModuleNodes"][2]["ModuleParameters"][0]["Value"] = value.replace("library(RCurl);",
+                                                                                      "library(RCurl); # v2", 1)
+    after = normalize(script).files
+    name = "scripts/d12a13ad-9766-4041-b120-34bac41922c2-3136--r-script.R"
+    assert changed_files(base, after) == {name}
+    assert len(changed_lines(base[name], after[name])) == 2  # one line out, one line in
