@@ -78,7 +78,8 @@ class _Normalizer:
     # --- top level ---------------------------------------------------------------------------------------------
 
     def document(self, doc: Any) -> dict[str, Any]:
-        doc = expect_dict(doc, self.source, "")
+        if classify(doc, self.source) == "wsd":
+            fail(self.source, "", "this is a web-service definition, not an experiment; normalize it with wsd.py")
         check_no_reserved(doc, self.source, "")
         self.credential_parameters = self._credential_parameters(doc.get("WebService"))
         canon: dict[str, Any] = {"$format": rules.EXPERIMENT_FORMAT}

@@ -200,6 +200,12 @@ def test_unknown_schema(doc: Any) -> None:
     assert info.value.source == "in.json"
 
 
+def test_normalize_refuses_other_schemas() -> None:
+    assert "unknown schema" in refused({"foo": 1}).message
+    assert "web-service definition" in refused({"properties": {"packageType": "Graph"}}).message
+    assert "expected a JSON object" in refused([1]).message
+
+
 def test_classify_kinds() -> None:
     assert classify(small_doc()) == "experiment"
     assert classify({**small_doc(), "ExperimentId": "ws.s-id.g.9953-08-08t05.48.40"}) == "snapshot"
