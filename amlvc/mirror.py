@@ -296,6 +296,8 @@ def recover_interrupted(root: Path) -> bool:
         path.unlink(missing_ok=True)  # the commit was made (or the journal is unreadable): nothing to undo
         return journal is not None
     repo.clear_stale_locks(root)
+    for stray in root.glob(f".{LOCK_NAME}.*.tmp"):  # the lock's temp file, cut off before its rename
+        stray.unlink(missing_ok=True)
     planned: Mapping[str, str | None] = journal.get("files") or {}
     paths = [str(p) for p in journal.get("paths") or []]
     dirty = repo.dirty_paths(root, paths)

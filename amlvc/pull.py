@@ -96,6 +96,7 @@ def pull(
             for slug, _doc in snapshots:
                 wanted.setdefault(slug, plan.by_slug[slug])
         fetched: dict[str, Fetched] = {}
+        names: dict[str, str] = {}
         if wanted:
             names = mirror.module_names(target.client)
             fetched = _fetch_all(target, wanted, names, jobs, progress)
@@ -103,7 +104,7 @@ def pull(
         rewritten = {slug for slug, _doc in snapshots}
         decision = _decide(entries, fetched, local, rewritten)
         _refuse_dirty_writes(root, decision.writes, lock_changes=decision.lock_changes or bool(plan.prune_slugs(prune)))
-        history_commits = _commit_history(root, target, snapshots, fetched) if snapshots else []
+        history_commits = _commit_history(root, target, snapshots, fetched, names) if snapshots else []
         commit = _write_leaves(root, target, lock, entries, plan, fetched, decision, prune, subject)
         return PullResult(
             remote=target.name, workspace_id=target.workspace_id, commit=commit,
@@ -388,9 +389,8 @@ def _write_leaves(root: Path, target: mirror.Target, lock: lockfile.Lock,
 
 
 def _commit_history(root: Path, target: mirror.Target, snapshots: Sequence[tuple[str, Mapping[str, Any]]],
-                    fetched: Mapping[str, Fetched]) -> list[str]:
+                    fetched: Mapping[str, Fetched], names: Mapping[str, str]) -> list[str]:
     """One commit per snapshot, oldest first, authored and dated as the run."""
-    names: dict[str, str] = {}
     commits: list[str] = []
     for slug, doc in snapshots:
         item = canonical(target, slug, doc, names, with_wsd=False)
