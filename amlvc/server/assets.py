@@ -15,6 +15,7 @@ from amlvc.server.errors import ApiFault
 from amlvc.server.model import field
 from amlvc.server.state import get_state
 from amlvc.server.studio import check_workspace
+from amlvc.server.uploads import assemble
 from amlvc.server.wire import HEX32_RE, RESOURCE_ID_RE, json_body, json_response, new_guid
 
 bp = Blueprint("assets", __name__, url_prefix="/api/workspaces/<ws>")
@@ -141,8 +142,6 @@ def _commit_upload(ws: str, body: dict[str, Any]) -> Response:
     upload_id = str(field(body, "UploadId", "string", "") or "")
     data_type = _data_type(spec, "/DataSource", "GenericCSV")
     state = get_state()
-    from amlvc.server.uploads import assemble  # uploads imports this module's blueprint siblings only
-
     with state.store.tx() as conn:
         family = _family(conn, ws, "datasources", spec, name, "/DataSource")
         data = assemble(conn, ws, upload_id)
