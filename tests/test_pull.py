@@ -271,3 +271,19 @@ def test_seeded_history_and_web_service_definition(tmp_path: Path, run_cli: Any,
     assert len(runs) == len(result["history_commits"]) >= 2
     assert all(author == "jschmidt@contoso.com" and date.startswith("2017-06-12") for author, date, _ in runs)
     assert [r[1] for r in runs] == sorted(r[1] for r in runs)
+
+
+def test_pull_of_named_experiments_only(workspace: ServerHandle, tmp_path: Path, run_cli: Any) -> None:
+    api = client(workspace)
+    create(api)
+    create(api, "predictive--base.json")
+    root = init_repo(run_cli, tmp_path, workspace)
+
+    one = pull_json(run_cli, root, "Kündigung – Training ✓")
+    assert one["added"] == ["kundigung-training"]
+    assert not (root / "experiments" / "kundigung-training-predictive-exp").exists()
+
+    before = fingerprint(root)
+    unknown = run_cli(["pull", "no-such-experiment"], cwd=root)
+    assert unknown.exit_code == 2 and "no experiment 'no-such-experiment'" in unknown.stderr
+    assert fingerprint(root) == before
