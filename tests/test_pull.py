@@ -287,3 +287,37 @@ def test_pull_of_named_experiments_only(workspace: ServerHandle, tmp_path: Path,
     unknown = run_cli(["pull", "no-such-experiment"], cwd=root)
     assert unknown.exit_code == 2 and "no experiment 'no-such-experiment'" in unknown.stderr
     assert fingerprint(root) == before
+
+
+def test_committed_local_change_and_workspace_change_is_reported_as_diverged(
+        workspace: ServerHandle, tmp_path: Path, run_cli: Any) -> None:
+    api = client(workspace)
+    exp = create(api)
+    root = init_repo(run_cli, tmp_path, workspace)
+    pull_json(run_cli, root)
+    experiment = root / "experiments" / "kundigung-training" / "experiment.json"
+    experiment.write_text(experiment.read_text().replace('"Value": "30"', '"Value": "31"', 1))
+    git(root, "commit", "-qam", "local tuning")
+    studio_edit(api, exp, set_parameter)
+
+    result = pull_json(run_cli, root)
+
+    assert result["changed"] == result["diverged"] == ["kundigung-training"]
+    # the workspace version is checked out; the local commit stays in history
+    assert '"Value": "45"' in experiment.read_text()
+    assert '"Value": "31"' in git(root, "show", "HEAD~1:experiments/kundigung-training/experiment.json")
+
+
+def test_commit_message_helpers() -> None:
+    from amlvc import history
+
+    message = history.pull_message("dev", "ab" * 16, ["a"], ["b"], [], ["c"])
+    assert message.splitlines()[0] == "Pull from dev: 1 added, 1 changed"
+    assert parse_trailers(message) == {"Amlvc-Remote": ["dev"], "Amlvc-Workspace": ["ab" * 16]}
+    assert parse_trailers("subject only\n") == {}
+    assert parse_trailers("s\n\nbody: not a trailer\nplain text\n") == {}
+    assert parse_service_date("/Date(1497256887345)/") == datetime(2017, 6, 12, 8, 41, 27, 345000, tzinfo=UTC)
+    assert parse_service_date("/Date(-62135596800000)/") is None  # DateTime.MinValue: never started
+    assert parse_service_date(None) is None and parse_service_date("2017-06-12") is None
+    signature = history.snapshot_signature({"Creator": "jdoe", "Status": {"CreationTime": "/Date(0)/"}})
+    assert (signature.name, signature.email, signature.date) == ("jdoe", "", None)

@@ -127,3 +127,24 @@ def test_restore_needs_exactly_one_source(workspace: ServerHandle, tmp_path: Pat
     unknown = run_cli(["restore", "nope", "--rev", "HEAD"], cwd=root)
     assert unknown.exit_code == 2 and "no experiment 'nope'" in unknown.stderr
     assert fingerprint(root) == before
+
+
+def test_forced_snapshot_restore_backs_up_the_workspace_version_first(workspace: ServerHandle, tmp_path: Path,
+                                                                      run_cli: Any) -> None:
+    api = client(workspace)
+    exp = only_experiment(api)
+    run_and_settle(api, exp)
+    snapshot = api.get_experiment(exp)["RunId"]
+    root = init_repo(run_cli, tmp_path, workspace)
+    assert run_cli(["pull"], cwd=root).exit_code == 0
+    studio_edit(api, exp, lambda doc: set_parameter(doc, "77"))  # not pulled: the restore would be stale
+
+    refused = run_cli(["restore", SLUG, "--snapshot", snapshot], cwd=root)
+    assert refused.exit_code == 4 and "--force" in refused.stderr
+
+    forced = run_cli(["restore", SLUG, "--snapshot", snapshot, "--force", "--json"], cwd=root)
+    assert forced.exit_code == 0, forced.stderr
+    backup = json.loads(forced.stdout)["backup_ref"]
+    assert backup.startswith(f"refs/amlvc/backup/dev/{SLUG}/")
+    assert '"Value": "77"' in git(root, "show", f"{backup}:experiments/{SLUG}/experiment.json")
+    assert '"Value": "77"' not in experiment_json(api, exp).decode()
