@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import string
 from typing import Any
 from urllib.parse import quote, unquote
@@ -42,13 +41,20 @@ def _with_order(picker: dict[str, Any]) -> dict[str, Any]:
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "_.-~" + rules.URI_COMPONENT_SAFE)
 # ASCII fast path of urllib.parse.quote (which walks bytes in Python): same output, one C call.
 _ASCII_ESCAPES = {code: f"%{code:02X}" for code in range(128) if chr(code) not in _UNRESERVED}
+_UNSAFE_CHARS = frozenset(chr(code) for code in _ASCII_ESCAPES)
 
 
 def uri_component(text: str) -> str:
     """encodeURIComponent(text)."""
-    if text.isascii():
-        return text.translate(_ASCII_ESCAPES)
-    return quote(text, safe=rules.URI_COMPONENT_SAFE)
+    if not text.isascii():
+        return quote(text, safe=rules.URI_COMPONENT_SAFE)
+    unsafe = set(text).intersection(_UNSAFE_CHARS)
+    if "%" in unsafe:  # escape the escape character first
+        text = text.replace("%", "%25")
+        unsafe.discard("%")
+    for char in unsafe:  # one C-level replace per distinct character (a picker has about eight)
+        text = text.replace(char, _ASCII_ESCAPES[ord(char)])
+    return text
 
 
 _COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -59,21 +65,21 @@ def encode(picker: dict[str, Any]) -> str:
     return uri_component(_COMPACT.encode(_with_order(picker)))
 
 
-_ASCII_ESCAPE = re.compile(r"%[0-7][0-9A-F]")
-_OTHER_ESCAPE = re.compile(r"%(?![0-7][0-9A-F])")
+# What JSON.stringify output escapes to; decoded by plain replaces, the rest by urllib.
+_JSON_ESCAPES = (("%22", '"'), ("%7B", "{"), ("%7D", "}"), ("%3A", ":"), ("%2C", ","), ("%5B", "["), ("%5D", "]"),
+                 ("%20", " "))
 
 
 def uri_decode(value: str) -> str:
     """decodeURIComponent; raises UnicodeDecodeError on a malformed UTF-8 sequence."""
-    if not value.isascii() or _OTHER_ESCAPE.search(value):
-        return unquote(value, errors="strict")
-    # Only ASCII escapes: one C-level replace per distinct escape ("%25" last, so "%2541" stays "%41").
-    escapes = set(_ASCII_ESCAPE.findall(value))
-    percent = "%25" in escapes
-    escapes.discard("%25")
-    for escape in escapes:
-        value = value.replace(escape, chr(int(escape[1:], 16)))
-    return value.replace("%25", "%") if percent else value
+    if "%25" not in value:
+        text = value
+        for escape, char in _JSON_ESCAPES:
+            if escape in text:
+                text = text.replace(escape, char)
+        if "%" not in text:
+            return text
+    return unquote(value, errors="strict")
 
 
 def decode(value: str) -> dict[str, Any] | None:

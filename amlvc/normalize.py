@@ -61,6 +61,16 @@ def _slug(text: str) -> str:
     return _SLUG.sub("-", text.lower()).strip("-")[:80] or "x"
 
 
+_MISSING = object()
+# The redundant-key tables as plain dicts (a MappingProxy lookup costs more in the per-value loops).
+_INPUT_PORT = dict(rules.REDUNDANT_INPUT_PORT)
+_OUTPUT_PORT = dict(rules.REDUNDANT_OUTPUT_PORT)
+_EDGE = dict(rules.REDUNDANT_EDGE)
+_PARAMETER = dict(rules.REDUNDANT_PARAMETER)
+_PORT_STRINGS = frozenset({"Name", *rules.ASSET_PORT_KEYS})
+_EDGE_STRINGS = ("SourceOutputPortId", "DestinationInputPortId")
+
+
 class _Normalizer:
     """One normalize run: collects files, identity, volatile fields, layout and secrets."""
 
@@ -131,6 +141,40 @@ class _Normalizer:
                 expect_str(value, self.source, (path, key))
         elif kind is dict or kind is list or kind is float:
             check_tree(value, self.source, (path, key))
+
+    def _split(self, obj: dict[str, Any], table: dict[str, Any], owner: str, path: Where,
+               strings: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """One pass over a service object: check every value, drop redundant keys holding their default,
+        list the redundant keys that were missing in "$absent". `strings` must be strings (or null)."""
+        out: dict[str, Any] = {}
+        present = 0
+        for key, value in obj.items():
+            kind = type(value)
+            if kind is str:
+                if len(value) > rules.MAX_STRING_LENGTH:
+                    expect_str(value, self.source, (path, key))
+            elif value is not None:
+                if key in strings:
+                    expect_str(value, self.source, (path, key))
+                if kind is dict or kind is list or kind is float:
+                    check_tree(value, self.source, (path, key))
+            default = table.get(key, _MISSING)
+            if default is _MISSING:
+                if key[:1] == "$":
+                    check_no_reserved((key,), self.source, path)
+                out[key] = value
+                continue
+            present += 1
+            if default is rules.NODE_ID_DEFAULT:
+                default = owner
+            if default is None:
+                if value is not None:
+                    out[key] = value
+            elif kind is not str or value != default:
+                out[key] = value
+        if present < len(table):
+            out["$absent"] = [key for key in table if key not in obj]
+        return out
 
     # --- graph -------------------------------------------------------------------------------------------------
 
@@ -229,14 +273,12 @@ class _Normalizer:
             linked = param.get("LinkedGlobalParameter")
             if linked is not None and type(linked) is not str:
                 expect_str(linked, self.source, (where, "LinkedGlobalParameter"))
-            out: dict[str, Any] = {}
-            for key, item in param.items():
-                if key == "Value":
-                    out[key] = self.parameter_value(node_id, name, linked, item, (where, key))
-                elif key not in rules.REDUNDANT_PARAMETER:
-                    self._plain(key, item, where)
-                    out[key] = item
-            self._redundant(param, out, rules.REDUNDANT_PARAMETER, node_id)
+            if "Value" in param:
+                item = param["Value"]
+                out = self._split({k: v for k, v in param.items() if k != "Value"}, _PARAMETER, node_id, where)
+                out["Value"] = self.parameter_value(node_id, name, linked, item, (where, "Value"))
+            else:
+                out = self._split(param, _PARAMETER, node_id, where)
             result.append(out)
         return result
 
@@ -274,22 +316,13 @@ class _Normalizer:
         return entry
 
     def ports(self, node_id: str, value: Any, path: Where, inputs: bool) -> list[dict[str, Any]]:
-        table = rules.REDUNDANT_INPUT_PORT if inputs else rules.REDUNDANT_OUTPUT_PORT
+        table = _INPUT_PORT if inputs else _OUTPUT_PORT
         result = []
         for index, port in enumerate(expect_list(value, self.source, path)):
             where = (path, index)
             if type(port) is not dict:
                 expect_dict(port, self.source, where)
-            out: dict[str, Any] = {}
-            for key, item in port.items():
-                if key in rules.ASSET_PORT_KEYS or key == "Name":
-                    if item is not None and (type(item) is not str or len(item) > rules.MAX_STRING_LENGTH):
-                        expect_str(item, self.source, (where, key))
-                else:
-                    self._plain(key, item, where)
-                if key not in table:
-                    out[key] = item
-            self._redundant(port, out, table, node_id)
+            out = self._split(port, table, node_id, where, _PORT_STRINGS)
             if inputs:
                 assets = [
                     {"kind": kind, **resource_annotation(port[key])}
@@ -305,17 +338,12 @@ class _Normalizer:
         result = []
         for index, edge in enumerate(expect_list(value, self.source, path)):
             where = (path, index)
-            edge = expect_dict(edge, self.source, where)
-            out: dict[str, Any] = {}
-            for key, item in edge.items():
-                if key in ("SourceOutputPortId", "DestinationInputPortId"):
-                    expect_str(item, self.source, (where, key))
-                else:
-                    self._plain(key, item, where)
-                if key not in rules.REDUNDANT_EDGE:
-                    out[key] = item
-            self._redundant(edge, out, rules.REDUNDANT_EDGE, "")
-            result.append(out)
+            if type(edge) is not dict:
+                expect_dict(edge, self.source, where)
+            for key in _EDGE_STRINGS:
+                if key in edge and type(edge[key]) is not str:
+                    expect_str(edge[key], self.source, (where, key))
+            result.append(self._split(edge, _EDGE, "", where))
         result.sort(key=_edge_key)
         return result
 
