@@ -245,6 +245,8 @@ def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], d
                      lock: lockfile.Lock | None, secrets: tuple[str, Mapping[str, Mapping[str, str]]] | None,
                      message: str, author: Signature | None = None) -> str | None:
     """Journal, write experiment directories, drop deleted ones, secrets, lock; then one commit."""
+    if (root / JOURNAL_NAME).is_file():  # a killed run's journal must not be overwritten unread
+        recover_interrupted(root)
     paths = sorted({experiment_dir(s) for s in writes} | {experiment_dir(s) for s in delete})
     planned: dict[str, str | None] = {}
     for slug, files in writes.items():
