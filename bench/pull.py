@@ -138,6 +138,15 @@ def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     return elapsed, result.stdout
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + sys) a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def head(root: Path) -> str:
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
 
@@ -203,16 +212,19 @@ def main(argv: list[str] | None = None) -> int:
         loop_cmd = [sys.executable, str(Path(__file__).resolve()), "export-loop", url, WS, TOKEN, str(loop_dir)]
         pull_cmd = [sys.executable, "-m", "amlvc", "pull", "--json", "--jobs", str(args.jobs)]
 
+        server_cpu = process_cpu(server.pid)
         loop_s, _ = timed(loop_cmd, loop_dir, env)
-        loop_cpu = CPU[0]
+        loop_cpu, loop_server = CPU[0], process_cpu(server.pid) - server_cpu
+        server_cpu = process_cpu(server.pid)
         pull_s, out = timed(pull_cmd, repo_dir, env)
-        pull_cpu = CPU[0]
+        pull_cpu, pull_server = CPU[0], process_cpu(server.pid) - server_cpu
         first = json.loads(out)
         again_s, out = timed(pull_cmd, repo_dir, env)
         again = json.loads(out)
         print(f"\nfirst pull of {len(ids)} experiments:")
-        print(f"  sequential export loop  {loop_s:6.2f} s  (cpu {loop_cpu:5.2f} s)")
-        print(f"  amlvc pull --jobs {args.jobs:<4}  {pull_s:6.2f} s  (cpu {pull_cpu:5.2f} s, "
+        print(f"  sequential export loop  {loop_s:6.2f} s  (cpu {loop_cpu:5.2f} s, server cpu {loop_server:5.2f} s)")
+        print(f"  amlvc pull --jobs {args.jobs:<4}  {pull_s:6.2f} s  (cpu {pull_cpu:5.2f} s, server cpu "
+              f"{pull_server:5.2f} s, "
               f"{first['requests']} requests, {len(first['added'])} added)")
         print(f"  ratio                   {loop_s / pull_s:6.1f}x faster (target >= 8x)")
         print(f"no-change pull: {again_s:.2f} s, {again['requests']} request(s), commit: {again['commit']}")
