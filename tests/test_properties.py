@@ -157,7 +157,9 @@ def _canonical_order(doc: dict[str, Any]) -> dict[str, Any]:
 @SETTINGS
 @given(experiments())
 def test_round_trip_is_exact(doc: dict[str, Any]) -> None:
+    before = copy.deepcopy(doc)
     result = normalize(doc)
+    assert doc == before  # the input is never modified
     back = denormalize(result.files, identity=result.identity, volatile=result.volatile, secrets=result.secrets)
     assert back == doc
     assert json.dumps(_canonical_order(back)) == json.dumps(back)
