@@ -113,8 +113,8 @@ def check_tree(value: Any, source: str, path: Where, depth: int = 0) -> None:
                     expect_str(item, source, (path, index))
             elif isinstance(item, dict | list | float):
                 check_tree(item, source, (path, index), depth + 1)
-    elif isinstance(value, float) and value != value:  # NaN never round-trips through JSON
-        fail(source, path, "NaN is not a JSON value")
+    elif isinstance(value, float) and (value != value or value in (_INFINITY, -_INFINITY)):
+        fail(source, path, "NaN and infinite numbers are not JSON values")
 
 
 def check_no_reserved(keys: Iterable[str], source: str, path: Where) -> None:
@@ -126,6 +126,16 @@ def check_no_reserved(keys: Iterable[str], source: str, path: Where) -> None:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_INFINITY = float("inf")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (_INFINITY, -_INFINITY):  # 1e400: valid JSON syntax, but no JSON writer can write it back
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
 
 
 def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -151,7 +161,8 @@ def loads(data: bytes | str, source: str) -> Any:
     else:
         text = data
     try:
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                          object_pairs_hook=_unique_object)
     except json.JSONDecodeError as exc:
         fail(source, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
     except RecursionError:

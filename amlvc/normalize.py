@@ -413,6 +413,8 @@ def _dump_checked(value: Any, source: str) -> bytes:
     except UnicodeEncodeError:
         where = find_surrogate(value, "") or ""
         raise InvalidDocument(source, where, "holds an unpaired surrogate, which UTF-8 cannot store") from None
+    except ValueError as exc:  # an infinite number somewhere the checks did not reach
+        raise InvalidDocument(source, "", f"cannot be written as JSON: {exc}") from None
 
 
 @contextmanager

@@ -74,6 +74,7 @@ def test_file_over_the_limit_is_refused_without_reading(tmp_path: Path) -> None:
     (b"{\"a\": \xff}", "not valid UTF-8 at byte 6"),
     (b"{\"a\": 1, \"a\": 2}", "duplicate key 'a'"),
     (b"{\"a\": NaN}", "NaN is not valid JSON"),
+    (b"{\"a\": 1e400}", "out of range"),
     (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     (b"{\"a\": 1" + b"0" * 5000 + b"}", "invalid JSON"),
 ])
@@ -174,6 +175,7 @@ NODE = "/Graph/ModuleNodes/0"
     (lambda d: d["Graph"]["ModuleNodes"][0].__setitem__("$module", {}), f"{NODE}/$module", "reserved"),
     (lambda d: d.__setitem__("Summary", "\ud800"), "/Summary", "unpaired surrogate"),
     (lambda d: d.__setitem__("Summary", float("nan")), "/Summary", "NaN"),
+    (lambda d: d["Graph"]["ModuleNodes"][0].__setitem__("Extra", [float("inf")]), f"{NODE}/Extra/0", "infinite"),
 ])
 def test_wrong_types_name_the_path(change: Any, path: str, problem: str) -> None:
     doc = small_doc()
