@@ -101,6 +101,6 @@ def node_order(entry: Any) -> dict[str, int]:
     order: dict[str, int] = {}
     if isinstance(entry, dict) and isinstance(entry.get("positions"), list):
         for index, item in enumerate(entry["positions"]):
-            if isinstance(item, dict):
-                order.setdefault(item.get("node", ""), index)
+            if isinstance(item, dict) and isinstance(item.get("node"), str):  # unparse reports bad entries
+                order.setdefault(item["node"], index)
     return order

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +267,79 @@ def test_git_conflict_lines_in_a_script_are_refused() -> None:
     with pytest.raises(InvalidDocument, match="unresolved merge conflict") as info:
         denormalize({**result.files, name: conflicted}, source="exp")
     assert info.value.source == f"exp/{name}"
+
+
+# --- fuzzing: anything in, InvalidDocument or a lossless result out ------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from amlvc.document import loads  # noqa: E402
+from amlvc.normalize import verify_roundtrip  # noqa: E402
+
+FUZZ = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=12,
+)
+KEYS = ["Graph", "ModuleNodes", "ModuleParameters", "Value", "Name", "Id", "InputPortsInternal", "EdgesInternal",
+        "WebService", "Inputs", "Parameters", "SerializedClientData", "DataSourceId", "LinkedGlobalParameter"]
+
+
+def _replace_somewhere(doc: Any, data: st.DataObject) -> Any:
+    """Replace one value at a random path of `doc` by an arbitrary JSON value."""
+    target = doc
+    for _ in range(data.draw(st.integers(0, 5))):
+        if isinstance(target, dict) and target:
+            key = data.draw(st.sampled_from(sorted(target)))
+            if not isinstance(target[key], dict | list) or not target[key]:
+                target[key] = data.draw(json_values)
+                return doc
+            target = target[key]
+        elif isinstance(target, list) and target:
+            index = data.draw(st.integers(0, len(target) - 1))
+            if not isinstance(target[index], dict | list) or not target[index]:
+                target[index] = data.draw(json_values)
+                return doc
+            target = target[index]
+    if isinstance(target, dict):
+        target[data.draw(st.sampled_from(KEYS))] = data.draw(json_values)
+    return doc
+
+
+@FUZZ
+@given(st.data())
+def test_any_mutation_is_refused_cleanly_or_lossless(data: st.DataObject) -> None:
+    doc = _replace_somewhere(small_doc(), data)
+    try:
+        problems = verify_roundtrip(doc, "fuzz.json")
+    except InvalidDocument as error:
+        assert error.source == "fuzz.json" and "\n" not in error.message
+        return
+    assert problems == []
+
+
+@FUZZ
+@given(st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+def test_any_bytes_parse_or_are_refused(data: bytes) -> None:
+    try:
+        loads(data, "fuzz.json")
+    except InvalidDocument as error:
+        assert error.message.startswith("fuzz.json: ")
+
+
+@FUZZ
+@given(st.data())
+def test_any_edit_of_the_canonical_files_is_refused_cleanly(data: st.DataObject) -> None:
+    result = normalize(small_doc())
+    canon = _replace_somewhere(json.loads(result.files["experiment.json"]), data)
+    layout_doc = _replace_somewhere(json.loads(result.files["layout.json"]), data)
+    files = {"experiment.json": json.dumps(canon).encode(), "layout.json": json.dumps(layout_doc).encode()}
+    try:
+        back = denormalize(files, source="exp")
+    except InvalidDocument as error:
+        assert error.message.startswith("exp/") and "\n" not in error.message
+        return
+    assert isinstance(back, dict)
