@@ -256,12 +256,20 @@ def test_delete(api: Api, service: str) -> None:
     ("GET", "/nothing-here", {}),
 ])
 def test_hostile_requests(api: Api, service: str, method: str, suffix: str, kwargs: dict[str, Any]) -> None:
-    before = api.bearer("GET", f"{base(service)}/endpoints").json()
+    before = without_sas(api.bearer("GET", f"{base(service)}/endpoints").json())
     resp = api.bearer(method, f"{base(service)}{suffix}", **kwargs)
     assert 400 <= resp.status_code < 500, resp.text
     assert resp.headers["Content-Type"].startswith("application/json")
     assert "error" in resp.json() or "Error" in resp.json()
-    assert api.bearer("GET", f"{base(service)}/endpoints").json() == before
+    assert without_sas(api.bearer("GET", f"{base(service)}/endpoints").json()) == before
+
+
+def without_sas(endpoints: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Endpoints with their resources' SAS tokens dropped: those are re-signed per second on every GET."""
+    for endpoint in endpoints:
+        for resource in endpoint.get("Resources") or []:
+            resource.get("Location", {}).pop("SasBlobToken", None)
+    return endpoints
 
 
 def test_unknown_ids(api: Api) -> None:
