@@ -11,9 +11,11 @@ from typing import Any
 from amlvc import config as configmod
 from amlvc import lockfile, project, repo
 from amlvc.config import IMPORT_REMOTE, Config, Remote
+from amlvc.denormalize import denormalize
 from amlvc.document import classify, load_json_file, loads
 from amlvc.errors import ConfigError, DirtyTree, InvalidDocument, LocalError, UsageError
-from amlvc.normalize import Normalized, content_hash, denormalize, normalize, verify_roundtrip
+from amlvc.normalize import Normalized, content_hash, normalize
+from amlvc.roundtrip import verify_roundtrip
 from amlvc.secrets import placeholder, placeholder_names
 from amlvc.wsd import denormalize_wsd, normalize_wsd
 

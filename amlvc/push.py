@@ -15,6 +15,7 @@ from typing import Any
 from amlvc import config, mirror, project, repo, rules
 from amlvc.check import CheckResult, Inventory, Remap, apply_remaps, check_document, parse_remap
 from amlvc.client import Client
+from amlvc.denormalize import denormalize
 from amlvc.errors import (
     AmlvcError,
     ApiError,
@@ -24,7 +25,7 @@ from amlvc.errors import (
     MissingSecret,
     UsageError,
 )
-from amlvc.normalize import denormalize, normalize, to_push_body
+from amlvc.normalize import normalize, to_push_body
 
 SECRET_ENV_PREFIX = "AMLVC_SECRET_"
 BACKUP_REF_PREFIX = "refs/amlvc/backup"

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from amlvc import columns, layout, rules
-from amlvc.normalize import denormalize, normalize
+from amlvc.denormalize import denormalize
+from amlvc.normalize import normalize
 
 BUILTIN = rules.BUILTIN_OWNER
 WORKSPACE = "7e3a9c1d5b2f48e6a0c4d8b2f1e3a5c7"

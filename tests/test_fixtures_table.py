@@ -11,7 +11,7 @@ import pytest
 
 from amlvc import offline
 from amlvc.document import load_json_file
-from amlvc.normalize import verify_roundtrip
+from amlvc.roundtrip import verify_roundtrip
 from tests.conftest import FIXTURES
 
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*--*.json"))

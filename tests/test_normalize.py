@@ -13,16 +13,16 @@ import pytest
 
 from amlvc import layout, rules
 from amlvc.columns import encode
+from amlvc.denormalize import denormalize
 from amlvc.document import load_json_file
 from amlvc.errors import InvalidDocument, MissingSecret
 from amlvc.normalize import (
     content_hash,
-    denormalize,
     dumps,
     normalize,
     to_push_body,
-    verify_roundtrip,
 )
+from amlvc.roundtrip import verify_roundtrip
 
 WS = "7e3a9c1d5b2f48e6a0c4d8b2f1e3a5c7"
 BUILTIN = rules.BUILTIN_OWNER

@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amlvc import columns, layout, rules
-from amlvc.normalize import denormalize, normalize, verify_roundtrip
+from amlvc.denormalize import denormalize
+from amlvc.normalize import normalize
+from amlvc.roundtrip import verify_roundtrip
 
 # PROPERTY_EXAMPLES=1000 for a long local run; CI keeps the default small.
 SETTINGS = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")), deadline=None,

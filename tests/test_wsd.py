@@ -11,7 +11,7 @@ import pytest
 from amlvc import rules
 from amlvc.document import classify
 from amlvc.errors import InvalidDocument
-from amlvc.normalize import verify_roundtrip
+from amlvc.roundtrip import verify_roundtrip
 from amlvc.wsd import denormalize_wsd, normalize_wsd, verify_wsd
 
 PRIMARY = "Zm9vYmFy" * 11
