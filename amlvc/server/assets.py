@@ -5,6 +5,7 @@ Reference §2.3 (datasets and uploads), §2.4 (trained models, transforms), §2.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -159,85 +160,21 @@ def _commit_upload(ws: str, body: dict[str, Any]) -> Response:
     return json_response(item["Id"])
 
 
-@bp.get("/datasources")
-def list_datasources(ws: str) -> Response:
-    return _list(ws, "datasources")
-
-
-@bp.get("/datasources/<asset_id>")
-def get_datasource(ws: str, asset_id: str) -> Response:
-    return _get(ws, "datasources", asset_id)
-
-
-@bp.post("/datasources")
-def post_datasource(ws: str) -> Response:
+def _post(ws: str, kind: str) -> Response:
     check_workspace(ws)
     body = json_body()
     if not isinstance(body, dict):
         raise ApiFault(400, None, "expected a JSON object")
-    if "UploadId" in body:
+    if kind == "datasources" and "UploadId" in body:
         return _commit_upload(ws, body)
-    return _promote(ws, "datasources", body)
+    return _promote(ws, kind, body)
 
 
-@bp.delete("/datasources/family/<family>")
-def delete_datasource_family(ws: str, family: str) -> Response:
-    return _delete_family(ws, "datasources", family)
-
-
-@bp.get("/trainedmodels")
-def list_trained_models(ws: str) -> Response:
-    return _list(ws, "trainedmodels")
-
-
-@bp.get("/trainedmodels/<asset_id>")
-def get_trained_model(ws: str, asset_id: str) -> Response:
-    return _get(ws, "trainedmodels", asset_id)
-
-
-@bp.post("/trainedmodels")
-def promote_trained_model(ws: str) -> Response:
-    check_workspace(ws)
-    body = json_body()
-    if not isinstance(body, dict):
-        raise ApiFault(400, None, "expected a JSON object")
-    return _promote(ws, "trainedmodels", body)
-
-
-@bp.delete("/trainedmodels/family/<family>")
-def delete_trained_model_family(ws: str, family: str) -> Response:
-    return _delete_family(ws, "trainedmodels", family)
-
-
-@bp.get("/transformmodules")
-def list_transforms(ws: str) -> Response:
-    return _list(ws, "transformmodules")
-
-
-@bp.get("/transformmodules/<asset_id>")
-def get_transform(ws: str, asset_id: str) -> Response:
-    return _get(ws, "transformmodules", asset_id)
-
-
-@bp.post("/transformmodules")
-def promote_transform(ws: str) -> Response:
-    check_workspace(ws)
-    body = json_body()
-    if not isinstance(body, dict):
-        raise ApiFault(400, None, "expected a JSON object")
-    return _promote(ws, "transformmodules", body)
-
-
-@bp.delete("/transformmodules/family/<family>")
-def delete_transform_family(ws: str, family: str) -> Response:
-    return _delete_family(ws, "transformmodules", family)
-
-
-@bp.get("/modules")
-def list_modules(ws: str) -> Response:
-    return _list(ws, "modules")
-
-
-@bp.get("/modules/<asset_id>")
-def get_module(ws: str, asset_id: str) -> Response:
-    return _get(ws, "modules", asset_id)
+# The same four routes for every collection (list, get; POST and DELETE family where assets can be promoted).
+for _kind in NOUN:
+    bp.add_url_rule(f"/{_kind}", f"list_{_kind}", partial(_list, kind=_kind), methods=["GET"])
+    bp.add_url_rule(f"/{_kind}/<asset_id>", f"get_{_kind}", partial(_get, kind=_kind), methods=["GET"])
+    if _kind in PROMOTE:
+        bp.add_url_rule(f"/{_kind}", f"post_{_kind}", partial(_post, kind=_kind), methods=["POST"])
+        bp.add_url_rule(f"/{_kind}/family/<family>", f"delete_{_kind}_family", partial(_delete_family, kind=_kind),
+                        methods=["DELETE"])
