@@ -91,3 +91,59 @@ def server(tmp_path: Path) -> Iterator[Any]:
         yield handle
     finally:
         handle.stop()
+
+
+# --- servers of the kit modules, shared by the test files that use the same kit ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def seeded_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """wskit's two workspaces (DEV seeded with the fixtures, OTHER empty), one server per test module."""
+    import wskit
+
+    with wskit.start(tmp_path_factory.mktemp(request.module.__name__)) as handle:
+        yield handle
+
+
+@pytest.fixture
+def api(seeded_server: Any) -> Any:
+    """wskit's HTTP wrapper over `seeded_server`."""
+    import wskit
+
+    return wskit.Api(seeded_server.url)
+
+
+@pytest.fixture
+def handle(tmp_path: Path) -> Iterator[Any]:
+    """serverkit's two empty workspaces (WS, WS2), a fresh server per test."""
+    import serverkit
+
+    with serverkit.start(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def studio(handle: Any) -> Any:
+    """serverkit's Studio API caller over `handle` (workspace WS, its token)."""
+    import serverkit
+
+    return serverkit.Studio(handle.url)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """pullkit's one empty workspace, its token in the environment variable the repository names."""
+    import pullkit
+
+    monkeypatch.setenv(pullkit.TOKEN_ENV, pullkit.TOKEN)
+    with pullkit.start(tmp_path / "server-data") as handle:
+        yield handle
+
+
+@pytest.fixture
+def world(tmp_path: Path, run_cli: Any) -> Iterator[tuple[Any, Path]]:
+    """pushkit's dev workspace seeded with the training fixture, and a repository that pulled it."""
+    import pushkit
+
+    with pushkit.start(tmp_path) as server:
+        yield server, pushkit.pulled_repo(run_cli, tmp_path, server)

@@ -75,6 +75,15 @@ def make_repo(tmp_path: Path, server: ServerHandle, remotes: tuple[str, ...] = (
     return root
 
 
+def pulled_repo(run_cli: Any, tmp_path: Path, server: ServerHandle, remotes: tuple[str, ...] = ("dev",), *,
+                remote: str | None = None, extra: Mapping[str, config.Remote] | None = None) -> Path:
+    """`make_repo`, then a successful `amlvc pull` (of `remote` when given) with every token in the environment."""
+    root = make_repo(tmp_path, server, remotes, extra)
+    pulled = run_cli(["pull", *(["--remote", remote] if remote else [])], cwd=root, env=token_env())
+    assert pulled.exit_code == 0, pulled.stderr
+    return root
+
+
 @dataclass(frozen=True)
 class RepoState:
     head: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,7 @@ from pushkit import (
     client,
     commit_all,
     lock_entry,
-    make_repo,
     repo_state,
-    start,
     token_env,
     workspace_state,
 )
@@ -166,14 +163,6 @@ def test_parse_remap_accepts_modes_and_files(tmp_path: Path) -> None:
 
 
 # -- the command --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def world(tmp_path: Path, run_cli: Any) -> Iterator[tuple[Any, Path]]:
-    with start(tmp_path) as server:
-        root = make_repo(tmp_path, server)
-        assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
-        yield server, root
 
 
 def test_check_command_reports_ok_and_writes_nothing(world: tuple[Any, Path], run_cli: Any) -> None:

@@ -17,7 +17,7 @@ from pushkit import (
     TRAINING_ID,
     client,
     lock_entry,
-    make_repo,
+    pulled_repo,
     repo_state,
     start,
     token_env,
@@ -42,9 +42,7 @@ def add_to_prod(server: Any, kind: str, ident: str, name: str) -> None:
 @pytest.fixture
 def world(tmp_path: Path, run_cli: Any) -> Iterator[tuple[Any, Path]]:
     with start(tmp_path, prod=True) as server:
-        root = make_repo(tmp_path, server, ("dev", "prod"))
-        assert run_cli(["pull", "--remote", "dev"], cwd=root, env=token_env()).exit_code == 0
-        yield server, root
+        yield server, pulled_repo(run_cli, tmp_path, server, ("dev", "prod"), remote="dev")
 
 
 def port_ids(doc: dict[str, Any], key: str) -> set[str]:

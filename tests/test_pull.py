@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,6 @@ from pullkit import (
 
 from amlvc.history import parse_service_date, parse_trailers
 from amlvc.server.runner import ServerHandle
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerHandle]:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    handle = start(tmp_path / "server-data")
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def pull_json(run_cli: Any, root: Path, *args: str) -> dict[str, Any]:

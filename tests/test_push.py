@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from pushkit import (
     edit_locally,
     git,
     lock_entry,
-    make_repo,
+    pulled_repo,
     repo_state,
     start,
     token_env,
@@ -35,16 +34,6 @@ from pushkit import (
 
 from amlvc import config
 from amlvc.normalize import normalize
-
-
-@pytest.fixture
-def world(tmp_path: Path, run_cli: Any) -> Iterator[tuple[Any, Path]]:
-    """A dev workspace seeded with the training fixture, and a repository that pulled it."""
-    with start(tmp_path) as server:
-        root = make_repo(tmp_path, server)
-        pulled = run_cli(["pull"], cwd=root, env=token_env())
-        assert pulled.exit_code == 0, pulled.stderr
-        yield server, root
 
 
 def push(run_cli: Any, root: Path, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -273,8 +262,7 @@ def test_unreachable_workspace_is_refused_with_exit_5(tmp_path: Path, run_cli: A
         port = sock.getsockname()[1]
     with start(tmp_path) as server:
         gone = config.Remote("gone", DEV, endpoint=f"http://127.0.0.1:{port}", token_env="AMLVC_TOKEN_DEV")
-        root = make_repo(tmp_path, server, extra={"gone": gone})
-        assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+        root = pulled_repo(run_cli, tmp_path, server, extra={"gone": gone})
         edit_locally(root)
         ws_before, repo_before = workspace_state(server), repo_state(root)
         result = push(run_cli, root, "--remote", "gone")
@@ -329,8 +317,7 @@ def test_public_azureml_client_still_lists_experiments_and_datasets(world: tuple
 
 def test_push_completes_under_twenty_percent_faults(tmp_path: Path, run_cli: Any) -> None:
     with start(tmp_path, fault_rate=0.2, fault_seed=11) as server:
-        root = make_repo(tmp_path, server)
-        assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+        root = pulled_repo(run_cli, tmp_path, server)
         edit_locally(root, summary="through a flaky gateway")
         result = push(run_cli, root)
         assert result.exit_code == 0, result.stderr
@@ -345,8 +332,7 @@ def test_always_failing_workspace_exits_5_and_changes_nothing(tmp_path: Path, ru
     from amlvc.server.runner import start_server
 
     with start(tmp_path) as server:
-        root = make_repo(tmp_path, server)
-        assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+        root = pulled_repo(run_cli, tmp_path, server)
         ws_before = workspace_state(server)
         data, port = server.data_dir, server.port
     edit_locally(root)
@@ -433,8 +419,7 @@ def test_several_experiments_are_written_in_parallel_and_recorded_in_one_commit(
         with client(server) as c:
             copy_id = c.create_experiment(to_push_body({**c.get_experiment(TRAINING_ID),
                                                         "Description": "Churn copy"}))["ExperimentId"]
-        root = make_repo(tmp_path, server)
-        assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+        root = pulled_repo(run_cli, tmp_path, server)
         edit_locally(root, TRAINING, summary="one")
         edit_locally(root, "churn-copy", summary="two")
         head_before = repo_state(root).head
@@ -457,8 +442,7 @@ def test_a_failed_write_still_records_the_writes_that_happened(tmp_path: Path, r
         with client(server) as c:
             copy_id = c.create_experiment(to_push_body({**c.get_experiment(TRAINING_ID),
                                                         "Description": "Churn copy"}))["ExperimentId"]
-        root = make_repo(tmp_path, server)
-        assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+        root = pulled_repo(run_cli, tmp_path, server)
         copy_etag = lock_entry(root, "dev", "churn-copy")["etag"]
         edit_locally(root, TRAINING, summary="this one goes through")
         path = root / "experiments" / "churn-copy" / "experiment.json"

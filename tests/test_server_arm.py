@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wskit import DEV, FIXTURES, ISO7, OTHER, PREDICTIVE_ID, SUB, TOKENS, Api, error, start
+from wskit import DEV, FIXTURES, ISO7, OTHER, PREDICTIVE_ID, SUB, TOKENS, Api, error
 
 from amlvc.server.runner import ServerHandle
 
@@ -22,23 +21,10 @@ STORAGE_KEY = "k" * 86 + "=="
 
 
 @pytest.fixture(scope="module")
-def handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    server = start(tmp_path_factory.mktemp("arm"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def api(handle: ServerHandle) -> Api:
-    return Api(handle.url)
-
-
-@pytest.fixture(scope="module")
-def export(handle: ServerHandle) -> dict[str, Any]:
+def export(seeded_server: ServerHandle) -> dict[str, Any]:
     """The Studio export of the predictive experiment (PascalCase) plus what a user adds before a PUT."""
-    resp = Api(handle.url).studio("GET", f"/api/workspaces/{DEV}/experiments/{PREDICTIVE_ID}/webservicedefinition")
+    path = f"/api/workspaces/{DEV}/experiments/{PREDICTIVE_ID}/webservicedefinition"
+    resp = Api(seeded_server.url).studio("GET", path)
     assert resp.status_code == 200, resp.text
     wsd: dict[str, Any] = resp.json()
     wsd["Properties"]["StorageAccount"] = {"Name": "localstore", "Key": STORAGE_KEY}

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from serverkit import SAMPLE_DATASET, WS, Studio, start
+from serverkit import SAMPLE_DATASET, WS, Studio
 
 from amlvc.server.assetdb import DATASOURCE_ORDER, MODEL_ORDER, MODULE_ORDER
 from amlvc.server.runner import ServerHandle
 from amlvc.server.wire import GLOBAL_WORKSPACE_ID
 
 ASSET_ID = re.compile(r"^([0-9a-f]{32})\.([0-9a-f]{32})\.v1-default-(\d+)$")
-
-
-@pytest.fixture
-def handle(tmp_path: Path) -> Iterator[ServerHandle]:
-    with start(tmp_path) as h:
-        yield h
-
-
-@pytest.fixture
-def studio(handle: ServerHandle) -> Studio:
-    return Studio(handle.url)
 
 
 def upload(studio: Studio, name: str, data: bytes, family: str | None = None, chunks: int = 2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,24 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wskit import DEV, HEX32, PREDICTIVE_ID, SUB, TOKENS, TRAINING_ID, Api, blob_url, error, start
 
-from amlvc.server.runner import ServerHandle
-
 V = "?api-version=2.0"
 MAGIC = b"AMLVC-ILEARNER/1\n"
-
-
-@pytest.fixture(scope="module")
-def handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    server = start(tmp_path_factory.mktemp("bes"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def api(handle: ServerHandle) -> Api:
-    return Api(handle.url)
 
 
 @dataclass

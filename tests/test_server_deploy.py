@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from wskit import DEV, HEX32, OTHER, PREDICTIVE_ID, TOKENS, TRAINING_ID, Api, blob_url, start
-
-from amlvc.server.runner import ServerHandle
-
-
-@pytest.fixture(scope="module")
-def handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    server = start(tmp_path_factory.mktemp("deploy"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def api(handle: ServerHandle) -> Api:
-    return Api(handle.url)
 
 
 def services(api: Api) -> list[dict[str, Any]]:

@@ -6,23 +6,15 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 import requests
 from serverkit import TOKEN, TOKEN_HEADER, WS, Studio, big_graph, save_body, save_body_from, start
 
 from amlvc.server.faults import FaultInjector
 from amlvc.server.runner import ServerHandle
-
-
-@pytest.fixture
-def handle(tmp_path: Path) -> Iterator[ServerHandle]:
-    with start(tmp_path) as h:
-        yield h
 
 
 def snapshot_state(studio: Studio) -> Any:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 import requests
-from serverkit import TOKEN2, WS, WS2, Studio, save_body, save_body_from, small_graph, start
+from serverkit import TOKEN2, WS, WS2, Studio, save_body, save_body_from, small_graph
 
 from amlvc import rules
 from amlvc.server.runner import ServerHandle
@@ -22,17 +20,6 @@ ETAG = re.compile(r"^W/\"datetime'\d{4}-\d\d-\d\dT\d\d%3A\d\d%3A\d\d\.\d{7}Z'\"$
 LEAF = re.compile(rf"^{WS}\.f-id\.[0-9a-f]{{32}}$")
 SNAP = re.compile(rf"^{WS}\.s-id\.[0-9a-f]{{32}}\.\d{{4}}-\d\d-\d\dt\d\d\.\d\d\.\d\d$")
 DATE = re.compile(r"^/Date\(-?\d+\)/$")
-
-
-@pytest.fixture
-def handle(tmp_path: Path) -> Iterator[ServerHandle]:
-    with start(tmp_path) as h:
-        yield h
-
-
-@pytest.fixture
-def studio(handle: ServerHandle) -> Studio:
-    return Studio(handle.url)
 
 
 def studio_error(resp: requests.Response, status: int) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,20 +34,6 @@ SERVICE_KEYS = {"Id", "Name", "Description", "CreationTime", "WorkspaceId", "Def
 ENDPOINT_KEYS = ["Name", "Description", "CreationTime", "WorkspaceId", "WebServiceId", "HelpLocation", "PrimaryKey",
                  "SecondaryKey", "ApiLocation", "ExperimentLocation", "Version", "PreventUpdate", "SampleDataEnabled",
                  "MaxConcurrentCalls", "DiagnosticsTraceLevel", "ThrottleLevel", "Resources"]
-
-
-@pytest.fixture(scope="module")
-def handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    server = start(tmp_path_factory.mktemp("webservices"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def api(handle: ServerHandle) -> Api:
-    return Api(handle.url)
 
 
 @pytest.fixture
@@ -340,11 +325,11 @@ def test_fuzzed_bodies_never_500(api: Api, service: str, body: Any, name: str) -
             assert resp.headers["Content-Type"].startswith("application/json")
 
 
-def test_every_route_is_documented(handle: ServerHandle) -> None:
+def test_every_route_is_documented(seeded_server: ServerHandle) -> None:
     """Each web-service, deploy and BES route, and each ARM operation, appears in docs/local-workspace.md."""
     doc = (FIXTURES.parent / "docs" / "local-workspace.md").read_text(encoding="utf-8")
     section = doc[doc.index("## Web services, ARM and BES"):]
-    app = create_app(handle.state)
+    app = create_app(seeded_server.state)
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith(("webservices.", "bes.")):
             continue

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from pullkit import (
-    TOKEN,
-    TOKEN_ENV,
     client,
     create,
     delete,
@@ -18,21 +14,10 @@ from pullkit import (
     git,
     init_repo,
     set_parameter,
-    start,
     studio_edit,
 )
 
 from amlvc.server.runner import ServerHandle
-
-
-@pytest.fixture
-def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerHandle]:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    handle = start(tmp_path / "server-data")
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def states(run_cli: Any, root: Path) -> dict[str, dict[str, Any]]:
