@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from amlvc import repo
+from amlvc import config, repo
 from amlvc.errors import ConfigError, InvalidDocument, LocalError
 
 EXPERIMENTS_DIR = "experiments"
@@ -23,6 +23,14 @@ SECRETS_FILE = ".amlvc/secrets.json"
 MAX_SLUG = 64
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 _SAFE_PART = re.compile(r"^[^\x00-\x1f/\\:*?\"<>|]+$")
+
+
+def open_repo(cwd: Path) -> Path:
+    """The amlvc repository containing `cwd`, with its amlvc.toml checked (a broken file stops every command)."""
+    root = repo.find_root(cwd)
+    config.load(root)
+    return root
+
 
 # ----------------------------------------------------------------------------------------------- slugs
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from amlvc import offline
+from amlvc import importer, offline
 from tests.conftest import FIXTURES
 
 BOMB = (
@@ -131,7 +131,7 @@ def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
     offline.init(root)
-    offline.import_files(root, [FIXTURES / "predictive--base.json"])
+    importer.import_files(root, [FIXTURES / "predictive--base.json"])
     return root
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from amlvc import offline
+from amlvc import exporter, importer, offline
 from amlvc.document import load_json_file
 from amlvc.roundtrip import verify_roundtrip
 from tests.conftest import FIXTURES
@@ -70,9 +70,9 @@ def test_round_trip_of_the_captured_sample(captured: Path) -> None:
 def test_variant_diff_touches_only_what_the_spec_allows(tmp_path: Path, variant: str) -> None:
     base = FIXTURES / (variant.split("--")[0] + "--base.json")
     offline.init(tmp_path)
-    first = offline.import_files(tmp_path, [base])
+    first = importer.import_files(tmp_path, [base])
     slug = first.imported[0].slug
-    second = offline.import_files(tmp_path, [FIXTURES / variant])
+    second = importer.import_files(tmp_path, [FIXTURES / variant])
     assert second.imported[0].slug == slug  # the same experiment (or web service) again, by id or by title
     expect = TABLE[variant]
     prefix = f"experiments/{slug}/"
@@ -97,8 +97,8 @@ def test_variant_diff_touches_only_what_the_spec_allows(tmp_path: Path, variant:
 
 def test_reimport_of_the_same_file_commits_nothing(tmp_path: Path) -> None:
     offline.init(tmp_path)
-    offline.import_files(tmp_path, [FIXTURES / "training--base.json"])
-    again = offline.import_files(tmp_path, [FIXTURES / "training--base.json"])
+    importer.import_files(tmp_path, [FIXTURES / "training--base.json"])
+    again = importer.import_files(tmp_path, [FIXTURES / "training--base.json"])
     assert again.commit is None and again.imported[0].changed == ()
 
 
@@ -127,8 +127,8 @@ def test_import_then_export_gives_back_the_document(tmp_path: Path, name: str) -
     import json
 
     offline.init(tmp_path)
-    imported = offline.import_files(tmp_path, [FIXTURES / name]).imported[0]
-    result = offline.export(tmp_path, imported.slug, webservice=imported.kind == "wsd")
+    imported = importer.import_files(tmp_path, [FIXTURES / name]).imported[0]
+    result = exporter.export(tmp_path, imported.slug, webservice=imported.kind == "wsd")
     assert result.missing_secrets == ()
     original = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
     exported = json.loads(result.data)

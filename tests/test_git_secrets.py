@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from amlvc import offline
+from amlvc import exporter, importer, offline
 from tests.conftest import FIXTURES
 
 SECRET_NAMES = re.compile(r"(?i)(^|[ _])(key|password|pwd|secret|token)$")
@@ -88,7 +88,7 @@ def test_captured_sample_leaves_no_secret_in_git(tmp_path: Path, captured: Path)
     assert account_key in secrets
     assert sum(1 for s in secrets if len(s) > 20) > 10  # the storage key and many SAS signatures
     offline.init(tmp_path)
-    result = offline.import_files(tmp_path, [source])
+    result = importer.import_files(tmp_path, [source])
     assert result.commit is not None
     assert_not_in_git(tmp_path, secrets)
     # the values are kept locally, outside git, readable by the user only
@@ -110,7 +110,7 @@ def test_fixtures_leave_no_secret_in_git(tmp_path: Path, names: list[str]) -> No
     assert secrets
     offline.init(tmp_path)
     for name in names:  # one commit per file: secrets must stay out of every revision, not only HEAD
-        offline.import_files(tmp_path, [FIXTURES / name])
+        importer.import_files(tmp_path, [FIXTURES / name])
     assert_not_in_git(tmp_path, secrets)
 
 
@@ -118,7 +118,7 @@ def test_export_fills_the_secrets_back(tmp_path: Path) -> None:
     source = FIXTURES / "training--base.json"
     original = json.loads(source.read_text(encoding="utf-8"))
     offline.init(tmp_path)
-    offline.import_files(tmp_path, [source])
-    exported = json.loads(offline.export(tmp_path, "kundigung-training").data)
+    importer.import_files(tmp_path, [source])
+    exported = json.loads(exporter.export(tmp_path, "kundigung-training").data)
     assert exported["Graph"] == original["Graph"]
-    assert not offline.export(tmp_path, "kundigung-training").missing_secrets
+    assert not exporter.export(tmp_path, "kundigung-training").missing_secrets

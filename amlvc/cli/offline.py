@@ -83,7 +83,7 @@ def import_(files: tuple[Path, ...], as_json: bool) -> int:
       amlvc import exports/*.json
       amlvc import churn-scoring-wsd.json --json
     """
-    from amlvc.offline import import_files
+    from amlvc.importer import import_files
 
     def advance(done: int, total: int) -> None:
         click.echo(f"\rImporting {done}/{total}", err=True, nl=done == total)
@@ -128,7 +128,7 @@ def export(experiment: str, rev: str | None, remote: str | None, webservice: boo
       amlvc export churn-training --rev HEAD~2 -o churn-old.json
       amlvc export churn-scoring --webservice -o wsd.json
     """
-    from amlvc.offline import export as run_export
+    from amlvc.exporter import export as run_export
     from amlvc.repo import atomic_write
 
     result = run_export(Path.cwd(), experiment, rev=rev, remote=remote, webservice=webservice)
