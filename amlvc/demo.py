@@ -90,7 +90,8 @@ def demo(say: Say, *, keep: Path | None = None) -> DemoResult:
 def _run(step: Callable[[str], None], say: Say, root: Path, url: str, workspace_id: str) -> None:
     from amlvc.offline import init
     from amlvc.pull import pull
-    from amlvc.push import PushOptions, push
+    from amlvc.push import push
+    from amlvc.pushplan import PushOptions
     from amlvc.restore import restore
     from amlvc.review import diff_revisions
     from amlvc.status import status

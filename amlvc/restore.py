@@ -59,7 +59,8 @@ def _slug_at(root: Path, experiment: str, rev: str) -> str:
 
 def _restore_rev(root: Path, experiment: str, rev: str, *, as_new: str | None, remote: str | None, force: bool,
                  token_env: str | None) -> RestoreResult:
-    from amlvc.push import PushOptions, push
+    from amlvc.push import push
+    from amlvc.pushplan import PushOptions
 
     sha = repo.resolve(root, rev)
     slug = _slug_at(root, experiment, sha)

@@ -26,7 +26,8 @@ from amlvc import config  # noqa: E402
 from amlvc.client import Client, hosts_for  # noqa: E402
 from amlvc.normalize import to_push_body  # noqa: E402
 from amlvc.pull import pull  # noqa: E402
-from amlvc.push import PushOptions, push  # noqa: E402
+from amlvc.push import push  # noqa: E402
+from amlvc.pushplan import PushOptions  # noqa: E402
 from amlvc.server.runner import start_server  # noqa: E402
 
 WS = "c4e6a8b0d2f44a6c8e0a2c4e6b8d0f13"  # the fixtures' workspace: their assets exist there

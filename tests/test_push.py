@@ -389,8 +389,8 @@ def test_push_of_an_export_the_workspace_has_moved_past_is_refused(tmp_path: Pat
 
 
 def test_an_unchanged_push_costs_one_list_request(world: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from amlvc.push import PushOptions
     from amlvc.push import push as push_api
+    from amlvc.pushplan import PushOptions
 
     server, root = world
     for name, value in token_env().items():

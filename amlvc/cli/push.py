@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from amlvc import push as core
+from amlvc import pushplan
 from amlvc.check import KIND_LABELS, CheckResult, Resolution
 from amlvc.cli.base import cli, emit_json, is_terminal, note
 from amlvc.errors import MissingAssets
@@ -55,7 +56,7 @@ def render_check(result: CheckResult, *, verbose: bool) -> list[str]:
     return lines
 
 
-def render_plan(plan: core.PushPlan) -> list[str]:
+def render_plan(plan: pushplan.PushPlan) -> list[str]:
     where = f" at {plan.rev}" if plan.rev else ""
     lines = [f"Plan for workspace '{plan.remote}' ({plan.workspace_id}){where}:"]
     for e in plan.experiments:
@@ -119,7 +120,7 @@ def check_command(experiments: tuple[str, ...], remote: str | None, rev: str | N
       amlvc check --remap name --remote prod
       amlvc check --rev v1.2 --json
     """
-    options = core.PushOptions(experiments=experiments, remote=remote, rev=rev, remap=remap, token_env=token_env)
+    options = pushplan.PushOptions(experiments=experiments, remote=remote, rev=rev, remap=remap, token_env=token_env)
     results = core.check(Path.cwd(), options)
     if as_json:
         emit_json({"ok": all(r.ok for r in results), "experiments": [r.to_json() for r in results]})
@@ -174,10 +175,10 @@ def push_command(experiments: tuple[str, ...], remote: str | None, rev: str | No
       amlvc push churn --rev HEAD~2 --force
       amlvc push churn --as-new "Churn (copy)"
     """
-    options = core.PushOptions(experiments=experiments, remote=remote, rev=rev, as_new=as_new, dry_run=dry_run,
+    options = pushplan.PushOptions(experiments=experiments, remote=remote, rev=rev, as_new=as_new, dry_run=dry_run,
                                force=force, run=run_, remap=remap, token_env=token_env, jobs=jobs)
 
-    def show(plan: core.PushPlan) -> None:
+    def show(plan: pushplan.PushPlan) -> None:
         if not as_json:
             for line in render_plan(plan):
                 note(line)
