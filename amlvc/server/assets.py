@@ -10,9 +10,10 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from amlvc.server import assetdb, catalog, runs
+from amlvc.server import assetdb, runs
 from amlvc.server.blobs import endpoint
 from amlvc.server.errors import ApiFault
+from amlvc.server.experiments import stored_or_404
 from amlvc.server.model import field
 from amlvc.server.state import get_state
 from amlvc.server.studio import check_workspace
@@ -119,9 +120,7 @@ def _promote(ws: str, kind: str, body: dict[str, Any]) -> Response:
     data_type = _data_type(spec, f"/{wrapper}", default_type)
     state = get_state()
     with state.store.tx() as conn:
-        stored = catalog.get(conn, ws, exp_id)
-        if stored is None:
-            raise ApiFault(404, None, f"experiment {exp_id!r} does not exist in workspace {ws!r}")
+        stored = stored_or_404(conn, ws, exp_id)
         key = runs.output_blob(conn, ws, stored, node_id, port)
         if key is None:
             raise ApiFault(400, None,

@@ -6,6 +6,7 @@ Reference §2.2 (routes), §3 (document), §4 (save body and run history), §5.5
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 
 from flask import Blueprint, Response, request
@@ -38,7 +39,19 @@ def parse_experiment_id(ws: str, exp_id: str) -> tuple[str, bool]:
         match = pattern.match(exp_id)
         if match and match.group(1) in (ws, GLOBAL_WORKSPACE_ID):
             return match.group(2), snapshot
-    raise ApiFault(404, None, f"experiment {exp_id!r} does not exist in workspace {ws!r}")
+    raise missing(ws, exp_id)
+
+
+def missing(ws: str, exp_id: str) -> ApiFault:
+    """The 404 of an experiment this workspace does not have."""
+    return ApiFault(404, None, f"experiment {exp_id!r} does not exist in workspace {ws!r}")
+
+
+def stored_or_404(conn: sqlite3.Connection, ws: str, exp_id: str) -> catalog.StoredExperiment:
+    stored = catalog.get(conn, ws, exp_id)
+    if stored is None:
+        raise missing(ws, exp_id)
+    return stored
 
 
 def _if_match(etag: str) -> None:
@@ -62,14 +75,10 @@ def load(ws: str, exp_id: str) -> catalog.StoredExperiment:
     parse_experiment_id(ws, exp_id)
     state = get_state()
     with state.store.read() as conn:
-        stored = catalog.get(conn, ws, exp_id)
-    if stored is None:
-        raise ApiFault(404, None, f"experiment {exp_id!r} does not exist in workspace {ws!r}")
+        stored = stored_or_404(conn, ws, exp_id)
     if stored.run_step:
         with state.store.tx() as conn:
-            current = catalog.get(conn, ws, exp_id)
-            if current is None:
-                raise ApiFault(404, None, f"experiment {exp_id!r} does not exist in workspace {ws!r}")
+            current = stored_or_404(conn, ws, exp_id)
             stored = runs.advance(conn, ws, current) if current.run_step else current
     return stored
 
@@ -118,7 +127,7 @@ def get_experiment(ws: str, exp_id: str) -> Response:
         with state.store.read() as conn:
             row = catalog.get_text(conn, ws, exp_id)
     if row is None:
-        raise ApiFault(404, None, f"experiment {exp_id!r} does not exist in workspace {ws!r}")
+        raise missing(ws, exp_id)
     # The bytes depend only on the Etag, the host and the second (SAS times have one-second resolution),
     # so clients polling one experiment share one rendering per second.
     memo_key = (ws, exp_id, row["etag"], request.host_url, int(time.time()))
@@ -144,9 +153,7 @@ def save_experiment(ws: str, exp_id: str) -> Response:
     fields = parse_save_body(json_body())
     state = get_state()
     with state.store.tx() as conn:
-        stored = catalog.get(conn, ws, exp_id)
-        if stored is None:
-            raise ApiFault(404, None, f"experiment {exp_id!r} does not exist in workspace {ws!r}")
+        stored = stored_or_404(conn, ws, exp_id)
         _if_match(stored.etag)
         doc = dict(stored.doc)
         # Lineage (ExperimentId, Creator, RunId, ParentExperimentId) and the last run's Status and
@@ -192,9 +199,7 @@ def delete_experiment(ws: str, exp_id: str) -> Response:
     ancestors = args.get("deleteancestors", "").lower() in _TRUE
     state = get_state()
     with state.store.tx() as conn:
-        stored = catalog.get(conn, ws, exp_id)
-        if stored is None:
-            raise ApiFault(404, None, f"experiment {exp_id!r} does not exist in workspace {ws!r}")
+        stored = stored_or_404(conn, ws, exp_id)
         _if_match(stored.etag)
         if ancestors and not snapshot:
             catalog.delete_family(conn, ws, guid, leaf_only=False)
@@ -210,9 +215,7 @@ def output_data(ws: str, exp_id: str, node_id: str, port: str) -> Response:
     parse_experiment_id(ws, exp_id)
     state = get_state()
     with state.store.read() as conn:
-        stored = catalog.get(conn, ws, exp_id)
-        if stored is None:
-            raise ApiFault(404, None, f"experiment {exp_id!r} does not exist in workspace {ws!r}")
+        stored = stored_or_404(conn, ws, exp_id)
         key = runs.output_blob(conn, ws, stored, node_id, port)
     if key is None:
         raise ApiFault(404, None, f"node {node_id!r} of experiment {exp_id!r} has no output {port!r}; run it first")
