@@ -119,12 +119,23 @@ def _token_workspaces() -> set[str]:
     return owned
 
 
-def _check_workspace_access(owned: set[str], ws: Any) -> None:
+def _check_workspace_access(owned: set[str], props: Mapping[str, Any]) -> None:
+    """403/400 unless the workspace named by `props.machineLearningWorkspace.id` (if any) is the caller's."""
+    ws = (props.get("machineLearningWorkspace") or {}).get("id")
     if isinstance(ws, str) and ws and ws.lower() not in owned:
         if ws.lower() in get_state().workspaces:
             raise ArmFault(403, "AuthorizationFailed",
                            f"The client does not have authorization to use Machine Learning workspace '{ws}'.")
         raise invalid("WorkspaceNotFound", f"Machine Learning workspace '{ws}' does not exist.")
+
+
+def _owned(conn: sqlite3.Connection, owned: set[str], a: Mapping[str, str]) -> dict[str, Any]:
+    """The stored service the route names: 404 when there is none, 403/400 when its workspace is not the caller's."""
+    doc = _load(conn, a["sub"], a["rg"], a["name"])
+    if doc is None:
+        raise _not_found(a["name"])
+    _check_workspace_access(owned, doc["properties"])
+    return doc
 
 
 def _api_version() -> str:
@@ -312,10 +323,7 @@ def operations() -> Response:
 def _get(owned: set[str], version: str, a: dict[str, str]) -> Response:
     _check_names(a["sub"], a["rg"], a["name"])
     with get_state().store.read() as conn:
-        doc = _load(conn, a["sub"], a["rg"], a["name"])
-    if doc is None:
-        raise _not_found(a["name"])
-    _check_workspace_access(owned, (doc["properties"].get("machineLearningWorkspace") or {}).get("id"))
+        doc = _owned(conn, owned, a)
     region = request.args.get("region")
     if region and _region(region) not in {_region(doc["location"]), *doc.get("regions", [])}:
         raise ArmFault(404, "NotFound", "The specified resource was not found.", [{
@@ -332,10 +340,7 @@ def _create_regional(owned: set[str], version: str, a: dict[str, str]) -> Respon
     if not region:
         raise ArmFault(400, "InvalidRequestParameter", "The query parameter 'region' is required.")
     with get_state().store.tx() as conn:
-        doc = _load(conn, a["sub"], a["rg"], a["name"])
-        if doc is None:
-            raise _not_found(a["name"])
-        _check_workspace_access(owned, (doc["properties"].get("machineLearningWorkspace") or {}).get("id"))
+        doc = _owned(conn, owned, a)
         doc["regions"] = sorted({*doc.get("regions", []), _region(region)})
         _save(conn, doc, int(time.time() * 1000))
         op = _record_operation(conn, doc, None)
@@ -356,11 +361,11 @@ def _put(owned: set[str], version: str, a: dict[str, str]) -> Response:
     if "properties" not in body:
         raise ArmFault(400, "InvalidRequestContent", "The properties member is required.")
     props = body["properties"]
-    _check_workspace_access(owned, (props.get("machineLearningWorkspace") or {}).get("id"))
+    _check_workspace_access(owned, props)
     with get_state().store.tx() as conn:
         old = _load(conn, a["sub"], a["rg"], a["name"])
         if old is not None:
-            _check_workspace_access(owned, (old["properties"].get("machineLearningWorkspace") or {}).get("id"))
+            _check_workspace_access(owned, old["properties"])
             if _region(old["location"]) != _region(body["location"]):
                 raise ArmFault(400, "InvalidResourceLocation",
                                f"The resource '{old['name']}' already exists in location '{old['location']}'.")
@@ -397,14 +402,11 @@ def _patch(owned: set[str], version: str, a: dict[str, str]) -> Response:
         raise ArmFault(400, "InvalidRequestContent",
                        "properties.packageType is required in a PATCH body (the polymorphic discriminator).")
     with get_state().store.tx() as conn:
-        old = _load(conn, a["sub"], a["rg"], a["name"])
-        if old is None:
-            raise _not_found(a["name"])
-        _check_workspace_access(owned, (old["properties"].get("machineLearningWorkspace") or {}).get("id"))
+        old = _owned(conn, owned, a)
         if body.get("location") and _region(body["location"]) != _region(old["location"]):
             raise ArmFault(400, "InvalidResourceLocation",
                            f"The resource '{old['name']}' already exists in location '{old['location']}'.")
-        _check_workspace_access(owned, (props.get("machineLearningWorkspace") or {}).get("id"))
+        _check_workspace_access(owned, props)
         _validate(props, old)
         merged = armschema.merge_properties(old["properties"], props)
         _validate(merged, None)
@@ -422,7 +424,7 @@ def _delete(owned: set[str], version: str, a: dict[str, str]) -> Response:
         old = _load(conn, a["sub"], a["rg"], a["name"])
         if old is None:
             return Response(status=204)
-        _check_workspace_access(owned, (old["properties"].get("machineLearningWorkspace") or {}).get("id"))
+        _check_workspace_access(owned, old["properties"])
         conn.execute("DELETE FROM arm_services WHERE key = ?", (_key(a["sub"], a["rg"], a["name"]),))
         op = _record_operation(conn, old, None)
     resp = Response(status=202)
@@ -434,10 +436,7 @@ def _delete(owned: set[str], version: str, a: dict[str, str]) -> Response:
 def _list_keys(owned: set[str], version: str, a: dict[str, str]) -> Response:
     _check_names(a["sub"], a["rg"], a["name"])
     with get_state().store.read() as conn:
-        doc = _load(conn, a["sub"], a["rg"], a["name"])
-    if doc is None:
-        raise _not_found(a["name"])
-    _check_workspace_access(owned, (doc["properties"].get("machineLearningWorkspace") or {}).get("id"))
+        doc = _owned(conn, owned, a)
     keys = doc["properties"]["keys"]
     return arm_json({"primary": keys["primary"], "secondary": keys["secondary"]})
 
