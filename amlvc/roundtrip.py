@@ -9,7 +9,7 @@ from amlvc import rules, wsd
 from amlvc.denormalize import denormalize
 from amlvc.document import classify, compare
 from amlvc.normalize import normalize
-from amlvc.secrets import placeholder, placeholder_names
+from amlvc.secrets import placeholder, placeholders_in
 
 __all__ = ["verify_roundtrip"]
 
@@ -24,7 +24,7 @@ def verify_roundtrip(doc: Mapping[str, Any], source: str = "<document>") -> list
         return wsd.verify_wsd(doc, source)
     result = normalize(doc, source=source)
     # Placeholders already in the input stay placeholders: fill them with themselves.
-    secrets = {name: placeholder(name) for name in _placeholders_in(doc)}
+    secrets = {name: placeholder(name) for name in placeholders_in(doc)}
     secrets.update(result.secrets)
     back = denormalize(result.files, identity=result.identity, volatile=result.volatile, secrets=secrets,
                        source=source)
@@ -34,13 +34,3 @@ def verify_roundtrip(doc: Mapping[str, Any], source: str = "<document>") -> list
         if result.files.get(name) != again.files.get(name):
             problems.append(f"{name}: normalizing the restored document changes this file (not idempotent)")
     return problems
-
-
-def _placeholders_in(value: Any) -> set[str]:
-    if isinstance(value, str):
-        return set(placeholder_names(value))
-    if isinstance(value, dict):
-        return set().union(*(_placeholders_in(item) for item in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(_placeholders_in(item) for item in value)) if value else set()
-    return set()

@@ -146,3 +146,14 @@ def placeholder_names(value: str) -> list[str]:
     if PLACEHOLDER_MARK not in value:
         return []
     return [m.group("name") for m in rules.SECRET_PLACEHOLDER.finditer(value)]
+
+
+def placeholders_in(value: Any) -> set[str]:
+    """Names of the placeholders anywhere in a JSON value (strings inside dicts and lists, at any depth)."""
+    if isinstance(value, str):
+        return set(placeholder_names(value))
+    if isinstance(value, dict):
+        return {name for item in value.values() for name in placeholders_in(item)}
+    if isinstance(value, list):
+        return {name for item in value for name in placeholders_in(item)}
+    return set()

@@ -18,7 +18,7 @@ from amlvc.document import (
     loads_canonical,
 )
 from amlvc.normalize import Normalized, dumps
-from amlvc.secrets import SecretNamer, fill, is_secret_name, placeholder, placeholder_names, scrub
+from amlvc.secrets import SecretNamer, fill, is_secret_name, placeholder, placeholders_in, scrub
 
 _KNOWN = {key.lower(): key for key in rules.WSD_KNOWN_KEYS}
 _READ_ONLY_TOP = ("id", "name", "type")
@@ -155,20 +155,10 @@ def denormalize_wsd(files: Mapping[str, bytes], *, volatile: Mapping[str, Any] |
     return doc
 
 
-def _placeholders(value: Any) -> set[str]:
-    if isinstance(value, str):
-        return set(placeholder_names(value))
-    if isinstance(value, dict):
-        return {name for item in value.values() for name in _placeholders(item)}
-    if isinstance(value, list):
-        return {name for item in value for name in _placeholders(item)}
-    return set()
-
-
 def verify_wsd(doc: Mapping[str, Any], source: str = "<document>") -> list[str]:
     """Lines for every field of a WSD that would not survive the round trip (modulo key case, edges as a set)."""
     result = normalize_wsd(doc, source=source)
-    secrets = {name: placeholder(name) for name in _placeholders(doc)}
+    secrets = {name: placeholder(name) for name in placeholders_in(doc)}
     secrets.update(result.secrets)
     back = denormalize_wsd(result.files, volatile=result.volatile, secrets=secrets, source=source)
     problems = compare(dict(doc), back, identity_lists=[_EDGE_LIST_POINTER], fold_case=True)
