@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +12,7 @@ from amlvc.document import Where, expect_dict, expect_list, expect_str, fail, lo
 from amlvc.normalize import gc_paused, port_key
 from amlvc.secrets import fill
 
-__all__ = ["denormalize"]
+__all__ = ["denormalize", "recorded_module_names"]
 
 _GIT_CONFLICT = re.compile(r"^<<<<<<< .*^=======\r?$.*^>>>>>>> ", re.MULTILINE | re.DOTALL)
 
@@ -261,6 +262,24 @@ def _load_file(files: Mapping[str, bytes], name: str, source: str) -> Any:
     if len(data) > rules.MAX_DOCUMENT_BYTES:
         fail(f"{source}/{name}", "", f"file is over the limit of {rules.MAX_DOCUMENT_BYTES:,} bytes")
     return loads_canonical(data, f"{source}/{name}")
+
+
+def recorded_module_names(files: Mapping[str, bytes]) -> dict[str, str]:
+    """Module id -> name from the `$module` annotations of experiment.json (names normalize was given once);
+    nodes whose annotation is malformed are skipped."""
+    try:
+        data = json.loads(files.get(rules.EXPERIMENT_FILE, b"{}"))
+    except ValueError:
+        return {}
+    nodes = (data.get("Graph") or {}).get("ModuleNodes") if isinstance(data, dict) else None
+    items = nodes.values() if isinstance(nodes, dict) else nodes if isinstance(nodes, list) else []
+    names: dict[str, str] = {}
+    for node in items:
+        if isinstance(node, dict) and isinstance(node.get("$module"), dict):
+            name, module_id = node["$module"].get("name"), node.get("ModuleId")
+            if isinstance(name, str) and isinstance(module_id, str):
+                names[module_id] = name
+    return names
 
 
 def denormalize(files: Mapping[str, bytes], *, identity: Mapping[str, Any] | None = None,

@@ -5,8 +5,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from amlvc import config as configmod
 from amlvc import lockfile, project, repo
 from amlvc.config import Config, Remote
-from amlvc.denormalize import denormalize
+from amlvc.denormalize import denormalize, recorded_module_names
 from amlvc.document import load_json_file
 from amlvc.errors import ConfigError, UsageError
 from amlvc.exporter import lock_entry
@@ -155,29 +154,14 @@ def _canonical(root: Path, slug: str) -> tuple[dict[str, bytes], dict[str, bytes
         files = project.read_files(root, slug)
         current.update(files)
         doc = denormalize(files, source=source)
-        canonical.update(normalize(doc, source=source, module_names=_module_names(files)).files)
+        # A pull may have taken the names from the workspace's module list, which an offline check does not have.
+        canonical.update(normalize(doc, source=source, module_names=recorded_module_names(files)).files)
     wsd = project.read_webservice(root, slug)
     if wsd is not None:
         current[project.WEBSERVICE_FILE] = wsd
         back = denormalize_wsd({project.WEBSERVICE_FILE: wsd}, source=source)
         canonical.update(normalize_wsd(back, source=source).files)
     return current, canonical
-
-
-def _module_names(files: Mapping[str, bytes]) -> dict[str, str]:
-    """ModuleId -> name from the `$module` annotations already in experiment.json (a pull may have taken
-    them from the workspace's module list, which an offline check does not have)."""
-    try:
-        canon = json.loads(files[project.EXPERIMENT_FILE])
-        nodes = canon["Graph"]["ModuleNodes"]
-        names = {}
-        for node in nodes.values():
-            annotation = node.get("$module") or {}
-            if isinstance(annotation.get("name"), str) and isinstance(node.get("ModuleId"), str):
-                names[node["ModuleId"]] = annotation["name"]
-        return names
-    except (KeyError, TypeError, AttributeError, ValueError):
-        return {}
 
 
 # ----------------------------------------------------------------------------------------------- verify

@@ -3,7 +3,6 @@ computed before anything is written, and the refusals of SPEC "Push safety"."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -13,7 +12,7 @@ from typing import Any
 
 from amlvc import config, mirror, project, repo, rules
 from amlvc.check import CheckResult, Inventory, Remap, check_document, parse_remap
-from amlvc.denormalize import denormalize
+from amlvc.denormalize import denormalize, recorded_module_names
 from amlvc.errors import AmlvcError, ConflictError, DirtyTree, MissingAssets, MissingSecret, UsageError
 
 SECRET_ENV_PREFIX = "AMLVC_SECRET_"
@@ -141,27 +140,10 @@ def document(files: Mapping[str, bytes], slug: str, secrets: Mapping[str, str] |
     return denormalize(experiment_files, secrets=secrets, source=f"{mirror.EXPERIMENTS}/{slug}")
 
 
-def module_names(files: Mapping[str, bytes]) -> dict[str, str]:
-    """Module id -> name from the `$module` annotations of experiment.json (for remapping by name)."""
-    try:
-        data = json.loads(files.get(rules.EXPERIMENT_FILE, b"{}"))
-    except ValueError:
-        return {}
-    nodes = (data.get("Graph") or {}).get("ModuleNodes") if isinstance(data, dict) else None
-    items = nodes.values() if isinstance(nodes, dict) else nodes if isinstance(nodes, list) else []
-    names: dict[str, str] = {}
-    for node in items:
-        if isinstance(node, dict) and isinstance(node.get("$module"), dict):
-            name, module_id = node["$module"].get("name"), node.get("ModuleId")
-            if isinstance(name, str) and isinstance(module_id, str):
-                names[module_id] = name
-    return names
-
-
 def check_experiment(root: Path, target: mirror.Target, slug: str, doc: Mapping[str, Any], files: Mapping[str, bytes],
            inventory: Inventory, remap: Remap, sources: dict[str, Inventory | None]) -> CheckResult:
     """The reference check; references still missing are looked up by the name they have where they came from."""
-    names = module_names(files)
+    names = recorded_module_names(files)
     result = check_document(doc, inventory, experiment=slug, remote=target.name, remap=remap, source_names=names)
     if result.ok or remap.mode not in (None, "name"):
         return result
