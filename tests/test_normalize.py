@@ -13,7 +13,7 @@ import pytest
 
 from amlvc import layout, rules
 from amlvc.columns import encode
-from amlvc.denormalize import denormalize
+from amlvc.denormalize import denormalize, recorded_module_names
 from amlvc.document import load_json_file
 from amlvc.errors import InvalidDocument, MissingSecret
 from amlvc.normalize import (
@@ -522,3 +522,12 @@ def test_captured_edits_touch_only_what_changed(captured: Path) -> None:
     name = "scripts/d12a13ad-9766-4041-b120-34bac41922c2-3136--r-script.R"
     assert changed_files(base, after) == {name}
     assert len(changed_lines(base[name], after[name])) == 2  # one line out, one line in
+
+
+def test_recorded_module_names_skip_a_malformed_annotation() -> None:
+    experiment = {"Graph": {"ModuleNodes": {"a": {"ModuleId": "m1", "$module": {"name": "Split Data"}},
+                                            "b": {"ModuleId": "m2", "$module": "not an object"},
+                                            "c": {"ModuleId": "m3", "$module": {"name": None}}}}}
+    assert recorded_module_names({"experiment.json": json.dumps(experiment).encode()}) == {"m1": "Split Data"}
+    assert recorded_module_names({"experiment.json": b"not json"}) == {}
+    assert recorded_module_names({}) == {}
