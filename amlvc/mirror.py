@@ -122,29 +122,61 @@ def synced_files(root: Path, slug: str, digest: str, *, depth: int = 50) -> dict
 def write_experiment_files(root: Path, slug: str, files: Mapping[str, bytes]) -> None:
     """Make the experiment directory hold exactly `files`; unchanged files are not rewritten."""
     base = root / EXPERIMENTS / slug
+    # A directory this call creates holds no symlink, so a plain relative path cannot leave it: the
+    # per-file resolve() (a third of the write time of a first pull) is only needed for existing ones.
+    fresh = not os.path.lexists(base)
+    made: set[str] = set()
     for rel in sorted(files):
-        _replace(_inside(base, rel), files[rel])
-    for rel in read_experiment_files(root, slug):
+        path = base / rel if fresh and _plain(rel) else _inside(base, rel)
+        _replace(path, files[rel], made)
+    if fresh:
+        return
+    for rel in _file_names(base):
         if rel not in files:
             repo.remove_file(base / rel)
 
 
-def _replace(path: Path, data: bytes) -> None:
+def _file_names(base: Path) -> list[str]:
+    """The names `read_experiment_files` would return, without reading the files."""
+    names: list[str] = []
+    if not base.is_dir():
+        return names
+    for path in base.rglob("*"):
+        if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
+            names.append(path.relative_to(base).as_posix())
+    return sorted(names)
+
+
+def _replace(path: Path, data: bytes, made: set[str]) -> None:
     """Temp file + rename, skipped when the bytes are already there.
 
     No fsync per file (hundreds per pull would dominate its time): a killed process cannot lose
     page-cache data, and after a power cut the journal makes the next pull redo the writes, while
     git (which fsyncs its own objects as configured) never sees a half-written file committed.
     """
+    name = os.fspath(path)
     try:
-        if path.is_file() and path.read_bytes() == data:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            if os.path.getsize(name) == len(data) and path.read_bytes() == data:
+                return
+        except OSError:
+            pass  # not there (or unreadable: then the write below says why)
+        parent = os.path.dirname(name)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        tmp = os.path.join(parent, f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, name)
     except OSError as exc:
         raise LocalError(f"{path}: cannot write ({exc.strerror}); check permissions and free space") from None
+
+
+def _plain(rel: str) -> bool:
+    """A relative POSIX path of ordinary names (no `..`, `.`, empty or absolute parts)."""
+    parts = rel.split("/")
+    return bool(rel) and "\\" not in rel and all(part not in ("", ".", "..") for part in parts)
 
 
 def _inside(base: Path, rel: str) -> Path:
@@ -226,6 +258,7 @@ def operation_lock(root: Path) -> Iterator[None]:
     The lock is taken on the repository's `.git` directory itself, so taking it writes nothing.
     """
     fd = os.open(root / ".git" if (root / ".git").is_dir() else root, os.O_RDONLY)
+    _LOCK_FDS.add(fd)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -234,7 +267,23 @@ def operation_lock(root: Path) -> Iterator[None]:
                              "to finish and try again") from None
         yield
     finally:
+        _LOCK_FDS.discard(fd)
         os.close(fd)
+
+
+_LOCK_FDS: set[int] = set()  # descriptors holding an operation lock in this process
+
+
+def drop_inherited_locks() -> None:
+    """In a forked worker: close the inherited operation-lock descriptors.
+
+    An flock belongs to the open file, which a fork shares: a worker outliving a killed parent would
+    otherwise keep the repository locked.
+    """
+    for fd in list(_LOCK_FDS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _LOCK_FDS.clear()
 
 
 def _digest(data: bytes | None) -> str | None:
@@ -250,12 +299,12 @@ def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], d
     paths = sorted({experiment_dir(s) for s in writes} | {experiment_dir(s) for s in delete})
     planned: dict[str, str | None] = {}
     for slug, files in writes.items():
-        for rel in read_experiment_files(root, slug):
+        for rel in _file_names(root / EXPERIMENTS / slug):
             planned[f"{experiment_dir(slug)}/{rel}"] = None
         for rel, data in files.items():
             planned[f"{experiment_dir(slug)}/{rel}"] = _digest(data)
     for slug in delete:
-        for rel in read_experiment_files(root, slug):
+        for rel in _file_names(root / EXPERIMENTS / slug):
             planned[f"{experiment_dir(slug)}/{rel}"] = None
     lock_bytes = lockfile.dumps(lock) if lock is not None else None
     if lock_bytes is not None:
@@ -271,7 +320,7 @@ def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], d
         store_secrets(root, secrets[0], secrets[1])
     if lock_bytes is not None:
         repo.atomic_write(root / LOCK_NAME, lock_bytes)
-    sha = repo.commit_paths(
+    sha = repo.commit_own_paths(
         root, paths, message,
         author_name=author.name if author else None,
         author_email=author.email if author else None,

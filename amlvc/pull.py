@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -189,21 +199,34 @@ def _normalize_here(doc: Mapping[str, Any], source: str, names: Mapping[str, str
 
 def _fetch_all(target: mirror.Target, wanted: Mapping[str, Mapping[str, Any]], names: Mapping[str, str],
                jobs: int, progress: Progress | None) -> dict[str, Fetched]:
-    """GET every wanted experiment (and its web-service definition) in parallel; all or nothing."""
+    """GET every wanted experiment (and its web-service definition) in parallel; all or nothing.
+
+    Threads wait for the network; parsing and normalizing (most of a pull's CPU) run in worker
+    processes when there are enough experiments for them to pay off, so they use every core.
+    """
     result: dict[str, Fetched] = {}
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(fetch_one, target, slug, summary, names): slug
-                   for slug, summary in wanted.items()}
-        try:
-            for done, future in enumerate(as_completed(futures), 1):
-                item = future.result()
-                result[item.slug] = item
-                if progress is not None:
-                    progress("fetch", done, len(futures))
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    workers = workers_for(len(wanted), names)
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            if workers is None:
+                futures = {pool.submit(fetch_one, target, slug, summary, names): slug
+                           for slug, summary in wanted.items()}
+            else:
+                futures = {pool.submit(_fetch_in_worker, workers, target, slug, summary, names): slug
+                           for slug, summary in wanted.items()}
+            try:
+                for done, future in enumerate(as_completed(futures), 1):
+                    item = future.result()
+                    result[item.slug] = item
+                    if progress is not None:
+                        progress("fetch", done, len(futures))
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        if workers is not None:
+            workers.shutdown(wait=True, cancel_futures=True)
     return result
 
 
@@ -220,10 +243,24 @@ def canonical(target: mirror.Target, slug: str, doc: Mapping[str, Any], names: M
     """A GET document in canonical form, with the workspace's web-service definition when it has one."""
     exp_id = str(doc.get("ExperimentId"))
     normalized = norm(doc, f"{target.name}:{exp_id}", names)
-    files = dict(normalized.files)
-    secrets = dict(normalized.secrets)
+    return _assemble(target, slug, _head(doc), normalized.files, normalized.identity, normalized.secrets,
+                     with_wsd=with_wsd)
+
+
+def _head(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a GET document that `_assemble` reads (all a worker process sends back of it)."""
     web = doc.get("WebService")
-    if with_wsd and isinstance(web, Mapping) and web.get("IsWebServiceExperiment") is True:
+    predictive = isinstance(web, Mapping) and web.get("IsWebServiceExperiment") is True
+    return {"ExperimentId": doc.get("ExperimentId"), "Description": doc.get("Description"),
+            "Etag": doc.get("Etag"), "RunId": doc.get("RunId"), "predictive": predictive}
+
+
+def _assemble(target: mirror.Target, slug: str, doc: Mapping[str, Any], canonical_files: Mapping[str, bytes],
+              identity: Mapping[str, Any], found_secrets: Mapping[str, str], *, with_wsd: bool) -> Fetched:
+    exp_id = str(doc.get("ExperimentId"))
+    files = dict(canonical_files)
+    secrets = dict(found_secrets)
+    if with_wsd and doc.get("predictive") is True:
         wsd = _fetch_wsd(target, exp_id)
         if wsd is not None:
             files.update(wsd.files)
@@ -232,7 +269,79 @@ def canonical(target: mirror.Target, slug: str, doc: Mapping[str, Any], names: M
     run_id = doc.get("RunId")
     return Fetched(slug=slug, name=str(doc.get("Description") or slug), experiment_id=exp_id,
                    etag=etag if isinstance(etag, str) else "", run_id=run_id if isinstance(run_id, str) else None,
-                   identity=dict(normalized.identity), files=files, secrets=secrets)
+                   identity=dict(identity), files=files, secrets=secrets)
+
+
+# -- worker processes ---------------------------------------------------------------------------
+
+POOL_MIN = 16  # experiments; fewer are normalized in-process (starting workers would cost more)
+_worker_names: dict[str, str] = {}
+
+
+def workers_for(count: int, names: Mapping[str, str]) -> ProcessPoolExecutor | None:
+    """Worker processes for `count` experiments, forked now; None when in-process is better or unsafe.
+
+    Forked (no re-import, about 10 ms each) while this process has no other thread, so no lock is
+    copied mid-use; each worker drops the inherited operation lock and dies with this process.
+    """
+    cores = os.cpu_count() or 1
+    # Another thread (a server run in-process, as in the demo and the tests) could hold a lock at the
+    # moment of the fork, which the worker would then wait for forever: normalize in-process then.
+    if count < POOL_MIN or cores < 2 or sys.platform != "linux" or threading.active_count() > 1:
+        return None
+    pool = ProcessPoolExecutor(max_workers=min(cores, 4), mp_context=multiprocessing.get_context("fork"),
+                               initializer=_worker_started, initargs=(os.getpid(), dict(names)))
+    try:
+        pool.submit(int).result()  # with "fork", every worker is started at the first submit
+    except BrokenProcessPool:
+        pool.shutdown(wait=False)
+        return None
+    return pool
+
+
+def _worker_started(parent: int, names: dict[str, str]) -> None:
+    gc.freeze()  # the parent's objects are never collected here (no finalizer of theirs runs twice)
+    mirror.drop_inherited_locks()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the pull
+    if os.getppid() != parent:  # the pull died before prctl took effect
+        os._exit(1)
+    _worker_names.update(names)
+
+
+def _parse_and_normalize(body: bytes, source: str) -> tuple[dict[str, Any], Normalized] | None:
+    """In a worker: the document's head fields and canonical files; None for anything unusual.
+
+    The caller then redoes the work in-process, where errors keep their type and message (and
+    amlvc's exceptions need not survive pickling).
+    """
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+        if not isinstance(doc, dict):
+            return None
+        normalized = normalize(doc, source=source, module_names=_worker_names)
+    except Exception:  # whatever it is, the in-process retry reports it
+        return None
+    return _head(doc), replace(normalized, volatile={})  # volatile (NodeStatuses…) is not needed here
+
+
+def _fetch_in_worker(workers: ProcessPoolExecutor, target: mirror.Target, slug: str,
+                     summary: Mapping[str, Any], names: Mapping[str, str]) -> Fetched:
+    """`fetch_one`, with the parsing and normalizing done by a worker process."""
+    exp_id = str(summary["ExperimentId"])
+    body = target.client.get_experiment_body(exp_id)
+    done = workers.submit(_parse_and_normalize, body, f"{target.name}:{exp_id}").result()
+    if done is not None:
+        head, normalized = done
+        return _assemble(target, slug, head, normalized.files, normalized.identity, normalized.secrets,
+                         with_wsd=True)
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):  # unreadable: the client's own GET retries and reports it
+        doc = target.client.get_experiment(exp_id)
+    return canonical(target, slug, doc, names, with_wsd=True)
 
 
 def _fetch_wsd(target: mirror.Target, exp_id: str) -> Normalized | None:

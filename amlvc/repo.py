@@ -420,3 +420,38 @@ def _store_blob(repo: git.Repo, data: bytes) -> str:
     from gitdb import IStream  # type: ignore[import-untyped]  # GitPython's object database
 
     return str(repo.odb.store(IStream(b"blob", len(data), BytesIO(data))).hexsha.decode())
+
+
+# --- pull speed: committing a few paths without a second pass over them (appended by the pull-speed work) ---
+
+
+def commit_own_paths(root: Path, paths: Sequence[str], message: str, *, author_name: str | None = None,
+                     author_email: str | None = None, author_date: datetime | None = None) -> str | None:
+    """`commit_paths`, faster when nothing else is staged: the same result, one staging pass.
+
+    `git commit --only -- PATHS` stages the paths a second time in a temporary index (for a 600-file
+    pull that doubled the cost of the commit); after `git add` a plain `git commit` is the same commit
+    when the index holds no other staged change, so that is what runs then, and `--only` otherwise.
+    """
+    repo = open_repo(root)
+    present = [p for p in paths if (root / p).exists() or _tracked(repo, p)]
+    if not present:
+        return None
+    _git(repo, "add", "--all", "--", *present)
+    staged = [name for name in _git(repo, "diff", "--cached", "--no-renames", "--name-only", "-z").split("\0") if name]
+    prefixes = tuple(p.rstrip("/") + "/" for p in present)
+    ours = [name for name in staged if name in present or name.startswith(prefixes)]
+    top = head(root)
+    if not ours and top is not None:
+        return None
+    only = ["--only", "--", *present] if len(ours) != len(staged) else []
+    env: dict[str, str] = {}
+    if author_name is not None:
+        env["GIT_AUTHOR_NAME"] = author_name
+    if author_email is not None:
+        env["GIT_AUTHOR_EMAIL"] = author_email
+    if author_date is not None:
+        env["GIT_AUTHOR_DATE"] = author_date.isoformat()
+    with _environment(repo, env):
+        _git(repo, "commit", "--quiet", "--no-verify", "-m", message.rstrip("\n") + "\n", *only)
+    return head(root)
