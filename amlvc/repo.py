@@ -321,6 +321,23 @@ def global_attributes_file() -> Path:
     return Path(base) / "git" / "attributes"
 
 
+def merge_text(base: bytes, ours: bytes, theirs: bytes) -> bytes | None:
+    """`git merge-file` of three versions of a text file: the merged bytes, or None when lines conflict.
+
+    A file git cannot merge line-wise (binary) is a conflict too.
+    """
+    with tempfile.TemporaryDirectory(prefix="amlvc-merge-") as tmp:
+        names = []
+        for side, data in (("ours", ours), ("base", base), ("theirs", theirs)):
+            path = os.path.join(tmp, side)
+            Path(path).write_bytes(data)
+            names.append(path)
+        status, out, _err = git.Git().execute(["git", "merge-file", "-p", "-q", *names], with_extended_output=True,
+                                             with_exceptions=False, stdout_as_string=False,
+                                             strip_newline_in_stdout=False)
+    return bytes(out) if status == 0 else None
+
+
 # ------------------------------------------------------------------------ pull support (added by the pull work)
 
 
