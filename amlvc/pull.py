@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from amlvc import history, lockfile, mirror, repo
+from amlvc import history, lockfile, mirror, pullmerge, repo
 from amlvc.errors import ApiError, DirtyTree, UsageError
 from amlvc.normalize import Normalized, normalize
 from amlvc.project import WEBSERVICE_FILE as WSD
@@ -58,6 +58,7 @@ class PullResult:
     recorded: tuple[str, ...] = ()
     gone: tuple[str, ...] = ()
     diverged: tuple[str, ...] = ()
+    merged: tuple[str, ...] = ()
     unchanged: int = 0
     snapshots: tuple[str, ...] = ()
     recovered: bool = False
@@ -69,7 +70,7 @@ class PullResult:
             "remote": self.remote, "workspace_id": self.workspace_id, "commit": self.commit,
             "added": list(self.added), "changed": list(self.changed), "removed": list(self.removed),
             "recorded": list(self.recorded), "deleted_in_workspace": list(self.gone),
-            "diverged": list(self.diverged), "unchanged": self.unchanged,
+            "diverged": list(self.diverged), "merged": list(self.merged), "unchanged": self.unchanged,
             "snapshots": list(self.snapshots), "history_commits": list(self.history_commits),
             "recovered": self.recovered, "requests": self.requests,
         }
@@ -86,6 +87,7 @@ def pull(
     token_env: str | None = None,
     progress: Progress | None = None,
     subject: str | None = None,
+    theirs: bool = False,
 ) -> PullResult:
     """Bring the workspace's experiments into the repository at `root`; one commit, or none."""
     if jobs < 1:
@@ -113,6 +115,9 @@ def pull(
         local = {slug: mirror.read_experiment_files(root, slug) for slug in fetched}
         rewritten = {slug for slug, _doc in snapshots}
         decision = _decide(entries, fetched, local, rewritten)
+        if decision.diverged and not theirs:  # three-way merge, or ConflictError before anything is written
+            merged = pullmerge.merge_diverged(root, entries, {s: fetched[s].files for s in decision.diverged})
+            decision = replace(decision, writes={**decision.writes, **merged}, merged=tuple(sorted(merged)))
         _refuse_dirty_writes(root, decision.writes, lock_changes=decision.lock_changes or bool(plan.prune_slugs(prune)))
         history_commits = _commit_history(root, target, snapshots, fetched, names) if snapshots else []
         commit = _write_leaves(root, target, lock, entries, plan, fetched, decision, prune, subject)
@@ -120,6 +125,7 @@ def pull(
             remote=target.name, workspace_id=target.workspace_id, commit=commit,
             added=decision.added, changed=decision.changed, removed=tuple(plan.prune_slugs(prune)),
             recorded=decision.recorded, gone=tuple(plan.gone) if not prune else (), diverged=decision.diverged,
+            merged=decision.merged,
             unchanged=len(plan.unchanged), snapshots=tuple(str(d.get("ExperimentId")) for _s, d in snapshots),
             recovered=recovered, requests=target.client.requests_made, history_commits=tuple(history_commits),
         )
@@ -408,6 +414,7 @@ class Decision:
     recorded: tuple[str, ...]
     diverged: tuple[str, ...]
     lock_changes: bool
+    merged: tuple[str, ...] = ()  # diverged ones whose writes are the merge (local edits kept)
 
 
 def _decide(entries: Mapping[str, Mapping[str, Any]], fetched: Mapping[str, Fetched],
@@ -493,6 +500,7 @@ def _write_leaves(root: Path, target: mirror.Target, lock: lockfile.Lock,
     secrets = {slug: fetched[slug].secrets for slug in decision.writes if slug in fetched}
     message = history.pull_message(target.name, target.workspace_id, decision.added, decision.changed,
                                    removed, decision.recorded, subject=subject)
+    message = pullmerge.note_merges(message, decision.merged)
     return mirror.write_and_commit(root, writes=decision.writes, delete=delete_dirs, lock=new_lock,
                                    secrets=(target.name, secrets), message=message)
 
