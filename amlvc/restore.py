@@ -157,7 +157,7 @@ def _restore_snapshot(root: Path, experiment: str, run: str, *, as_new: str | No
     reason = f"Restore {experiment} to run {stamp} in {target.name}"
     if as_new is not None:
         reason = f"Restore run {stamp} of {experiment} as {as_new!r} in {target.name}"
-    pulled = pull(root, [new_id], remote=target.name, token_env=token_env, subject=reason)
+    pulled = pull(root, [new_id], remote=target.name, token_env=token_env, subject=reason, theirs=True)
     new_slug = (pulled.added or (None,))[0] if as_new is not None else None
     return RestoreResult(experiment, f"snapshot {sid}", target.name, new_id, as_new is not None, backup,
                          pulled.commit, new_slug=new_slug)

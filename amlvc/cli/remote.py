@@ -63,15 +63,24 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Experiments fetched in parallel.")
 @click.option("--prune", is_flag=True, help="Remove experiments deleted in the workspace (else only reported).")
+@click.option("--theirs", is_flag=True,
+              help="Where an experiment changed both here (committed) and in the workspace, take the "
+                   "workspace's version instead of merging (your commits stay in `git log`).")
 @token_option
 @json_option
 def pull(experiments: tuple[str, ...], remote: str | None, with_history: bool, jobs: int, prune: bool,
-         token_env: str | None, as_json: bool) -> int:
+         theirs: bool, token_env: str | None, as_json: bool) -> int:
     """Fetch the workspace's experiments into normalized files and one commit.
 
     Only experiments whose Etag moved since amlvc.lock are fetched; nothing changed means no
     request beyond the list, nothing written and no commit. Uncommitted edits to a file the pull
     would overwrite stop it (exit 3) before anything is written.
+
+    An experiment changed both in your commits and in the workspace since the last pull is merged
+    three-way (by node, parameter, edge and canvas position, scripts line by line): the merged
+    files are committed and `amlvc push` then sends them. If both sides changed the same thing,
+    nothing is written for any experiment and the pull stops (exit 4) listing each conflict;
+    keep yours with `amlvc push --force EXP` or take the workspace's with `amlvc pull --theirs EXP`.
 
     \b
     Examples:
@@ -79,13 +88,14 @@ def pull(experiments: tuple[str, ...], remote: str | None, with_history: bool, j
       amlvc pull churn-training         # one experiment (slug, name or id)
       amlvc pull --remote prod --prune  # and drop experiments deleted in prod
       amlvc pull --history              # also one commit per run-history snapshot
+      amlvc pull --theirs churn-training  # take the workspace's version, do not merge
     """
     from amlvc.pull import pull as run_pull
 
     root = _root()
     with _progress(not as_json) as progress:
         result = run_pull(root, experiments, remote=remote, history_=with_history, jobs=jobs, prune=prune,
-                          token_env=token_env, progress=progress)
+                          token_env=token_env, progress=progress, theirs=theirs)
     if as_json:
         emit_json(result.as_json())
         return 0
@@ -94,8 +104,11 @@ def pull(experiments: tuple[str, ...], remote: str | None, with_history: bool, j
     for slug in result.added:
         note(f"  added    {slug}")
     for slug in result.changed:
-        note(f"  changed  {slug}" + ("  (local commits overwritten; see `git log`)" if slug in result.diverged
-                                     else ""))
+        if slug in result.merged:
+            note(f"  merged   {slug}  (changed on both sides; local edits kept, `amlvc push` sends them)")
+        else:
+            note(f"  changed  {slug}" + ("  (--theirs: local commits overwritten; see `git log`)"
+                                         if slug in result.diverged else ""))
     for slug in result.removed:
         note(f"  removed  {slug}")
     for slug in result.recorded:
