@@ -289,9 +289,10 @@ def test_committed_local_change_and_workspace_change_is_reported_as_diverged(
     git(root, "commit", "-qam", "local tuning")
     studio_edit(api, exp, set_parameter)
 
-    result = pull_json(run_cli, root)
+    # the same parameter on both sides: no merge (tests/test_pull_merge.py); --theirs takes the workspace's
+    result = pull_json(run_cli, root, "--theirs")
 
-    assert result["changed"] == result["diverged"] == ["kundigung-training"]
+    assert result["changed"] == result["diverged"] == ["kundigung-training"] and result["merged"] == []
     # the workspace version is checked out; the local commit stays in history
     assert '"Value": "45"' in experiment.read_text()
     assert '"Value": "31"' in git(root, "show", "HEAD~1:experiments/kundigung-training/experiment.json")
