@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from pullkit import (
 )
 
 from amlvc import pullmerge
+from amlvc.mirror import JOURNAL_NAME
 from amlvc.normalize import normalize
 from amlvc.server.runner import ServerHandle
 
@@ -259,3 +261,25 @@ def test_commit_message_notes() -> None:
     assert pullmerge.note_merges(message, ["a"]) == (
         "Pull from dev: 1 changed\n\nchanged: a\nmerged a: local edits kept\n\nAmlvc-Remote: dev\nAmlvc-Workspace: w\n")
     assert pullmerge.note_merges(message, []) == message
+
+
+def test_a_merge_cut_off_before_its_commit_is_redone_by_the_next_pull(workspace: ServerHandle, tmp_path: Path,
+                                                                      run_cli: Any) -> None:
+    """A pull killed while writing merged files (journal present, HEAD unmoved): the next pull merges again."""
+    root, ids = pulled(run_cli, tmp_path, workspace)
+    edit_parameter(root, SPLIT, "Random seed", "4242")
+    studio_edit(client(workspace), ids[SLUG], set_parameter)
+    path = f"experiments/{SLUG}/experiment.json"
+    half = b'{"half": "written"}\n'
+    (root / path).write_bytes(half)
+    journal = {"head": git(root, "rev-parse", "HEAD").strip(), "paths": [f"experiments/{SLUG}", "amlvc.lock"],
+               "files": {path: hashlib.sha256(half).hexdigest()}}
+    (root / JOURNAL_NAME).write_text(json.dumps(journal), encoding="utf-8")
+
+    result = run_cli(["pull", "--json"], cwd=root)
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["merged"] == [SLUG] and json.loads(result.stdout)["recovered"] is True
+    doc = local_doc(root)
+    assert parameter(doc, SPLIT, "Random seed") == "4242" and parameter(doc, READER, "window_days") == "45"
+    assert git(root, "status", "--porcelain") == "" and not (root / JOURNAL_NAME).exists()
