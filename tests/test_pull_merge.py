@@ -283,3 +283,21 @@ def test_a_merge_cut_off_before_its_commit_is_redone_by_the_next_pull(workspace:
     doc = local_doc(root)
     assert parameter(doc, SPLIT, "Random seed") == "4242" and parameter(doc, READER, "window_days") == "45"
     assert git(root, "status", "--porcelain") == "" and not (root / JOURNAL_NAME).exists()
+
+
+def test_canvas_moves_of_different_nodes_are_both_kept() -> None:
+    base = canonical_files()
+    layout = json.loads(base["layout.json"])
+    ours_layout, theirs_layout = json.loads(base["layout.json"]), json.loads(base["layout.json"])
+    ours_layout["Graph"]["positions"][0]["position"] = "500,-320,200,200"
+    theirs_layout["Graph"]["positions"][1]["position"] = "-500,-320,200,200"
+    ours = {**base, "layout.json": json.dumps(ours_layout).encode()}
+    theirs = {**base, "layout.json": json.dumps(theirs_layout).encode()}
+
+    merged = pullmerge.merge_files(SLUG, base, ours, theirs)
+
+    assert merged.conflicts == ()
+    positions = json.loads(merged.files["layout.json"])["Graph"]["positions"]
+    assert [p["position"] for p in positions[:2]] == ["500,-320,200,200", "-500,-320,200,200"]
+    assert positions[2:] == layout["Graph"]["positions"][2:]
+    assert merged.files["experiment.json"] == base["experiment.json"]
