@@ -146,12 +146,12 @@ def _canonical(slug: str, files: dict[str, bytes]) -> Outcome:
 def conflict_report(conflicts: Sequence[Conflict]) -> str:
     """The message of the refusal: one line per conflict, then what to do next."""
     slugs = sorted({c.slug for c in conflicts})
-    first = slugs[0]
+    exp, which = (slugs[0], "it") if len(slugs) == 1 else ("EXP", "each")
     lines = [f"pull stopped: {len(slugs)} experiment(s) changed both here (committed) and in the workspace and "
              f"cannot be merged; nothing was written:"]
     lines += [c.line() for c in conflicts]
-    lines.append(f"Resolve each: keep yours with `amlvc push --force {first}` (the workspace version is backed up "
-                 f"under refs/amlvc/backup/ first), or take the workspace's with `amlvc pull --theirs {first}` "
+    lines.append(f"Resolve {which}: keep yours with `amlvc push --force {exp}` (the workspace version is backed "
+                 f"up under refs/amlvc/backup/ first), or take the workspace's with `amlvc pull --theirs {exp}` "
                  f"(your commits stay in `git log`).")
     return "\n".join(lines)
 

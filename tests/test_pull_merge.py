@@ -301,3 +301,11 @@ def test_canvas_moves_of_different_nodes_are_both_kept() -> None:
     assert [p["position"] for p in positions[:2]] == ["500,-320,200,200", "-500,-320,200,200"]
     assert positions[2:] == layout["Graph"]["positions"][2:]
     assert merged.files["experiment.json"] == base["experiment.json"]
+
+
+def test_the_report_of_several_experiments_names_each_conflict() -> None:
+    conflicts = [pullmerge.Conflict("a", "experiment.json", "/Graph", "x"), pullmerge.Conflict("b", "", "", "y")]
+    lines = pullmerge.conflict_report(conflicts).splitlines()
+    assert lines[0].startswith("pull stopped: 2 experiment(s)") and lines[1:3] == [
+        "  experiments/a/experiment.json /Graph: x", "  experiments/b: y"]
+    assert "`amlvc push --force EXP`" in lines[3] and "`amlvc pull --theirs EXP`" in lines[3]
