@@ -309,3 +309,21 @@ def test_the_report_of_several_experiments_names_each_conflict() -> None:
     assert lines[0].startswith("pull stopped: 2 experiment(s)") and lines[1:3] == [
         "  experiments/a/experiment.json /Graph: x", "  experiments/b: y"]
     assert "`amlvc push --force EXP`" in lines[3] and "`amlvc pull --theirs EXP`" in lines[3]
+
+
+def test_after_a_conflict_push_force_keeps_ours(seeded: ServerHandle, tmp_path: Path, run_cli: Any) -> None:
+    api = client(seeded)
+    exp = only_experiment(api)
+    root = init_repo(run_cli, tmp_path, seeded)
+    assert run_cli(["pull"], cwd=root).exit_code == 0
+    edit_parameter(root, READER, "window_days", "31")
+    studio_edit(api, exp, set_parameter)
+    assert run_cli(["pull"], cwd=root).exit_code == 4
+
+    forced = run_cli(["push", "--force", SLUG], cwd=root)
+
+    assert forced.exit_code == 0, forced.stderr
+    assert parameter(api.get_experiment(exp), READER, "window_days") == "31"
+    backup = git(root, "for-each-ref", "--format=%(refname)", "refs/amlvc/backup/").split()
+    assert len(backup) == 1 and '"45"' in git(root, "show", f"{backup[0]}:experiments/{SLUG}/experiment.json")
+    assert state(run_cli, root) == "synced"
