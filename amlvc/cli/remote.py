@@ -141,7 +141,7 @@ def status(remote: str | None, check: bool, token_env: str | None, as_json: bool
       synced             same in the workspace and here
       workspace-changed  changed in the workspace since the last pull (pull it)
       local-changed      changed here since the last pull or push (push it)
-      diverged           changed on both sides
+      diverged           changed on both sides (pull merges them, or stops on a conflict)
       layout-only        only canvas positions moved (layout.json), on either side
       workspace-only     in the workspace, never pulled
       git-only           here, but not (or no longer) in the workspace
