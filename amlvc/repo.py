@@ -454,7 +454,10 @@ def commit_own_paths(root: Path, paths: Sequence[str], message: str, *, author_n
     present = [p for p in paths if (root / p).exists() or _tracked(repo, p)]
     if not present:
         return None
-    _git(repo, "add", "--all", "--", *present)
+    # Fast zlib for the new loose objects: same objects, written in about half the CPU; `git gc`
+    # recompresses them when it packs.
+    with _environment(repo, _config_env("core.looseCompression", "1")):
+        _git(repo, "add", "--all", "--", *present)
     staged = [name for name in _git(repo, "diff", "--cached", "--no-renames", "--name-only", "-z").split("\0") if name]
     prefixes = tuple(p.rstrip("/") + "/" for p in present)
     ours = [name for name in staged if name in present or name.startswith(prefixes)]
@@ -472,3 +475,10 @@ def commit_own_paths(root: Path, paths: Sequence[str], message: str, *, author_n
     with _environment(repo, env):
         _git(repo, "commit", "--quiet", "--no-verify", "-m", message.rstrip("\n") + "\n", *only)
     return head(root)
+
+
+def _config_env(key: str, value: str) -> dict[str, str]:
+    """Environment adding one `-c key=value` to git, after any GIT_CONFIG_* pairs already set."""
+    count = os.environ.get("GIT_CONFIG_COUNT", "0")
+    n = int(count) if count.isdigit() else 0
+    return {"GIT_CONFIG_COUNT": str(n + 1), f"GIT_CONFIG_KEY_{n}": key, f"GIT_CONFIG_VALUE_{n}": value}
