@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import json
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlvc import history, lockfile, mirror, pullmerge, repo
 from amlvc.errors import ApiError, DirtyTree, UsageError
 from amlvc.normalize import Normalized, normalize
 from amlvc.project import WEBSERVICE_FILE as WSD
 from amlvc.wsd import normalize_wsd
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 Progress = Callable[[str, int, int], None]
 
@@ -287,14 +287,19 @@ _worker_names: dict[str, str] = {}
 def workers_for(count: int, names: Mapping[str, str]) -> ProcessPoolExecutor | None:
     """Worker processes for `count` experiments, forked now; None when in-process is better or unsafe.
 
-    Forked (no re-import, about 10 ms each) while this process has no other thread, so no lock is
-    copied mid-use; each worker drops the inherited operation lock and dies with this process.
+    Forked (nothing to re-import) while this process has no other thread, so no lock is copied
+    mid-use; each worker drops the inherited operation lock, leaves Ctrl-C to the pull and dies with it.
     """
     cores = os.cpu_count() or 1
     # Another thread (a server run in-process, as in the demo and the tests) could hold a lock at the
     # moment of the fork, which the worker would then wait for forever: normalize in-process then.
     if count < POOL_MIN or cores < 2 or sys.platform != "linux" or threading.active_count() > 1:
         return None
+    # Imported here: 25 ms that a pull of a few experiments (and every other command) does not need.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     pool = ProcessPoolExecutor(max_workers=min(cores, 4), mp_context=multiprocessing.get_context("fork"),
                                initializer=_worker_started, initargs=(os.getpid(), dict(names)))
     try:
@@ -307,7 +312,10 @@ def workers_for(count: int, names: Mapping[str, str]) -> ProcessPoolExecutor | N
 
 def _worker_started(parent: int, names: dict[str, str]) -> None:
     gc.freeze()  # the parent's objects are never collected here (no finalizer of theirs runs twice)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pull stops the workers itself
     mirror.drop_inherited_locks()
+    import ctypes
+
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the pull
     if os.getppid() != parent:  # the pull died before prctl took effect
@@ -336,7 +344,10 @@ def _fetch_in_worker(workers: ProcessPoolExecutor, target: mirror.Target, slug: 
     """`fetch_one`, with the parsing and normalizing done by a worker process."""
     exp_id = str(summary["ExperimentId"])
     body = target.client.get_experiment_body(exp_id)
-    done = workers.submit(_parse_and_normalize, body, f"{target.name}:{exp_id}").result()
+    try:
+        done = workers.submit(_parse_and_normalize, body, f"{target.name}:{exp_id}").result()
+    except BrokenExecutor:  # a worker died (out of memory?): this process does it
+        done = None
     if done is not None:
         head, normalized = done
         return _assemble(target, slug, head, normalized.files, normalized.identity, normalized.secrets,
