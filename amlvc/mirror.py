@@ -344,7 +344,10 @@ def recover_interrupted(root: Path) -> bool:
     except (OSError, ValueError):
         journal = None
     if not isinstance(journal, dict) or journal.get("head") != repo.head(root):
-        path.unlink(missing_ok=True)  # the commit was made (or the journal is unreadable): nothing to undo
+        # The commit was made (or the journal is unreadable): nothing to undo, but a git killed with the
+        # run (repo.commit_own_paths binds git to it) may have left its index lock behind the new commit.
+        repo.clear_stale_locks(root)
+        path.unlink(missing_ok=True)
         return journal is not None
     repo.clear_stale_locks(root)
     for stray in root.glob(f".{LOCK_NAME}.*.tmp"):  # the lock's temp file, cut off before its rename

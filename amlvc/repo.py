@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -457,7 +458,7 @@ def commit_own_paths(root: Path, paths: Sequence[str], message: str, *, author_n
     # Fast zlib for the new loose objects: same objects, written in about half the CPU; `git gc`
     # recompresses them when it packs.
     with _environment(repo, _config_env("core.looseCompression", "1")):
-        _git(repo, "add", "--all", "--", *present)
+        _git_bound(repo, "add", "--all", "--", *present)
     staged = [name for name in _git(repo, "diff", "--cached", "--no-renames", "--name-only", "-z").split("\0") if name]
     prefixes = tuple(p.rstrip("/") + "/" for p in present)
     ours = [name for name in staged if name in present or name.startswith(prefixes)]
@@ -473,7 +474,7 @@ def commit_own_paths(root: Path, paths: Sequence[str], message: str, *, author_n
     if author_date is not None:
         env["GIT_AUTHOR_DATE"] = author_date.isoformat()
     with _environment(repo, env):
-        _git(repo, "commit", "--quiet", "--no-verify", "-m", message.rstrip("\n") + "\n", *only)
+        _git_bound(repo, "commit", "--quiet", "--no-verify", "-m", message.rstrip("\n") + "\n", *only)
     return head(root)
 
 
@@ -482,3 +483,40 @@ def _config_env(key: str, value: str) -> dict[str, str]:
     count = os.environ.get("GIT_CONFIG_COUNT", "0")
     n = int(count) if count.isdigit() else 0
     return {"GIT_CONFIG_COUNT": str(n + 1), f"GIT_CONFIG_KEY_{n}": key, f"GIT_CONFIG_VALUE_{n}": value}
+
+
+def _git_bound(repo: git.Repo, *args: str) -> str:
+    """`_git`, but the git process is killed if this process dies (Linux; elsewhere plain `_git`).
+
+    A git left running by a killed amlvc would go on writing objects and the index after it (and
+    after anything that inspects the repository then); killed with it, it leaves at most a stale
+    lock, which the next run's recovery removes.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return _git(repo, *args)
+
+    def bind() -> None:
+        prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+    try:
+        out = repo.git.execute([git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args], preexec_fn=bind)
+    except GitCommandError as exc:
+        raise RepoError(f"git {args[0]} failed in {repo.working_tree_dir}: {_reason(exc)}") from None
+    return str(out)
+
+
+_PRCTL: list[Callable[[int, int], int] | None] = []
+
+
+def _prctl() -> Callable[[int, int], int] | None:
+    """libc's prctl, looked up once before any fork (a forked child must not import or load)."""
+    if not _PRCTL:
+        found = None
+        if sys.platform == "linux":
+            with contextlib.suppress(OSError, AttributeError):
+                import ctypes
+
+                found = ctypes.CDLL(None, use_errno=True).prctl
+        _PRCTL.append(found)
+    return _PRCTL[0]
