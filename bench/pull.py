@@ -9,7 +9,11 @@ Studio API with synthetic experiments; then, each as a fresh process:
 * a no-change `amlvc pull` (requests counted by the client: one list, no GET, no commit);
 * the diff noise of Studio-style edits (one parameter, one drag, a re-pull) for both.
 
-Run: `python bench/pull.py` (defaults: 200 experiments x 40 modules, 20 ms latency, --jobs 8).
+The server runs as a separate process (a real workspace is remote), so it never competes with the
+client for its GIL, only for the machine's cores; CPU seconds of both sides are printed for that reason.
+
+Run: `python bench/pull.py` (defaults: 200 experiments x 40 modules, 20 ms latency, --jobs 8);
+`--rounds 3` repeats the side-by-side first pull with fresh repositories (the machine's load varies).
 """
 
 from __future__ import annotations
