@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -493,7 +494,7 @@ def _git_bound(repo: git.Repo, *args: str) -> str:
     lock, which the next run's recovery removes.
     """
     prctl = _prctl()
-    if prctl is None:
+    if prctl is None or threading.active_count() > 1:  # preexec_fn is only safe without other threads
         return _git(repo, *args)
 
     def bind() -> None:
