@@ -210,16 +210,22 @@ def commit_paths(root: Path, paths: Sequence[str], message: str, *, trailers: Se
     text = message.rstrip("\n")
     if trailers:
         text += "\n\n" + "\n".join(f"{key}: {value}" for key, value in trailers)
-    env: dict[str, str] = {}
-    if author_name is not None:
-        env["GIT_AUTHOR_NAME"] = author_name
-    if author_email is not None:
-        env["GIT_AUTHOR_EMAIL"] = author_email
-    if author_date is not None:
-        env["GIT_AUTHOR_DATE"] = author_date.isoformat()
+    env = _author_env(author_name, author_email, author_date)
     with _environment(repo, env):
         _git(repo, "commit", "--quiet", "--no-verify", "-m", text + "\n", "--only", "--", *present)
     return head(root)
+
+
+def _author_env(name: str | None, email: str | None, date: datetime | None) -> dict[str, str]:
+    """GIT_AUTHOR_* overrides for a commit authored as someone else (run-history snapshots)."""
+    env: dict[str, str] = {}
+    if name is not None:
+        env["GIT_AUTHOR_NAME"] = name
+    if email is not None:
+        env["GIT_AUTHOR_EMAIL"] = email
+    if date is not None:
+        env["GIT_AUTHOR_DATE"] = date.isoformat()
+    return env
 
 
 def _tracked(repo: git.Repo, path: str) -> bool:
@@ -467,13 +473,7 @@ def commit_own_paths(root: Path, paths: Sequence[str], message: str, *, author_n
     if not ours and top is not None:
         return None
     only = ["--only", "--", *present] if len(ours) != len(staged) else []
-    env: dict[str, str] = {}
-    if author_name is not None:
-        env["GIT_AUTHOR_NAME"] = author_name
-    if author_email is not None:
-        env["GIT_AUTHOR_EMAIL"] = author_email
-    if author_date is not None:
-        env["GIT_AUTHOR_DATE"] = author_date.isoformat()
+    env = _author_env(author_name, author_email, author_date)
     with _environment(repo, env):
         _git_bound(repo, "commit", "--quiet", "--no-verify", "-m", message.rstrip("\n") + "\n", *only)
     return head(root)
