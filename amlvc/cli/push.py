@@ -6,15 +6,17 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from amlvc import push as core
-from amlvc import pushplan
-from amlvc.check import KIND_LABELS, CheckResult, Resolution
 from amlvc.cli.base import cli, emit_json, is_terminal, note
 from amlvc.errors import MissingAssets
+
+if TYPE_CHECKING:  # the core modules import requests and git: loaded by the commands that use them
+    from amlvc import push as core
+    from amlvc import pushplan
+    from amlvc.check import CheckResult, Resolution
 
 _MARKS = {"exact": "=", "family": "~", "name": "~", "mapped": "~", "missing": "!"}
 _ACTION_MARKS = {"create": "+", "update": "~", "unchanged": "="}
@@ -38,6 +40,8 @@ def _short(ident: str) -> str:
 
 
 def _resolution_line(r: Resolution) -> str:
+    from amlvc.check import KIND_LABELS
+
     kind = KIND_LABELS.get(r.reference.kind, "asset")
     name = f" {r.target.name!r}" if r.target is not None and r.target.name else ""
     target = f" -> {_short(r.target.id)}" if r.remap and r.target is not None else ""
@@ -120,6 +124,9 @@ def check_command(experiments: tuple[str, ...], remote: str | None, rev: str | N
       amlvc check --remap name --remote prod
       amlvc check --rev v1.2 --json
     """
+    from amlvc import push as core
+    from amlvc import pushplan
+
     options = pushplan.PushOptions(experiments=experiments, remote=remote, rev=rev, remap=remap, token_env=token_env)
     results = core.check(Path.cwd(), options)
     if as_json:
@@ -175,6 +182,9 @@ def push_command(experiments: tuple[str, ...], remote: str | None, rev: str | No
       amlvc push churn --rev HEAD~2 --force
       amlvc push churn --as-new "Churn (copy)"
     """
+    from amlvc import push as core
+    from amlvc import pushplan
+
     options = pushplan.PushOptions(experiments=experiments, remote=remote, rev=rev, as_new=as_new, dry_run=dry_run,
                                force=force, run=run_, remap=remap, token_env=token_env, jobs=jobs)
 

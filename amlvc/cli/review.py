@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from amlvc import repo, review
 from amlvc.cli.base import cli, emit_json, note
-from amlvc.diff import ExperimentDiff
-from amlvc.difftree import check_experiment, check_layout, load
 from amlvc.errors import ConflictError, ExitCode, LocalError, UsageError
 from amlvc.render import FORMATS, render
+
+if TYPE_CHECKING:
+    from amlvc.diff import ExperimentDiff
+
+# amlvc.repo and amlvc.review import GitPython: each command imports them when it runs, so that the
+# commands git runs per file (textconv, diff-driver) and `amlvc --help` do not pay for them up front.
 
 
 def _color() -> bool:
@@ -22,6 +26,8 @@ def _color() -> bool:
 
 
 def _root() -> Path:
+    from amlvc import repo
+
     return repo.find_root()
 
 
@@ -29,6 +35,8 @@ def _write(text: str, output: str | None, *, color: bool) -> None:
     if output is None:
         click.echo(text, nl=False, color=color)
         return
+    from amlvc import repo
+
     repo.atomic_write(Path(output), text.encode("utf-8"))
     note(f"Wrote {output}")
 
@@ -53,6 +61,8 @@ def diff_command(args: tuple[str, ...], remote: str | None, fmt: str, exit_code:
     amlvc diff --remote dev       the work tree (or REV_A) against the live workspace
     Layout-only changes are collapsed into a count; breaking web-service changes are flagged.
     """
+    from amlvc import review
+
     root = _root()
     revs, slugs = review.split_arguments(root, args)
     if remote is not None:
@@ -81,6 +91,8 @@ def _changed(diffs: list[ExperimentDiff]) -> bool:
 @click.option("-p", "--patch", is_flag=True, help="Show each commit's change records, not only the summary.")
 def log_command(experiment: str, max_count: int | None, as_json: bool, patch: bool) -> None:
     """History of one experiment, newest first, one semantic summary line per commit."""
+    from amlvc import review
+
     entries = review.log(_root(), experiment, max_count)
     if as_json:
         emit_json([{"commit": e.commit, "date": e.date, "author": e.author, "subject": e.subject,
@@ -100,6 +112,8 @@ def log_command(experiment: str, max_count: int | None, as_json: bool, patch: bo
 @click.option("--global", "global_scope", is_flag=True, help="Configure git for every repository of this user.")
 def config_git_command(global_scope: bool) -> None:
     """Make plain git diff/log/show print semantic diffs and git merge use amlvc's merge (like nbdime config-git)."""
+    from amlvc import repo, review
+
     root = None if global_scope else repo.git_root(Path.cwd())
     if root is None and not global_scope:
         raise LocalError(f"{Path.cwd()}: not inside a git repository; run it in one, or use --global")
@@ -120,6 +134,8 @@ def config_git_command(global_scope: bool) -> None:
 @click.argument("path", required=False, default="")
 def merge_driver_command(base: str, ours: str, theirs: str, path: str) -> None:
     """git merge driver: `amlvc merge-driver %O %A %B %P`; writes the result to %A, non-zero on conflict."""
+    from amlvc import review
+    from amlvc.difftree import check_experiment, check_layout, load
     from amlvc.merge import merge_experiment, merge_json, merge_layout, report
     from amlvc.normalize import dumps
 
@@ -152,6 +168,8 @@ def _read(path: str) -> bytes:
 @click.argument("file", type=click.Path(dir_okay=False))
 def textconv_command(file: str) -> None:
     """git textconv: print a canonical file as a one-value-per-line outline."""
+    from amlvc import review
+    from amlvc.difftree import load
     from amlvc.render.outline import outline
 
     data = _read(file)
@@ -167,6 +185,8 @@ def textconv_command(file: str) -> None:
 @click.argument("args", nargs=-1)
 def diff_driver_command(args: tuple[str, ...]) -> None:
     """git external diff: `path old-file old-hex old-mode new-file new-hex new-mode`; prints the records."""
+    from amlvc import review
+
     if len(args) == 1:  # git passes only the path of an unmerged file
         click.echo(f"* Unmerged path {args[0]} (resolve the $conflict markers; `amlvc diff` works again after)")
         return
