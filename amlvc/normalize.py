@@ -77,6 +77,7 @@ class _Normalizer:
         self.namer = SecretNamer()
         self.credential_parameters: set[str] = set()
         self.modules: dict[str, dict[str, Any]] = {}
+        self.pickers: dict[str, dict[str, Any] | None] = {}
 
     # --- top level ---------------------------------------------------------------------------------------------
 
@@ -282,11 +283,21 @@ class _Normalizer:
         language = rules.SCRIPT_PARAMETERS.get(name.lower())
         if language is not None:
             return self.script(node_id, name, language, text, path)
-        picker = columns.decode(text)
+        picker = self.column_picker(text)
         if picker is not None:
-            return {"$columns": picker}
+            return picker
         whole = is_secret_name(name) or (linked is not None and linked in self.credential_parameters)
         return scrub(text, name, node_id, self.namer, whole=whole)
+
+    def column_picker(self, text: str) -> dict[str, Any] | None:
+        # The same picker recurs across nodes; decoding checks it by re-encoding, so it is worth doing once.
+        # The entry is only written out, never mutated, so nodes may share it.
+        if text in self.pickers:
+            return self.pickers[text]
+        picker = columns.decode(text)
+        entry = None if picker is None else {"$columns": picker}
+        self.pickers[text] = entry
+        return entry
 
     def script(self, node_id: str, name: str, language: str, text: str, path: Where) -> dict[str, Any]:
         stem = f"{rules.SCRIPTS_DIR}/{_slug(node_id)}--{_slug(name)}"
