@@ -22,7 +22,7 @@ from amlvc.denormalize import denormalize
 from amlvc.normalize import normalize
 
 BUILTIN = rules.BUILTIN_OWNER
-WORKSPACE = "7e3a9c1d5b2f48e6a0c4d8b2f1e3a5c7"
+WORKSPACE = "9d0c5e7a1b3f42c68e0a4b6d8f1c3e5a"
 FAMILIES = sorted(rules.MODULE_FAMILIES)
 SCRIPT = ("# Input: dataset\r\ndataset <- maml.mapInputPort(1)\r\nresult <- head(dataset, 10)\r\n"
           "maml.mapOutputPort(\"result\");\r\n")

@@ -24,7 +24,7 @@ from amlvc.normalize import (
 )
 from amlvc.roundtrip import verify_roundtrip
 
-WS = "7e3a9c1d5b2f48e6a0c4d8b2f1e3a5c7"
+WS = "9d0c5e7a1b3f42c68e0a4b6d8f1c3e5a"
 BUILTIN = rules.BUILTIN_OWNER
 SESSION = "8c2e4a6b-1d3f-4e5a-9b7c-0d2e4f6a8b1c"
 STORAGE_KEY = "Zm9vYmFy" * 11  # 88 characters of base64 alphabet

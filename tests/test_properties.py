@@ -18,7 +18,7 @@ from amlvc.roundtrip import verify_roundtrip
 # PROPERTY_EXAMPLES=1000 for a long local run; CI keeps the default small.
 SETTINGS = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-WS = "7e3a9c1d5b2f48e6a0c4d8b2f1e3a5c7"
+WS = "9d0c5e7a1b3f42c68e0a4b6d8f1c3e5a"
 
 text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30)
 names = st.sampled_from(["Label column", "Random seed", "Données", "Account Key", "storage_key", "R Script",
