@@ -57,6 +57,18 @@ def create(api: Client, name: str = "training--base.json", title: str | None = N
     return str(api.create_experiment(to_push_body(doc))["ExperimentId"])
 
 
+def seed_workspace(data: Path, count: int) -> Path:
+    """A workspace of `count` experiments (training and predictive in turn) kept on disk in `data`."""
+    handle = start(data)
+    try:
+        api = client(handle)
+        for i in range(count):
+            create(api, "training--base.json" if i % 2 == 0 else "predictive--base.json", title=f"Experiment {i:02d}")
+    finally:
+        handle.stop()
+    return data
+
+
 def studio_edit(api: Client, exp_id: str, change: Callable[[dict[str, Any]], None]) -> None:
     """What Studio does on an edit: GET the experiment, change it, POST it back with IsDraft:true."""
     doc = api.get_experiment(exp_id)

@@ -12,22 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pullkit import TOKEN, TOKEN_ENV, client, create, fingerprint, git, init_repo, start, tree_without_config
+from pullkit import TOKEN, TOKEN_ENV, fingerprint, git, init_repo, seed_workspace, start, tree_without_config
 
 from amlvc.mirror import JOURNAL_NAME
 
 AMLVC = [sys.executable, "-m", "amlvc"]
-
-
-def seed(data: Path, count: int) -> None:
-    """A workspace of `count` experiments in `data` (kept on disk for the next server on it)."""
-    handle = start(data)
-    try:
-        api = client(handle)
-        for i in range(count):
-            create(api, "training--base.json" if i % 2 == 0 else "predictive--base.json", title=f"Experiment {i:02d}")
-    finally:
-        handle.stop()
 
 
 def pull_tree(run_cli: Any, tmp_path: Path, data: Path, name: str, **options: Any) -> tuple[Path, int]:
@@ -48,7 +37,7 @@ def token(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("token")
 def test_twenty_percent_faults_give_the_fault_free_commit(tmp_path: Path, run_cli: Any) -> None:
     data = tmp_path / "data"
-    seed(data, 4)
+    seed_workspace(data, 4)
     clean, code = pull_tree(run_cli, tmp_path, data, "clean")
     assert code == 0
     faulty, code = pull_tree(run_cli, tmp_path, data, "faulty", fault_rate=0.2, fault_seed=7)
@@ -60,7 +49,7 @@ def test_twenty_percent_faults_give_the_fault_free_commit(tmp_path: Path, run_cl
 @pytest.mark.usefixtures("token")
 def test_every_request_failing_exits_5_and_leaves_the_repository_as_it_was(tmp_path: Path, run_cli: Any) -> None:
     data = tmp_path / "data"
-    seed(data, 2)
+    seed_workspace(data, 2)
     handle = start(data, fault_rate=1.0, fault_seed=3)
     try:
         root = init_repo(run_cli, tmp_path, handle)
@@ -101,7 +90,7 @@ def _fsck(root: Path) -> None:
 def test_sigkill_at_any_moment_leaves_a_sound_repository_that_the_next_pull_completes(
         tmp_path: Path, run_cli: Any) -> None:
     data = tmp_path / "data"
-    seed(data, 12)
+    seed_workspace(data, 12)
     reference, code = pull_tree(run_cli, tmp_path, data, "reference")
     assert code == 0
     handle = start(data, latency_ms=40)

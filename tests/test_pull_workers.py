@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pullkit import TOKEN, TOKEN_ENV, client, create, git, init_repo, start, tree_without_config
+from pullkit import TOKEN, TOKEN_ENV, git, init_repo, seed_workspace, start, tree_without_config
 
 from amlvc.pull import POOL_MIN
 
@@ -25,15 +25,7 @@ def token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    data = tmp_path / "data"
-    handle = start(data)
-    try:
-        api = client(handle)
-        for i in range(COUNT):
-            create(api, "training--base.json" if i % 2 == 0 else "predictive--base.json", title=f"Experiment {i:02d}")
-    finally:
-        handle.stop()
-    return data
+    return seed_workspace(tmp_path / "data", COUNT)
 
 
 def _pull_process(root: Path) -> subprocess.Popen[bytes]:
