@@ -6,6 +6,8 @@ Studio API with synthetic experiments; then, each as a fresh process:
 * the export loop a script over `Export-AmlExperimentGraph` is: list, GET one experiment at a time,
   write the raw JSON, one commit (`python bench/pull.py export-loop …`, defined below);
 * `amlvc pull` (parallel, Etag-driven, normalized);
+* the ceiling: a client that lists and GETs every experiment on `--jobs` threads and keeps nothing
+  (`python bench/pull.py fetch-only …`): what any pull's ratio against the loop is bounded by here;
 * a no-change `amlvc pull` (requests counted by the client: one list, no GET, no commit);
 * the diff noise of Studio-style edits (one parameter, one drag, a re-pull) for both.
 
@@ -62,6 +64,33 @@ def export_loop(url: str, workspace: str, token: str, out: Path) -> int:
     subprocess.run(["git", "add", "-A", "."], cwd=out, check=True)
     subprocess.run(["git", "commit", "-q", "-m", "export"], cwd=out, capture_output=True)  # nothing new: no commit
     return requests_made
+
+
+# -- the ceiling: a client that only fetches ----------------------------------------------------
+
+
+def fetch_only(url: str, workspace: str, token: str, jobs: int) -> int:
+    """List, then GET every experiment on `jobs` threads and drop the bodies: nothing parsed or written.
+
+    No pull can be faster than this at the same `--jobs` against the same server, so it is the bound
+    on what any ratio against the loop can be on this machine. Returns requests made.
+    """
+    import requests
+
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=jobs))
+    headers = {"x-ms-metaanalytics-authorizationtoken": token}
+    base = f"{url}/api/workspaces/{workspace}/experiments"
+    listed = session.get(base, headers=headers, timeout=60)
+    listed.raise_for_status()
+
+    def get(item: dict[str, str]) -> int:
+        response = session.get(f"{base}/{item['ExperimentId']}", headers=headers, timeout=60)
+        response.raise_for_status()
+        return 1
+
+    with ThreadPoolExecutor(jobs) as pool:
+        return 1 + sum(pool.map(get, listed.json()))
 
 
 # -- building the workspace -------------------------------------------------------------------
@@ -189,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     loop = sub.add_parser("export-loop", help="(internal) the sequential export loop")
     for name in ("url", "workspace", "token", "out"):
         loop.add_argument(name)
+    only = sub.add_parser("fetch-only", help="(internal) GET everything in parallel, keep nothing")
+    for name in ("url", "workspace", "token", "jobs"):
+        only.add_argument(name)
     parser.add_argument("--experiments", type=int, default=200)
     parser.add_argument("--modules", type=int, default=40)
     parser.add_argument("--latency-ms", type=int, default=20)
@@ -198,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "export-loop":
         print(export_loop(args.url, args.workspace, args.token, Path(args.out)))
+        return 0
+    if args.command == "fetch-only":
+        print(fetch_only(args.url, args.workspace, args.token, int(args.jobs)))
         return 0
 
     tmp = Path(tempfile.mkdtemp(prefix="amlvc-bench-pull-"))
@@ -212,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         pull_cmd = [sys.executable, "-m", "amlvc", "pull", "--json", "--jobs", str(args.jobs)]
         print(f"\nfirst pull of {len(ids)} experiments (each round: a fresh repository for each contender):")
         ratios: list[float] = []
+        ceilings: list[float] = []
         for round_ in range(1, args.rounds + 1):
             loop_dir = tmp / f"export-loop-{round_}"
             loop_dir.mkdir()
@@ -221,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             timed([sys.executable, "-m", "amlvc", "init", "--remote", "bench", "--endpoint", url,
                    "--workspace-id", WS, "--token-env", TOKEN_ENV], repo_dir, env)
             loop_cmd = [sys.executable, str(Path(__file__).resolve()), "export-loop", url, WS, TOKEN, str(loop_dir)]
+            only_cmd = [sys.executable, str(Path(__file__).resolve()), "fetch-only", url, WS, TOKEN, str(args.jobs)]
 
             server_cpu = process_cpu(server.pid)
             loop_s, _ = timed(loop_cmd, loop_dir, env)
@@ -229,15 +266,21 @@ def main(argv: list[str] | None = None) -> int:
             pull_s, out = timed(pull_cmd, repo_dir, env)
             pull_cpu, pull_server = CPU[0], process_cpu(server.pid) - server_cpu
             first = json.loads(out)
+            only_s, _ = timed(only_cmd, tmp, env)
             ratios.append(loop_s / pull_s)
+            ceilings.append(loop_s / only_s)
             print(f"  round {round_}: load average {os.getloadavg()[0]:.1f}")
             print(f"    sequential export loop  {loop_s:6.2f} s  (cpu {loop_cpu:5.2f} s, server cpu "
                   f"{loop_server:5.2f} s)")
             print(f"    amlvc pull --jobs {args.jobs:<4}  {pull_s:6.2f} s  (cpu {pull_cpu:5.2f} s, server cpu "
                   f"{pull_server:5.2f} s, {first['requests']} requests, {len(first['added'])} added)")
-            print(f"    ratio                   {loop_s / pull_s:6.1f}x faster (target >= 8x)")
+            print(f"    GET only, --jobs {args.jobs:<5}  {only_s:6.2f} s  (cpu {CPU[0]:5.2f} s; list + {len(ids)} "
+                  f"parallel GETs, nothing parsed or written: no pull can beat it)")
+            print(f"    ratio                   {loop_s / pull_s:6.1f}x faster (target >= 8x; "
+                  f"ceiling {loop_s / only_s:.1f}x)")
         if len(ratios) > 1:
-            print(f"  median ratio of {len(ratios)} rounds: {statistics.median(ratios):.1f}x")
+            print(f"  median ratio of {len(ratios)} rounds: {statistics.median(ratios):.1f}x "
+                  f"(ceiling {statistics.median(ceilings):.1f}x)")
         again_s, out = timed(pull_cmd, repo_dir, env)
         again = json.loads(out)
         print(f"no-change pull: {again_s:.2f} s, {again['requests']} request(s), commit: {again['commit']}")
