@@ -142,3 +142,15 @@ def test_import_then_export_gives_back_the_document(tmp_path: Path, name: str) -
     assert {k: v for k, v in exported.items() if k not in run_state} == \
         {k: v for k, v in original.items() if k not in run_state}
     assert [k for k in exported if k not in run_state] == [k for k in original if k not in run_state]
+
+
+def test_generate_py_writes_exactly_the_committed_fixtures(tmp_path: Path) -> None:
+    """The fixtures are the generator's output ("edit the script, not the JSON"): nothing stale, nothing extra."""
+    import sys
+
+    subprocess.run([sys.executable, str(FIXTURES / "generate.py"), str(tmp_path)], check=True, capture_output=True)
+    written = {p.name: p.read_bytes() for p in tmp_path.glob("*.json")}
+    committed = {p.name: p.read_bytes() for p in FIXTURES.glob("*.json")}
+    assert sorted(written) == sorted(committed)
+    stale = [name for name in written if written[name] != committed[name]]
+    assert not stale, f"fixtures differ from `python fixtures/generate.py`: {stale}"

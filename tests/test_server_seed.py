@@ -72,6 +72,13 @@ def test_demo_seed_serves_the_fixture_documents(tmp_path: Path) -> None:
                 for key, route in PORT_KINDS.items():
                     if port[key]:
                         assert studio.get(f"{route}/{port[key]}").status_code == 200, port[key]
+        # the workspace's module list (fixtures/modules.json) names its custom module, as a real one does
+        custom = next(n["ModuleId"] for n in base["Graph"]["ModuleNodes"]
+                      if n["ModuleId"].startswith(DEMO_WORKSPACE_ID))
+        listed_modules = {m["Id"]: m for m in studio.get("modules").json()}
+        assert listed_modules[custom]["Name"] == "Merkmale berechnen"
+        assert listed_modules[custom]["ReleaseState"] == "Custom"
+        assert [p["Name"] for p in listed_modules[custom]["ModuleInterface"]["InputPorts"]] == ["dataset"]
         # seeded node outputs download (stand-in content for runs that never happened here)
         ep = studio.doc(base["ExperimentId"])["NodeStatuses"][0]["OutputEndpoints"][0]
         assert requests.get(ep["BaseUri"] + ep["Location"] + ep["AccessCredential"], timeout=10).status_code == 200
