@@ -57,3 +57,16 @@ def test_log_of_an_unknown_experiment(repo: Path, run_cli: Any) -> None:
     assert result.exit_code == 2
     assert "no experiment 'nope'" in result.stderr
     assert result.stdout == ""
+
+
+def test_log_names_changes_to_the_experiment_itself(repo: Path, run_cli: Any) -> None:
+    """A rename or a new summary reads as such in the summary line, not as "1 other"."""
+    path = repo / EXP_DIR / "experiment.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["Summary"] = doc["Summary"] + " (überarbeitet)"
+    doc["Description"] = "Kündigung – Training v2"
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    commit_all(repo, "renamed")
+    result = run_cli(["log", "training", "-n", "1"], cwd=repo)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1].strip() == "renamed, summary"

@@ -116,11 +116,24 @@ def summary(d: ExperimentDiff) -> str:
     if d.status in ("added", "removed"):
         return f"experiment {d.status}"
     shown = counts(d)
-    parts = [f"{n} {col if n != 1 else col.rstrip('s')}" for col, n in shown.items() if n and col != "layout"]
+    parts = [f"{n} {col if n != 1 else col.rstrip('s')}" for col, n in shown.items()
+             if n and col not in ("layout", "other")]
+    parts += _experiment_level(d)
     if shown["layout"]:
         parts.append("layout only" if not parts else "layout")
     text = ", ".join(parts) or "no changes"
     return text + (" (BREAKING)" if d.breaking else "")
+
+
+def _experiment_level(d: ExperimentDiff) -> list[str]:
+    """The experiment's own fields in words: "renamed", "summary", "2 properties"."""
+    kinds = [c.kind for c in d.changes if c.kind.startswith("experiment.")]
+    words = [word for kind, word in (("experiment.renamed", "renamed"), ("experiment.summary_changed", "summary"))
+             if kind in kinds]
+    others = kinds.count("experiment.property_changed")
+    if others:
+        words.append(f"{others} propert{'y' if others == 1 else 'ies'}")
+    return words
 
 
 def node_states(d: ExperimentDiff) -> dict[str, str]:
