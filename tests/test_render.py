@@ -51,6 +51,14 @@ def test_markdown_has_table_records_and_mermaid() -> None:
     assert "linkStyle" in block  # the new edge is coloured
 
 
+def test_markdown_folds_the_graph_when_nothing_in_it_changed() -> None:
+    """A drag (layout only) leaves the flowchart as it was: it is still there, folded, so the PR stays short."""
+    dragged = render([pair("training--node-dragged")], "markdown")
+    assert "<details><summary>graph (unchanged)</summary>\n\n```mermaid\nflowchart TD" in dragged
+    changed = render([pair("training--param-changed")], "markdown")
+    assert "```mermaid\nflowchart TD" in changed and "graph (unchanged)" not in changed
+
+
 def test_markdown_of_big_graphs_shows_changed_nodes_and_neighbours() -> None:
     nodes = {f"{i:08x}-0000-4000-8000-000000000000-{i}": {"ModuleId": "x", "$module": {"name": f"M{i}"}}
              for i in range(MAX_MERMAID_NODES * 2)}

@@ -59,8 +59,16 @@ def _experiment(d: ExperimentDiff) -> list[str]:
     out += scripts
     graph = mermaid(d)
     if graph:
-        out += ["```mermaid", graph, "```", ""]
+        block = ["```mermaid", graph, "```", ""]
+        if not any(c.kind.startswith(_GRAPH_KINDS) for c in d.changes):  # nothing to see in it: folded
+            block = ["<details><summary>graph (unchanged)</summary>", "", *block, "</details>", ""]
+        out += block
     return out
+
+
+# Records that show in the flowchart (a node, an edge or a web-service port styled); the others
+# (the experiment's name and summary, canvas positions) leave it as it was.
+_GRAPH_KINDS = ("node.", "parameter.", "script.", "asset.", "edge.", "webservice.")
 
 
 def mermaid(d: ExperimentDiff) -> str:
