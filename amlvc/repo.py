@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
@@ -185,6 +186,16 @@ def dirty_paths(root: Path, paths: Iterable[str]) -> list[str]:
     return sorted(set(changed))
 
 
+def changed_paths(root: Path, rev_a: str, rev_b: str | None, prefix: str) -> list[str]:
+    """Paths under `prefix` that differ between `rev_a` and `rev_b`, or (None) the work tree, untracked included."""
+    repo = open_repo(root)
+    args = ["diff", "--name-only", "--no-renames", "-z", rev_a, *([rev_b] if rev_b is not None else []), "--", prefix]
+    names = set(_git(repo, *args).split("\0"))
+    if rev_b is None:
+        names.update(_git(repo, "ls-files", "--others", "--exclude-standard", "-z", "--", prefix).split("\0"))
+    return sorted(name for name in names if name)
+
+
 def is_dirty(root: Path, paths: Iterable[str]) -> bool:
     return bool(dirty_paths(root, paths))
 
@@ -273,21 +284,32 @@ class CommitInfo:
     subject: str
 
 
-def read_tree_at(root: Path, rev: str, prefix: str = "") -> dict[str, bytes]:
-    """Every file under `prefix` at `rev` with its bytes, read in one walk of the tree (repository-relative paths)."""
+def read_tree_at(root: Path, rev: str, prefix: str | Sequence[str] = "") -> dict[str, bytes]:
+    """Every file under `prefix` (a directory, or several) at `rev` with its bytes, repository-relative paths.
+
+    One repository, one resolve and one object reader for all the prefixes: each costs git processes.
+    """
     commit = open_repo(root).commit(resolve(root, rev))
-    tree = commit.tree
-    if prefix.strip("/"):
-        try:
-            tree = tree / prefix.strip("/")
-        except KeyError:
-            return {}
-        if tree.type != "tree":
-            return {}
+    trees: dict[str, Any] = {"": commit.tree}  # each tree object parses its entries once: keep the parents
+
+    def subtree(path: str) -> Any:
+        if path not in trees:
+            parent, _, name = path.rpartition("/")
+            above = subtree(parent)
+            try:
+                trees[path] = above / name if above is not None and above.type == "tree" else None
+            except KeyError:
+                trees[path] = None
+        return trees[path]
+
     out: dict[str, bytes] = {}
-    for item in tree.traverse():
-        if isinstance(item, git.Blob):
-            out[str(item.path)] = item.data_stream.read()
+    for one in [prefix] if isinstance(prefix, str) else prefix:
+        tree = subtree(one.strip("/"))
+        if tree is None or tree.type != "tree":
+            continue
+        for item in tree.traverse():
+            if isinstance(item, git.Blob):
+                out[str(item.path)] = item.data_stream.read()
     return out
 
 

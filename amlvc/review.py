@@ -60,11 +60,10 @@ def experiment_files(root: Path, rev: str | None, slugs: Sequence[str] = ()) -> 
                     out.setdefault(directory.name, {})[rel] = path.read_bytes()
         return out
     prefixes = [f"{EXPERIMENTS_DIR}/{s}" for s in slugs] if slugs else [EXPERIMENTS_DIR]
-    for prefix in prefixes:
-        for name, data in repo.read_tree_at(root, rev, prefix).items():
-            slug, _, rel = name.removeprefix(EXPERIMENTS_DIR + "/").partition("/")
-            if rel and _canonical(rel):
-                out.setdefault(slug, {})[rel] = data
+    for name, data in repo.read_tree_at(root, rev, prefixes).items():
+        slug, _, rel = name.removeprefix(EXPERIMENTS_DIR + "/").partition("/")
+        if rel and _canonical(rel):
+            out.setdefault(slug, {})[rel] = data
     return out
 
 
@@ -111,6 +110,9 @@ def diff_experiments(old: Mapping[str, Files], new: Mapping[str, Files], slugs: 
                          f"experiments are the directory names under {EXPERIMENTS_DIR}/")
     out = []
     for slug in wanted:
+        if slug in old and slug in new and old[slug] == new[slug]:
+            out.append(ExperimentDiff(slug, "unchanged", ()))  # the same bytes: nothing to parse or compare
+            continue
         a = Tree.from_files(old[slug], f"{EXPERIMENTS_DIR}/{slug}") if slug in old else None
         b = Tree.from_files(new[slug], f"{EXPERIMENTS_DIR}/{slug}") if slug in new else None
         out.append(diff_trees(a, b, slug))
@@ -122,9 +124,17 @@ def diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequ
     """`amlvc diff`: no revision = HEAD against the work tree; one = REV against the work tree; two = REV_A..REV_B."""
     if rev_a is None and repo.head(root) is None:
         return diff_experiments({}, experiment_files(root, None, slugs), slugs)
-    old = experiment_files(root, rev_a or "HEAD", slugs)
-    new = experiment_files(root, rev_b, slugs)
-    return diff_experiments(old, new, slugs)
+    if slugs:
+        old = experiment_files(root, rev_a or "HEAD", slugs)
+        new = experiment_files(root, rev_b, slugs)
+        return diff_experiments(old, new, slugs)
+    # Only the experiments git sees a change in are read and compared: a pull request touching two
+    # experiments of a thousand reads two.
+    touched = {name.split("/")[1] for name in repo.changed_paths(root, rev_a or "HEAD", rev_b, EXPERIMENTS_DIR)
+               if name.count("/") >= 2}
+    old = experiment_files(root, rev_a or "HEAD", sorted(touched)) if touched else {}
+    new = experiment_files(root, rev_b, sorted(touched)) if touched else {}
+    return diff_experiments(old, new, sorted(set(old) | set(new)))
 
 
 def log(root: Path, slug: str, max_count: int | None = None) -> list[LogEntry]:

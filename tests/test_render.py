@@ -161,6 +161,32 @@ def test_diff_of_experiment_added_and_removed(repo: Path, run_cli: Any) -> None:
     assert json.loads(result.stdout)["experiments"][0]["status"] == "removed"
 
 
+def test_diff_reads_only_the_experiments_git_sees_changed(repo: Path, run_cli: Any) -> None:
+    """An experiment nobody touched is not even parsed: a broken committed one does not stop the diff of
+    another, while every kind of change git reports (edit, untracked, deleted) still shows."""
+    write_experiment(repo, {"experiment.json": b"{broken"}, slug="legacy")
+    write_experiment(repo, fixture_files("predictive--base"), slug="predictive")
+    commit_all(repo, "a broken experiment and a predictive one")
+    write_experiment(repo, fixture_files("training--param-changed"))  # edited
+    write_experiment(repo, fixture_files("predictive--base"), slug="copy")  # untracked
+    git(repo, "rm", "-q", "-r", "experiments/predictive")  # deleted
+    (repo / "experiments/training/notes.txt").write_text("not a canonical file\n", encoding="utf-8")
+    for args in ([], ["HEAD"]):
+        result = run_cli(["diff", *args, "--format", "json"], cwd=repo)
+        assert result.exit_code == 0, result.stderr
+        statuses = {d["slug"]: d["status"] for d in json.loads(result.stdout)["experiments"]}
+        assert statuses == {"copy": "added", "predictive": "removed", "training": "modified"}
+    commit_all(repo, "edits")
+    result = run_cli(["diff", "HEAD~1", "HEAD", "--format", "json"], cwd=repo)
+    assert {d["slug"] for d in json.loads(result.stdout)["experiments"]} == {"copy", "predictive", "training"}
+    assert run_cli(["diff", "--exit-code"], cwd=repo).exit_code == 0
+    named = run_cli(["diff", "HEAD~1", "HEAD", "legacy"], cwd=repo)  # the same bytes on both sides: no change
+    assert (named.exit_code, named.stdout) == (0, "")
+    (repo / "experiments/legacy/experiment.json").write_text("{still broken", encoding="utf-8")
+    edited = run_cli(["diff", "legacy"], cwd=repo)  # once it changes it is read, and refused
+    assert edited.exit_code == 6 and "experiments/legacy/experiment.json: invalid JSON" in edited.stderr
+
+
 def test_diff_refusals(repo: Path, run_cli: Any, tmp_path: Path) -> None:
     unknown = run_cli(["diff", "no-such-experiment"], cwd=repo)
     assert unknown.exit_code == 2 and "no experiment 'no-such-experiment'" in unknown.stderr
