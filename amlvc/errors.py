@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -124,3 +125,11 @@ class MissingSecret(ValidationError):
 
 class LossyRoundTrip(ValidationError):
     """`verify` found fields that would not survive normalize + denormalize."""
+
+
+def some(names: Iterable[str], limit: int = 5) -> str:
+    """Names for a message, quoted, at most `limit` of them: "'a', 'b' and 198 more" (a message stays one line)."""
+    items = [f"'{name}'" for name in names]
+    if len(items) <= limit:
+        return ", ".join(items)
+    return f"{', '.join(items[:limit])} and {len(items) - limit} more"

@@ -20,6 +20,7 @@ from amlvc.pushplan import (
     PlannedExperiment,
     PushOptions,
     PushPlan,
+    Sources,
     check_experiment,
     document,
     make_plan,
@@ -86,7 +87,7 @@ def check(start: Path, options: PushOptions) -> tuple[CheckResult, ...]:
         slugs = select(root, options.experiments, options.rev)
         inventory = Inventory.fetch(target.client)
         results = []
-        sources: dict[str, Inventory | None] = {}
+        sources = Sources()
         for slug in slugs:
             files = read_files(root, slug, options.rev)
             doc = document(files, slug, secrets=None)

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amlvc import config, mirror, project, repo, rules
+from amlvc import config, lockfile, mirror, project, repo, rules
 from amlvc.check import CheckResult, Inventory, Remap, check_document, parse_remap
 from amlvc.denormalize import denormalize, recorded_module_names
-from amlvc.errors import AmlvcError, ConflictError, DirtyTree, MissingAssets, MissingSecret, UsageError
+from amlvc.errors import AmlvcError, ConflictError, DirtyTree, MissingAssets, MissingSecret, UsageError, some
 
 SECRET_ENV_PREFIX = "AMLVC_SECRET_"
 BACKUP_REF_PREFIX = "refs/amlvc/backup"
@@ -122,7 +122,7 @@ def select(root: Path, wanted: Sequence[str], rev: str | None) -> list[str]:
     for name in wanted:
         slug = name.rstrip("/").removeprefix(mirror.EXPERIMENTS + "/")
         if slug not in present:
-            known = ", ".join(present) or "none"
+            known = some(present, limit=10) or "none"
             raise UsageError(f"no experiment {name!r} in {mirror.EXPERIMENTS}/{f' at {rev}' if rev else ''} "
                              f"(experiments: {known})")
         chosen.append(slug)
@@ -140,8 +140,17 @@ def document(files: Mapping[str, bytes], slug: str, secrets: Mapping[str, str] |
     return denormalize(experiment_files, secrets=secrets, source=f"{mirror.EXPERIMENTS}/{slug}")
 
 
+@dataclass
+class Sources:
+    """What `source_names` reads once per command, however many experiments it checks: the lock and the
+    asset lists of the other workspaces (None for one without a token or out of reach)."""
+
+    lock: lockfile.Lock | None = None
+    inventories: dict[str, Inventory | None] = field(default_factory=dict)
+
+
 def check_experiment(root: Path, target: mirror.Target, slug: str, doc: Mapping[str, Any], files: Mapping[str, bytes],
-           inventory: Inventory, remap: Remap, sources: dict[str, Inventory | None]) -> CheckResult:
+           inventory: Inventory, remap: Remap, sources: Sources) -> CheckResult:
     """The reference check; references still missing are looked up by the name they have where they came from."""
     names = recorded_module_names(files)
     result = check_document(doc, inventory, experiment=slug, remote=target.name, remap=remap, source_names=names)
@@ -151,12 +160,15 @@ def check_experiment(root: Path, target: mirror.Target, slug: str, doc: Mapping[
     return check_document(doc, inventory, experiment=slug, remote=target.name, remap=remap, source_names=names)
 
 
-def source_names(root: Path, slug: str, target: str, cache: dict[str, Inventory | None]) -> dict[str, str]:
+def source_names(root: Path, slug: str, target: str, sources: Sources) -> dict[str, str]:
     """Asset id -> name in the other workspaces this experiment is recorded for (the ones it came from).
 
     Best effort: a workspace without a token or out of reach just contributes no names.
     """
-    lock = mirror.read_lock(root)
+    if sources.lock is None:
+        sources.lock = mirror.read_lock(root)
+    lock = sources.lock
+    cache = sources.inventories
     names: dict[str, str] = {}
     for remote in lock.remotes():
         if remote == target or slug not in lock.entries(remote):
@@ -237,7 +249,7 @@ def make_plan(root: Path, target: mirror.Target, options: PushOptions) -> PushPl
     entries = mirror.lock_entries(lock, target.name)
     imported = mirror.lock_entries(lock, config.IMPORT_REMOTE)
     inventory: Inventory | None = None
-    sources: dict[str, Inventory | None] = {}
+    sources = Sources()
     planned = []
     for slug in slugs:
         files = read_files(root, slug, options.rev)
@@ -293,7 +305,7 @@ def refuse(plan: PushPlan) -> None:
     """Raise the refusal of SPEC "Push safety", if any: stale (exit 4), dangling reference or secret (exit 6)."""
     stale = [e for e in plan.experiments if e.stale and not plan.options.force]
     if stale:
-        names = ", ".join(f"'{e.slug}'" for e in stale)
+        names = some(e.slug for e in stale)
         raise ConflictError(
             f"experiment {names} changed in workspace '{plan.remote}' since your last pull; nothing was pushed. "
             f"Run `amlvc pull --remote {plan.remote}`, review and merge, then push again "

@@ -209,3 +209,25 @@ def test_check_at_a_revision(world: tuple[Any, Path], run_cli: Any) -> None:
     assert at_good.exit_code == 0, at_good.stderr
     bad = run_cli(["check", "--rev", "no-such-rev"], cwd=root, env=token_env())
     assert bad.exit_code == 3 and "no-such-rev" in bad.stderr
+
+
+def test_a_refusal_for_many_experiments_names_a_few_and_counts_the_rest(world: tuple[Any, Path],
+                                                                         run_cli: Any) -> None:
+    _server, root = world
+    ghost = f"{DEV}.{'4' * 32}.v1-default-1"
+    source = root / "experiments" / TRAINING
+    for i in range(8):
+        copy = root / "experiments" / f"copy-{i}"
+        for path in source.rglob("*"):
+            if path.is_file():
+                target = copy / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(path.read_bytes().replace(DATASET_ID.encode(), ghost.encode()))
+    before = repo_state(root)
+    result = run_cli(["check"], cwd=root, env=token_env())
+    assert result.exit_code == 6
+    message = result.stderr.strip()
+    assert "\n" not in message
+    assert message.startswith("Error: 8 reference(s) of 'copy-0', 'copy-1', 'copy-2', 'copy-3', 'copy-4' and 3 more "
+                              "missing in workspace 'dev'")
+    assert repo_state(root) == before

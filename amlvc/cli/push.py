@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from amlvc.cli.base import cli, emit_json, is_terminal, note
-from amlvc.errors import MissingAssets
+from amlvc.errors import MissingAssets, some
 
 if TYPE_CHECKING:  # the core modules import requests and git: loaded by the commands that use them
     from amlvc import push as core
@@ -139,7 +139,7 @@ def check_command(experiments: tuple[str, ...], remote: str | None, rev: str | N
     if missing:
         count = sum(len(r.missing) for r in missing)
         raise MissingAssets(
-            f"{count} reference(s) of {', '.join(repr(r.experiment) for r in missing)} missing in workspace "
+            f"{count} reference(s) of {some(r.experiment for r in missing)} missing in workspace "
             f"'{missing[0].remote}'; create them there or map them with --remap family|name|FILE")
     return 0
 
