@@ -15,7 +15,7 @@ from amlvc import lockfile, project, repo
 from amlvc.config import Config, Remote
 from amlvc.denormalize import denormalize, recorded_module_names
 from amlvc.document import load_json_file
-from amlvc.errors import ConfigError, UsageError
+from amlvc.errors import ConfigError, LocalError, UsageError
 from amlvc.exporter import lock_entry
 from amlvc.normalize import normalize
 from amlvc.roundtrip import verify_roundtrip
@@ -138,6 +138,16 @@ def normalize_tree(cwd: Path, *, fix: bool, paths: Sequence[str] = ()) -> Normal
     return NormalizeResult(tuple(slugs), tuple(wrong), tuple(rewritten))
 
 
+def _experiment_holding(top: Path, cwd: Path, path: Path) -> str:
+    """The slug of the experiment directory of an amlvc repository that `path` is in, else ""."""
+    if not (top / configmod.CONFIG_FILE).is_file():
+        return ""
+    try:
+        return _slug_of_path(top, cwd, str(path))
+    except LocalError:  # outside the repository: a raw export
+        return ""
+
+
 def _slug_of_path(root: Path, cwd: Path, path: str) -> str:
     rel = repo.relative(root, (cwd / path))
     parts = rel.split("/")
@@ -190,16 +200,25 @@ class VerifyResult:
 
 def verify(cwd: Path, files: Sequence[Path] = ()) -> VerifyResult:
     """Prove the round trip: for raw files, every field normalize + denormalize would lose; with no files,
-    the same for every experiment and web service of the repository (rebuilt from its files)."""
+    the same for every experiment and web service of the repository (rebuilt from its files). Files inside
+    the repository's experiments/ (as a pre-commit hook passes them) select the experiments holding them."""
     items: list[Verified] = []
-    if files:
-        for path in files:
-            doc = load_json_file(path)
-            items.append(Verified(str(path), tuple(verify_roundtrip(doc, str(path)))))
+    top = repo.git_root(cwd) if files else None
+    wanted: set[str] = set()
+    for path in files:
+        slug = _experiment_holding(top, cwd, path) if top is not None else ""
+        if slug:
+            wanted.add(slug)
+            continue
+        doc = load_json_file(path)
+        items.append(Verified(str(path), tuple(verify_roundtrip(doc, str(path)))))
+    if files and not wanted:
         return VerifyResult(tuple(items))
     root = project.open_repo(cwd)
     lock = lockfile.load(root)
     for slug in project.list_experiments(root):
+        if files and slug not in wanted:
+            continue
         source = project.experiment_path(slug)
         if (project.experiment_dir(root, slug) / project.EXPERIMENT_FILE).is_file():
             entry = lock_entry(lock, slug, None)

@@ -230,10 +230,13 @@ def test_pre_commit_hooks_and_ci_example_run_real_commands(repo: Path, run_cli: 
     hooks = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
     entries = [line.split("entry:", 1)[1].strip() for line in hooks.splitlines() if line.strip().startswith("entry:")]
     assert entries == ["amlvc normalize --check", "amlvc verify"]
-    # pre-commit passes the staged files to the first hook, nothing to the second
+    # pre-commit passes the staged files to both hooks: only the experiments holding them are checked
+    assert hooks.count("pass_filenames: true") == 2
     staged = [f"{EXP_DIR}/experiment.json", f"{EXP_DIR}/layout.json"]
     assert run_cli([*entries[0].split()[1:], *staged], cwd=repo).exit_code == 0
-    assert run_cli(entries[1].split()[1:], cwd=repo).exit_code == 0
+    verified = run_cli([*entries[1].split()[1:], "--json", *staged], cwd=repo)
+    assert verified.exit_code == 0, verified.stderr
+    assert [i["source"] for i in json.loads(verified.stdout)["items"]] == [EXP_DIR]
     workflow = (ROOT / "docs" / "examples" / "amlvc-pr-diff.yml").read_text(encoding="utf-8")
     assert "run: amlvc normalize --check" in workflow
     base = git(repo, "rev-parse", "HEAD").stdout.strip()

@@ -248,6 +248,23 @@ def test_verify_whole_repository(run_cli: Any, repo: Path) -> None:
         f"experiments/{TRAINING}", f"experiments/{PREDICTIVE}", f"experiments/{PREDICTIVE}/webservice.json"]
 
 
+def test_verify_of_repository_files_checks_the_experiments_holding_them(run_cli: Any, repo: Path) -> None:
+    """What a pre-commit hook passes (files under experiments/) selects experiments; other paths are raw exports."""
+    files = [str(FIXTURES / n) for n in ("training--base.json", "predictive--base.json", "webservice--base.json")]
+    run_cli(["import", *files], cwd=repo)
+    result = run_cli(["verify", "--json", f"experiments/{PREDICTIVE}/layout.json",
+                      f"experiments/{PREDICTIVE}/webservice.json", str(FIXTURES / "training--base.json")], cwd=repo)
+    assert result.exit_code == 0, result.stderr
+    assert [i["source"] for i in json.loads(result.stdout)["items"]] == [
+        str(FIXTURES / "training--base.json"), f"experiments/{PREDICTIVE}", f"experiments/{PREDICTIVE}/webservice.json"]
+    inside = run_cli(["verify", "--json", "layout.json"], cwd=repo / "experiments" / TRAINING)  # relative to cwd
+    assert [i["source"] for i in json.loads(inside.stdout)["items"]] == [f"experiments/{TRAINING}"]
+    (repo / "experiments" / TRAINING / "experiment.json").write_text("{broken", encoding="utf-8")
+    broken = run_cli(["verify", f"experiments/{TRAINING}/experiment.json"], cwd=repo)
+    assert broken.exit_code == 6 and f"experiments/{TRAINING}/experiment.json: invalid JSON" in broken.stderr
+    assert run_cli(["verify", f"experiments/{PREDICTIVE}/layout.json"], cwd=repo).exit_code == 0  # not selected
+
+
 @pytest.mark.parametrize("command", ["init", "import", "export", "normalize", "verify"])
 def test_help_has_examples(run_cli: Any, command: str) -> None:
     result = run_cli([command, "--help"])

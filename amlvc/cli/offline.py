@@ -192,12 +192,14 @@ def verify(files: tuple[Path, ...], as_json: bool) -> int:
 
     FILEs are raw exports (experiment, snapshot or WSD JSON): each is normalized and rebuilt, and
     every field that would change is printed with its JSON path. Without FILEs, every experiment
-    and web-service definition of the repository is rebuilt from its files and checked the same way.
+    and web-service definition of the repository is rebuilt from its files and checked the same way;
+    FILEs under experiments/ limit that to the experiments holding them (what pre-commit passes).
 
     \b
     Examples:
       amlvc verify Churn.json
       amlvc verify                      # everything in the repository
+      amlvc verify experiments/churn/experiment.json
       amlvc verify --json exports/*.json
     """
     from amlvc.offline import verify as run_verify
