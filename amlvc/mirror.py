@@ -312,14 +312,22 @@ def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], d
         paths.append(LOCK_NAME)
     journal = {"head": repo.head(root), "paths": paths, "files": planned}
     repo.atomic_write(root / JOURNAL_NAME, dumps(journal))
-    for slug, files in sorted(writes.items()):
-        write_experiment_files(root, slug, files)
-    for slug in delete:
-        write_experiment_files(root, slug, {})
-    if secrets is not None:
-        store_secrets(root, secrets[0], secrets[1])
-    if lock_bytes is not None:
-        repo.atomic_write(root / LOCK_NAME, lock_bytes)
+    try:
+        for slug, files in sorted(writes.items()):
+            write_experiment_files(root, slug, files)
+        for slug in delete:
+            write_experiment_files(root, slug, {})
+        if secrets is not None:
+            store_secrets(root, secrets[0], secrets[1])
+        if lock_bytes is not None:
+            repo.atomic_write(root / LOCK_NAME, lock_bytes)
+    except BaseException:
+        # A full disk or Ctrl-C part-way: put the paths back as HEAD has them now, not at the next run
+        # (no git process is running yet, so nothing races the undo; if the undo fails too, the journal
+        # stays and the next pull finishes it).
+        with contextlib.suppress(Exception):
+            recover_interrupted(root)
+        raise
     sha = repo.commit_own_paths(
         root, paths, message,
         author_name=author.name if author else None,

@@ -136,3 +136,46 @@ def test_sigkill_at_any_moment_leaves_a_sound_repository_that_the_next_pull_comp
         assert interrupted, "no kill landed between the first write and the commit"
     finally:
         handle.stop()
+
+
+@pytest.mark.usefixtures("token")
+@pytest.mark.parametrize("failure, code, words", [
+    ("os", 3, "cannot write (File exists)"),
+    ("ctrl-c", 130, "Interrupted."),
+])
+def test_a_pull_failing_part_way_through_its_writes_puts_everything_back(
+        tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch, failure: str, code: int,
+        words: str) -> None:
+    """A write the OS refuses (or Ctrl-C) after some files are written: the error, and the repository as it
+    was, at once (not only at the next pull)."""
+    import amlvc.mirror as mirror
+
+    data = tmp_path / "data"
+    seed_workspace(data, 4)
+    handle = start(data)
+    try:
+        root = init_repo(run_cli, tmp_path, handle)
+        before = fingerprint(root)
+        real = mirror._replace
+        calls: list[Path] = []
+
+        def replace_until_full(path: Path, data: bytes, made: set[str]) -> None:
+            calls.append(path)
+            if len(calls) == 5:  # the first experiments are on disk by now
+                if failure == "ctrl-c":
+                    raise KeyboardInterrupt
+                path = root / "amlvc.toml" / "under-a-file.json"  # a real OSError, through the real write
+            real(path, data, made)
+
+        monkeypatch.setattr(mirror, "_replace", replace_until_full)
+        result = run_cli(["pull"], cwd=root)
+        assert result.exit_code == code, result.stderr
+        assert words in result.stderr
+        assert len(calls) == 5 and calls[0].is_relative_to(root / "experiments")
+        assert fingerprint(root) == before  # no file, no directory, no journal left; HEAD and .git as before
+        monkeypatch.setattr(mirror, "_replace", real)
+        again = run_cli(["pull", "--json"], cwd=root)
+        assert again.exit_code == 0, again.stderr
+        assert len(json.loads(again.stdout)["added"]) == 4
+    finally:
+        handle.stop()
