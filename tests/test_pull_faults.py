@@ -179,3 +179,27 @@ def test_a_pull_failing_part_way_through_its_writes_puts_everything_back(
         assert len(json.loads(again.stdout)["added"]) == 4
     finally:
         handle.stop()
+
+
+@pytest.mark.usefixtures("token")
+def test_ctrl_c_while_fetching_stops_at_once_with_130_and_nothing_written(tmp_path: Path, run_cli: Any) -> None:
+    data = tmp_path / "data"
+    seed_workspace(data, 6)
+    handle = start(data, latency_ms=150)  # 6 GETs on 2 threads: about half a second of fetching
+    try:
+        root = init_repo(run_cli, tmp_path, handle)
+        before = fingerprint(root)
+        env = {**os.environ, TOKEN_ENV: TOKEN}
+        proc = subprocess.Popen([*AMLVC, "pull", "--jobs", "2"], cwd=root, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        time.sleep(0.5)  # started, listed, fetching
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1] == "Interrupted." and "Traceback" not in err
+        assert time.monotonic() - sent < 5  # it does not finish the fetch first
+        assert fingerprint(root) == before
+    finally:
+        handle.stop()
