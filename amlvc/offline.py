@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,8 @@ class InitResult:
 def init(cwd: Path, remote: Remote | None = None) -> InitResult:
     """Make or adopt a git repository at `cwd` (or the work tree containing it) and set amlvc up in it.
 
-    Run again in an existing repository with another `remote` to add it (same name: replaces it).
+    Run again in an existing repository with another `remote` to add it; the same name updates it (what is
+    not given, such as the token variable, is kept; its workspace id only while amlvc.lock records none of it).
     """
     if remote is not None:
         try:
@@ -68,6 +69,10 @@ def init(cwd: Path, remote: Remote | None = None) -> InitResult:
     created_config = not config_file.is_file()
     cfg = Config() if created_config else configmod.load(root)
     if remote is not None:
+        _refuse_repointing(root, cfg, remote)
+        known = cfg.get(remote.name)
+        if known is not None and remote.token_env is None:  # an update keeps what it does not say
+            remote = replace(remote, token_env=known.token_env)
         cfg = cfg.with_remote(remote)
     written: list[str] = []
     if repo.atomic_write(config_file, configmod.dumps(cfg)):
@@ -85,6 +90,22 @@ def init(cwd: Path, remote: Remote | None = None) -> InitResult:
     commit = repo.commit_paths(root, paths, message)
     return InitResult(root, created_git, created_config, remote, tuple(written), commit)
 
+
+
+def _refuse_repointing(root: Path, cfg: Config, remote: Remote) -> None:
+    """A remote with experiments recorded in amlvc.lock keeps its workspace: the recorded ids belong to it.
+
+    Its endpoint, region or token variable may change (the same workspace reached another way).
+    """
+    known = cfg.get(remote.name)
+    if known is None or known.workspace_id.lower() == remote.workspace_id.lower():
+        return
+    recorded = len(lockfile.load(root).entries(remote.name)) if lockfile.lock_path(root).is_file() else 0
+    if recorded:
+        raise UsageError(
+            f"remote {remote.name!r} is workspace {known.workspace_id}, and amlvc.lock records {recorded} "
+            f"experiment(s) of it; pointing it at workspace {remote.workspace_id} would make them look deleted "
+            f"there. Add that workspace under another name (`amlvc init --remote NAME …`); nothing was changed")
 
 
 def _ensure_lines(path: Path, lines: Sequence[str]) -> bool:

@@ -13,6 +13,7 @@ import pytest
 from pullkit import (
     TOKEN,
     TOKEN_ENV,
+    WS,
     client,
     create,
     delete,
@@ -311,3 +312,28 @@ def test_commit_message_helpers() -> None:
     assert parse_service_date(None) is None and parse_service_date("2017-06-12") is None
     signature = history.snapshot_signature({"Creator": "jdoe", "Status": {"CreationTime": "/Date(0)/"}})
     assert (signature.name, signature.email, signature.date) == ("jdoe", "", None)
+
+
+def test_init_refuses_to_repoint_a_remote_with_recorded_experiments(workspace: ServerHandle, tmp_path: Path,
+                                                                   run_cli: Any) -> None:
+    """The lock's experiment ids belong to the remote's workspace: another workspace under that name would make
+    every one of them look deleted (and `pull --prune` delete them). Another route to the same one is fine."""
+    create(client(workspace))
+    root = init_repo(run_cli, tmp_path, workspace)
+    pull_json(run_cli, root)
+    before = fingerprint(root)
+    other = "fedcba9876543210fedcba9876543210"
+    result = run_cli(["init", "--remote", "dev", "--endpoint", workspace.url, "--workspace-id", other], cwd=root)
+    assert result.exit_code == 2
+    assert "remote 'dev' is workspace 0123456789abcdef0123456789abcdef, and amlvc.lock records 1 experiment(s)" \
+        in result.stderr and "under another name" in result.stderr
+    assert fingerprint(root) == before
+    # the same workspace by another route (and its id as copied in capitals) is just an update, which keeps
+    # what it does not say (the token variable)
+    moved = workspace.url.replace("127.0.0.1", "localhost")
+    result = run_cli(["init", "--remote", "dev", "--endpoint", moved, "--workspace-id", WS.upper()], cwd=root)
+    assert result.exit_code == 0, result.stderr
+    assert f'endpoint = "{moved}"' in (root / "amlvc.toml").read_text(encoding="utf-8")
+    assert pull_json(run_cli, root)["commit"] is None  # still in sync: nothing looks deleted
+    added = run_cli(["init", "--remote", "prod", "--endpoint", workspace.url, "--workspace-id", other], cwd=root)
+    assert added.exit_code == 0, added.stderr

@@ -15,7 +15,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 
 @cli.command()
 @click.option("--remote", "-r", "remote_name", metavar="NAME",
-              help="Add (or replace) a remote: a workspace this repository pulls from and pushes to.")
+              help="Add (or update) a remote: a workspace this repository pulls from and pushes to.")
 @click.option("--location", metavar="REGION", help="The remote's Azure region, e.g. 'West Europe'.")
 @click.option("--endpoint", metavar="URL", help="The remote's base URL (e.g. a local `amlvc serve`).")
 @click.option("--workspace-id", metavar="ID", help="The remote's workspace id (32 hex characters).")
@@ -29,7 +29,9 @@ def init(remote_name: str | None, location: str | None, endpoint: str | None, wo
     Writes amlvc.toml, amlvc.lock, .gitattributes and .gitignore (which keeps .amlvc/, the local
     secrets, out of git) and commits them. Without --remote the repository is offline: import,
     export, normalize and verify work, pull and push need a remote. Run it again with another
-    --remote to add one; it never touches other files.
+    --remote to add one, or with the same name to change how it is reached (--token-env is kept
+    unless given; the workspace id cannot change once amlvc.lock records experiments of it). It
+    never touches other files.
 
     \b
     Examples:
@@ -45,7 +47,8 @@ def init(remote_name: str | None, location: str | None, endpoint: str | None, wo
     if remote_name is not None:
         if workspace_id is None or (location is None) == (endpoint is None):
             raise UsageError("--remote needs --workspace-id and exactly one of --location or --endpoint")
-        remote = Remote(remote_name, workspace_id, endpoint=endpoint, location=location, token_env=token_env)
+        remote = Remote(remote_name, workspace_id.strip().lower(), endpoint=endpoint, location=location,
+                        token_env=token_env)  # ids are lowercase hex; a copy from elsewhere may not be
     elif any(v is not None for v in (location, endpoint, workspace_id, token_env)):
         raise UsageError("--location, --endpoint, --workspace-id and --token-env describe a remote; add --remote NAME")
     result = run_init(Path.cwd(), remote)
