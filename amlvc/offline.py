@@ -45,11 +45,12 @@ class InitResult:
     remote: Remote | None
     written: tuple[str, ...]
     commit: str | None
+    same_workspace: tuple[str, ...] = ()  # other remotes naming the remote's workspace
 
     def to_json(self) -> dict[str, Any]:
         return {"root": str(self.root), "created_git": self.created_git, "created_config": self.created_config,
                 "remote": None if self.remote is None else {"name": self.remote.name, **self.remote.to_toml()},
-                "written": list(self.written), "commit": self.commit}
+                "written": list(self.written), "commit": self.commit, "same_workspace": list(self.same_workspace)}
 
 
 def init(cwd: Path, remote: Remote | None = None) -> InitResult:
@@ -88,7 +89,9 @@ def init(cwd: Path, remote: Remote | None = None) -> InitResult:
         message += f": remote {remote.name!r}"
     paths = [configmod.CONFIG_FILE, GITATTRIBUTES, GITIGNORE, lockfile.LOCK_FILE]
     commit = repo.commit_paths(root, paths, message)
-    return InitResult(root, created_git, created_config, remote, tuple(written), commit)
+    twins = tuple(r.name for r in cfg.remotes if remote is not None and r.name != remote.name
+                  and r.workspace_id == remote.workspace_id)
+    return InitResult(root, created_git, created_config, remote, tuple(written), commit, twins)
 
 
 

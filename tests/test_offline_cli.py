@@ -60,6 +60,18 @@ def test_init_adds_remotes_later_and_is_idempotent(run_cli: Any, repo: Path) -> 
     assert len(git(repo, "log", "--format=%s").splitlines()) == 3
 
 
+def test_init_notes_a_second_name_for_the_same_workspace(run_cli: Any, repo: Path) -> None:
+    dev = run_cli(["init", "--remote", "dev", "--endpoint", "http://127.0.0.1:8765", "--workspace-id", WS], cwd=repo)
+    assert dev.exit_code == 0 and "Note:" not in dev.stderr
+    twin = run_cli(["init", "--remote", "mirror", "--endpoint", "http://localhost:8765", "--workspace-id", WS,
+                    "--json"], cwd=repo)
+    assert twin.exit_code == 0, twin.stderr
+    assert json.loads(twin.stdout)["same_workspace"] == ["dev"]
+    again = run_cli(["init", "--remote", "mirror", "--endpoint", "http://localhost:8765", "--workspace-id", WS],
+                    cwd=repo)
+    assert "Note: remote 'dev' is the same workspace" in again.stderr and "amlvc init --remote dev" in again.stderr
+
+
 def test_init_adopts_an_existing_repository_without_touching_other_files(run_cli: Any, tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
     (tmp_path / ".gitignore").write_text("*.pyc\n")

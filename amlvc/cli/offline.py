@@ -60,6 +60,10 @@ def init(remote_name: str | None, location: str | None, endpoint: str | None, wo
     if result.remote is not None:
         where = result.remote.endpoint or result.remote.location
         note(f"Remote {result.remote.name!r}: workspace {result.remote.workspace_id} at {where}")
+        for twin in result.same_workspace:
+            note(f"Note: remote {twin!r} is the same workspace. Each remote keeps its own record of its experiments, "
+                 f"so pulling from both writes them twice, under new names; to reach {twin!r} another way, run "
+                 f"`amlvc init --remote {twin} …` with the new endpoint or region instead.")
     elif result.created_config:
         note("Offline repository; add a workspace later with `amlvc init --remote NAME …`.")
     return 0
