@@ -79,6 +79,14 @@ def test_demo_seed_serves_the_fixture_documents(tmp_path: Path) -> None:
         assert listed_modules[custom]["Name"] == "Merkmale berechnen"
         assert listed_modules[custom]["ReleaseState"] == "Custom"
         assert [p["Name"] for p in listed_modules[custom]["ModuleInterface"]["InputPorts"]] == ["dataset"]
+        # ... and its datasets, trained models and transforms (fixtures/datasources.json and the others)
+        names = {route: {a["Id"]: a["Name"] for a in studio.get(route).json()} for route in PORT_KINDS.values()}
+        predictive_ports = [port for node in predictive["Graph"]["ModuleNodes"] for port in node["InputPortsInternal"]]
+        used = {(route, port[key]) for port in predictive_ports for key, route in PORT_KINDS.items() if port[key]}
+        assert {names[route][asset] for route, asset in used} == {
+            "Kundenstamm 2016.csv", "Kündigung – Logistische Regression", "Kündigung – Merkmalsauswahl"}
+        dataset = next(a for a in studio.get("datasources").json() if a["Name"] == "Kundenstamm 2016.csv")
+        assert dataset["Size"] > 0  # the stand-in content's size, filled in by the seed
         # seeded node outputs download (stand-in content for runs that never happened here)
         ep = studio.doc(base["ExperimentId"])["NodeStatuses"][0]["OutputEndpoints"][0]
         assert requests.get(ep["BaseUri"] + ep["Location"] + ep["AccessCredential"], timeout=10).status_code == 200
