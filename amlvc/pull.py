@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amlvc import history, lockfile, mirror, pullmerge, repo
-from amlvc.errors import ApiError, DirtyTree, UsageError
+from amlvc.errors import ApiError, DirtyTree, UsageError, some
 from amlvc.normalize import Normalized, normalize
 from amlvc.project import WEBSERVICE_FILE as WSD
 from amlvc.wsd import normalize_wsd
@@ -465,7 +465,7 @@ def _refuse_dirty(root: Path, paths: Iterable[str], *, prune: bool = False) -> N
     if dirty:
         what = "remove" if prune else "overwrite"
         raise DirtyTree(
-            f"uncommitted changes in {', '.join(sorted(dirty)[:5])}{' …' if len(dirty) > 5 else ''}: "
+            f"uncommitted changes in {some(sorted(dirty))}: "
             f"pull would {what} them; commit or discard them (git status), then pull again"
         )
 
@@ -484,7 +484,7 @@ def _refuse_dirty_writes(root: Path, writes: Mapping[str, Mapping[str, bytes]], 
         mine = sorted(p for p in dirty if p.startswith(prefix))
         if mine and mirror.read_experiment_files(root, slug) != files:
             raise DirtyTree(
-                f"uncommitted changes in {', '.join(mine[:5])}{' …' if len(mine) > 5 else ''}: the workspace "
+                f"uncommitted changes in {some(mine)}: the workspace "
                 f"changed '{slug}' and pull would overwrite them; commit or discard them (git status), "
                 f"then pull again"
             )

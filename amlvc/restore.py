@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from amlvc import history, mirror, project, repo
-from amlvc.errors import ApiError, ConflictError, DirtyTree, UsageError
+from amlvc.errors import ApiError, ConflictError, DirtyTree, UsageError, some
 from amlvc.normalize import normalize, to_push_body
 from amlvc.pull import pull
 
@@ -93,7 +93,7 @@ def _restore_rev(root: Path, experiment: str, rev: str, *, as_new: str | None, r
 def _refuse_dirty(root: Path, slug: str) -> None:
     dirty = repo.dirty_paths(root, [mirror.experiment_dir(slug), mirror.LOCK_NAME])
     if dirty:
-        raise DirtyTree(f"uncommitted changes in {', '.join(dirty[:5])}: restore would overwrite them; commit "
+        raise DirtyTree(f"uncommitted changes in {some(dirty)}: restore would overwrite them; commit "
                         f"or discard them (git status), then restore again")
 
 
