@@ -101,13 +101,8 @@ def read_experiment_files(root: Path, slug: str) -> dict[str, bytes]:
 
 
 def read_experiment_files_at(root: Path, rev: str, slug: str) -> dict[str, bytes]:
-    prefix = experiment_dir(slug) + "/"
-    files: dict[str, bytes] = {}
-    for path in repo.list_at(root, rev, experiment_dir(slug)):
-        data = repo.read_at(root, rev, path)
-        if data is not None:
-            files[path.removeprefix(prefix)] = data
-    return files
+    """Every file of an experiment directory at `rev` (paths relative to it, POSIX), in one walk of the tree."""
+    return project.files_at(root, rev, experiment_dir(slug))
 
 
 def synced_files(root: Path, slug: str, digest: str, *, depth: int = 50) -> dict[str, bytes] | None:

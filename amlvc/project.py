@@ -145,19 +145,18 @@ def read_files(root: Path, slug: str) -> dict[str, bytes]:
     return {name: (directory / name).read_bytes() for name in sorted(_files_in(directory)) if name != WEBSERVICE_FILE}
 
 
+def files_at(root: Path, rev: str, directory: str) -> dict[str, bytes]:
+    """Every file under a repository directory at a revision, paths relative to it (one walk of the tree)."""
+    prefix = directory.rstrip("/") + "/"
+    return {path.removeprefix(prefix): data for path, data in repo.read_tree_at(root, rev, prefix).items()}
+
+
 def read_files_at(root: Path, rev: str, slug: str) -> dict[str, bytes]:
     """The experiment's canonical files at a revision; LocalError when it is not there."""
-    prefix = experiment_path(slug)
-    files: dict[str, bytes] = {}
-    for path in repo.list_at(root, rev, prefix):
-        name = path[len(prefix) + 1:]
-        if name == WEBSERVICE_FILE:
-            continue
-        data = repo.read_at(root, rev, path)
-        if data is not None:
-            files[name] = data
+    files = files_at(root, rev, experiment_path(slug))
+    files.pop(WEBSERVICE_FILE, None)
     if EXPERIMENT_FILE not in files:
-        raise LocalError(f"{prefix}: no experiment at revision {rev!r}")
+        raise LocalError(f"{experiment_path(slug)}: no experiment at revision {rev!r}")
     return files
 
 
