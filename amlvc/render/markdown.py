@@ -60,15 +60,11 @@ def _experiment(d: ExperimentDiff) -> list[str]:
     graph = mermaid(d)
     if graph:
         block = ["```mermaid", graph, "```", ""]
-        if not any(c.kind.startswith(_GRAPH_KINDS) for c in d.changes):  # nothing to see in it: folded
+        shown = counts(d)  # the experiment's own fields ("other") and canvas positions leave the flowchart as it was
+        if not any(shown[col] for col, _ in COLUMNS if col not in ("layout", "other")):  # nothing to see: folded
             block = ["<details><summary>graph (unchanged)</summary>", "", *block, "</details>", ""]
         out += block
     return out
-
-
-# Records that show in the flowchart (a node, an edge or a web-service port styled); the others
-# (the experiment's name and summary, canvas positions) leave it as it was.
-_GRAPH_KINDS = ("node.", "parameter.", "script.", "asset.", "edge.", "webservice.")
 
 
 def mermaid(d: ExperimentDiff) -> str:
