@@ -33,6 +33,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -45,21 +46,31 @@ TOKEN_ENV = "AMLVC_BENCH_TOKEN"
 # -- the competitor: a sequential export loop ------------------------------------------------
 
 
+class Studio:
+    """What both plain clients below share: one requests session, the token header, the experiment list."""
+
+    def __init__(self, url: str, workspace: str, token: str, pool: int = 1) -> None:
+        import requests
+
+        self.session = requests.Session()
+        self.session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=pool))
+        self.headers = {"x-ms-metaanalytics-authorizationtoken": token}
+        self.base = f"{url}/api/workspaces/{workspace}/experiments"
+
+    def get(self, path: str = "") -> Any:
+        response = self.session.get(f"{self.base}{path}", headers=self.headers, timeout=60)
+        response.raise_for_status()
+        return response
+
+
 def export_loop(url: str, workspace: str, token: str, out: Path) -> int:
     """List, then GET one experiment at a time and write its raw JSON; one commit. Returns requests made."""
-    import requests
-
-    session = requests.Session()
-    headers = {"x-ms-metaanalytics-authorizationtoken": token}
-    base = f"{url}/api/workspaces/{workspace}/experiments"
-    listed = session.get(base, headers=headers, timeout=60)
-    listed.raise_for_status()
+    studio = Studio(url, workspace, token)
     requests_made = 1
     out.mkdir(parents=True, exist_ok=True)
-    for item in listed.json():
+    for item in studio.get().json():
         exp_id = item["ExperimentId"]
-        response = session.get(f"{base}/{exp_id}", headers=headers, timeout=60)
-        response.raise_for_status()
+        response = studio.get(f"/{exp_id}")
         requests_made += 1
         (out / f"{exp_id}.json").write_bytes(response.content)  # what Export-AmlExperimentGraph writes
     subprocess.run(["git", "add", "-A", "."], cwd=out, check=True)
@@ -76,22 +87,10 @@ def fetch_only(url: str, workspace: str, token: str, jobs: int) -> int:
     No pull can be faster than this at the same `--jobs` against the same server, so it is the bound
     on what any ratio against the loop can be on this machine. Returns requests made.
     """
-    import requests
-
-    session = requests.Session()
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=jobs))
-    headers = {"x-ms-metaanalytics-authorizationtoken": token}
-    base = f"{url}/api/workspaces/{workspace}/experiments"
-    listed = session.get(base, headers=headers, timeout=60)
-    listed.raise_for_status()
-
-    def get(item: dict[str, str]) -> int:
-        response = session.get(f"{base}/{item['ExperimentId']}", headers=headers, timeout=60)
-        response.raise_for_status()
-        return 1
-
+    studio = Studio(url, workspace, token, pool=jobs)
+    listed = studio.get().json()
     with ThreadPoolExecutor(jobs) as pool:
-        return 1 + sum(pool.map(get, listed.json()))
+        return 1 + sum(1 for _ in pool.map(lambda item: studio.get(f"/{item['ExperimentId']}"), listed))
 
 
 # -- building the workspace -------------------------------------------------------------------
