@@ -62,10 +62,11 @@ def test_every_request_failing_exits_5_and_leaves_the_repository_as_it_was(tmp_p
     assert fingerprint(root) == before
 
 
-def _spawn_pull(root: Path) -> subprocess.Popen[bytes]:
+def _spawn_pull(root: Path, jobs: int = 4, *, output: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """`amlvc pull` as its own process, Ctrl-C (SIGINT) handled as on a terminal even if this run ignores it."""
     env = {**os.environ, TOKEN_ENV: TOKEN}
-    return subprocess.Popen([*AMLVC, "pull", "--jobs", "4"], cwd=root, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([*AMLVC, "pull", "--jobs", str(jobs)], cwd=root, env=env, stdout=output, stderr=output,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _kill_when(proc: subprocess.Popen[bytes], ready: Any, timeout: float = 60.0) -> bool:
@@ -189,14 +190,12 @@ def test_ctrl_c_while_fetching_stops_at_once_with_130_and_nothing_written(tmp_pa
     try:
         root = init_repo(run_cli, tmp_path, handle)
         before = fingerprint(root)
-        env = {**os.environ, TOKEN_ENV: TOKEN}
-        proc = subprocess.Popen([*AMLVC, "pull", "--jobs", "2"], cwd=root, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        proc = _spawn_pull(root, jobs=2, output=subprocess.PIPE)
         time.sleep(0.5)  # started, listed, fetching
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
-        _out, err = proc.communicate(timeout=30)
+        _out, raw = proc.communicate(timeout=30)
+        err = raw.decode()
         assert proc.returncode == 130, err
         assert err.strip().splitlines()[-1] == "Interrupted." and "Traceback" not in err
         assert time.monotonic() - sent < 5  # it does not finish the fetch first
