@@ -10,6 +10,7 @@ from typing import Any
 
 from amlvc import difftree as values
 from amlvc.difftree import Tree
+from amlvc.document import pointer
 
 # The closed vocabulary, in the order records of one experiment are listed.
 KINDS: tuple[str, ...] = (
@@ -91,11 +92,6 @@ class ExperimentDiff:
     @property
     def breaking(self) -> bool:
         return any(c.breaking for c in self.changes)
-
-
-def pointer(*parts: str | int) -> str:
-    """A JSON Pointer (RFC 6901) from raw path parts."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def pointer_key(path: str) -> tuple[tuple[int, int | str], ...]:

@@ -6,7 +6,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from amlvc import difftree
-from amlvc.diff import WEBSERVICE, Change, pointer
+from amlvc.diff import WEBSERVICE, Change
+from amlvc.document import pointer
 
 _MODULE_URI = "aml://module/"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amlvc import difftree
-from amlvc.diff import pointer
+from amlvc.document import pointer
 
 CONFLICT = difftree.CONFLICT_KEY
 _MISSING: Any = object()

@@ -9,7 +9,8 @@ from typing import Any
 
 import jsonpatch
 
-from amlvc.diff import ExperimentDiff, pointer
+from amlvc.diff import ExperimentDiff
+from amlvc.document import pointer
 
 FORMAT = "amlvc/diff@1"
 _SMALL_LIST = 64

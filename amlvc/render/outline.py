@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from amlvc import difftree
-from amlvc.diff import pointer
+from amlvc.document import pointer
 
 
 def outline(kind: str, doc: Mapping[str, Any]) -> str:
