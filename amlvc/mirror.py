@@ -239,8 +239,7 @@ def experiment_hash(files: Mapping[str, bytes]) -> str:
 
 def store_secrets(root: Path, remote: str, values: Mapping[str, Mapping[str, str]]) -> None:
     """Merge scrubbed secret values into `.amlvc/secrets.json` (mode 0600, never committed)."""
-    for slug, secrets in sorted(values.items()):
-        project.store_secrets(root, remote, slug, secrets)
+    project.store_secrets_of(root, remote, values)
 
 
 # -- crash-safe commits -----------------------------------------------------------------------

@@ -210,13 +210,23 @@ def load_secrets(root: Path) -> dict[str, dict[str, dict[str, str]]]:
 
 def store_secrets(root: Path, remote: str, slug: str, values: Mapping[str, str]) -> bool:
     """Merge `values` into the secrets of (remote, slug); the file is written with mode 0600. True if changed."""
-    if not values:
-        return False
+    return store_secrets_of(root, remote, {slug: values})
+
+
+def store_secrets_of(root: Path, remote: str, values: Mapping[str, Mapping[str, str]]) -> bool:
+    """`store_secrets` for several experiments (slug -> values) of one remote: one read and one write of the file."""
     data = load_secrets(root)
-    current = data.setdefault(remote, {}).setdefault(slug, {})
-    if all(current.get(k) == v for k, v in values.items()):
+    changed = False
+    for slug, secrets in sorted(values.items()):
+        if not secrets:
+            continue
+        current = data.setdefault(remote, {}).setdefault(slug, {})
+        if all(current.get(k) == v for k, v in secrets.items()):
+            continue
+        current.update(secrets)
+        changed = True
+    if not changed:
         return False
-    current.update(values)
     directory = root / SECRETS_DIR
     directory.mkdir(mode=0o700, exist_ok=True)
     text = json.dumps({"remotes": data}, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
