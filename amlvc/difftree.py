@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from amlvc import rules
 from amlvc.errors import InvalidDocument
 
-EXPERIMENT_FILE = "experiment.json"
-LAYOUT_FILE = "layout.json"
-WEBSERVICE_FILE = "webservice.json"
+EXPERIMENT_FILE = rules.EXPERIMENT_FILE
+LAYOUT_FILE = rules.LAYOUT_FILE
+WEBSERVICE_FILE = rules.WEBSERVICE_FILE
 CONFLICT_KEY = "$conflict"
 # {owner}.{family}.v1-default-{batch} (reference §1.6): the family says "same thing", the batch "which version".
 _ASSET_ID = re.compile(r"^(?P<owner>[^.]+)\.(?P<family>[^.]+)\.(?P<tag>.*?)(?P<batch>\d+)$")

@@ -31,7 +31,7 @@ LOCK_NAME = "amlvc.lock"
 STATE_DIR = ".amlvc"
 SECRETS_NAME = f"{STATE_DIR}/secrets.json"
 JOURNAL_NAME = f"{STATE_DIR}/pull-journal.json"
-EXPERIMENTS = "experiments"
+EXPERIMENTS = project.EXPERIMENTS_DIR
 GLOBAL_WORKSPACE = "506153734175476c4f62416c57734963"
 
 

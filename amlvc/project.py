@@ -11,13 +11,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from amlvc import config, repo
+from amlvc import config, repo, rules
 from amlvc.errors import ConfigError, InvalidDocument, LocalError
 
-EXPERIMENTS_DIR = "experiments"
-EXPERIMENT_FILE = "experiment.json"
-LAYOUT_FILE = "layout.json"
-WEBSERVICE_FILE = "webservice.json"
+EXPERIMENTS_DIR = rules.EXPERIMENTS_DIR
+EXPERIMENT_FILE = rules.EXPERIMENT_FILE
+LAYOUT_FILE = rules.LAYOUT_FILE
+WEBSERVICE_FILE = rules.WEBSERVICE_FILE
 SECRETS_DIR = ".amlvc"
 SECRETS_FILE = ".amlvc/secrets.json"
 MAX_SLUG = 64

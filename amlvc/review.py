@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlvc import repo
+from amlvc import repo, rules
 from amlvc.diff import ExperimentDiff, diff_layout, diff_trees, diff_wsd, sort_changes
 from amlvc.difftree import EXPERIMENT_FILE, LAYOUT_FILE, WEBSERVICE_FILE, Tree, check_experiment, check_layout, load
 from amlvc.errors import LocalError, UsageError
 from amlvc.render.common import summary
 
-EXPERIMENTS_DIR = "experiments"
+EXPERIMENTS_DIR = rules.EXPERIMENTS_DIR
 DRIVER = "amlvc"
 # What `.gitattributes` says about the canonical files (written by `amlvc init` and `amlvc config-git`).
 ATTRIBUTE_PATTERNS = tuple(f"{EXPERIMENTS_DIR}/*/{name}" for name in (EXPERIMENT_FILE, LAYOUT_FILE, WEBSERVICE_FILE))

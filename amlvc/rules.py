@@ -19,6 +19,7 @@ EXPERIMENT_FORMAT = "amlvc/experiment@1"
 LAYOUT_FORMAT = "amlvc/layout@1"
 WEBSERVICE_FORMAT = "amlvc/webservice@1"
 
+EXPERIMENTS_DIR = "experiments"  # of the repository: experiments/<slug>/<file>
 EXPERIMENT_FILE = "experiment.json"
 LAYOUT_FILE = "layout.json"
 WEBSERVICE_FILE = "webservice.json"
