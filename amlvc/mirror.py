@@ -91,13 +91,7 @@ def experiment_dir(slug: str) -> str:
 def read_experiment_files(root: Path, slug: str) -> dict[str, bytes]:
     """Every file of an experiment directory in the working tree (paths relative to it, POSIX)."""
     base = root / EXPERIMENTS / slug
-    if not base.is_dir():
-        return {}
-    files: dict[str, bytes] = {}
-    for path in sorted(base.rglob("*")):
-        if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
-            files[path.relative_to(base).as_posix()] = path.read_bytes()
-    return files
+    return {rel: (base / rel).read_bytes() for rel in _file_names(base)}
 
 
 def read_experiment_files_at(root: Path, rev: str, slug: str) -> dict[str, bytes]:
@@ -132,7 +126,7 @@ def write_experiment_files(root: Path, slug: str, files: Mapping[str, bytes]) ->
 
 
 def _file_names(base: Path) -> list[str]:
-    """The names `read_experiment_files` would return, without reading the files."""
+    """The files of an experiment directory that amlvc reads (no symlinks, no hidden files), sorted."""
     names: list[str] = []
     if not base.is_dir():
         return names
