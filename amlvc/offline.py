@@ -163,9 +163,7 @@ def normalize_tree(cwd: Path, *, fix: bool, paths: Sequence[str] = ()) -> Normal
 
 
 def _experiment_holding(top: Path, cwd: Path, path: Path) -> str:
-    """The slug of the experiment directory of an amlvc repository that `path` is in, else ""."""
-    if not (top / configmod.CONFIG_FILE).is_file():
-        return ""
+    """The slug of the experiment directory of the repository at `top` that `path` is in, else ""."""
     try:
         return _slug_of_path(top, cwd, str(path))
     except LocalError:  # outside the repository: a raw export
@@ -228,6 +226,8 @@ def verify(cwd: Path, files: Sequence[Path] = ()) -> VerifyResult:
     the repository's experiments/ (as a pre-commit hook passes them) select the experiments holding them."""
     items: list[Verified] = []
     top = repo.git_root(cwd) if files else None
+    if top is not None and not (top / configmod.CONFIG_FILE).is_file():
+        top = None  # a git repository, but not amlvc's: every file is a raw export
     wanted: set[str] = set()
     for path in files:
         slug = _experiment_holding(top, cwd, path) if top is not None else ""
