@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from amlvc.server import arm, bes, blobs, studio, webservices
+from amlvc.server import arm, assets, bes, blobs, deploy, experiments, studio, uploads, webservices
 from amlvc.server.errors import register_error_handlers
 from amlvc.server.state import STATE_KEY, ServerState
 
@@ -24,6 +24,8 @@ def create_app(state: ServerState) -> Flask:
     app.url_map.strict_slashes = False
     app.extensions[STATE_KEY] = state
     register_error_handlers(app)
-    for blueprint in (*studio.blueprints(), blobs.bp, webservices.bp, arm.bp, bes.bp):
+    # Every route of the service, family by family (the order only matters where two rules could match).
+    for blueprint in (studio.bp, experiments.bp, assets.bp, uploads.bp, deploy.bp, blobs.bp, webservices.bp, arm.bp,
+                      bes.bp):
         app.register_blueprint(blueprint)
     return app

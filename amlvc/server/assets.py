@@ -11,12 +11,12 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from amlvc.server import assetdb, runs
+from amlvc.server.auth import check_workspace
 from amlvc.server.blobs import endpoint
 from amlvc.server.errors import ApiFault
 from amlvc.server.experiments import stored_or_404
 from amlvc.server.model import field
 from amlvc.server.state import get_state
-from amlvc.server.studio import check_workspace
 from amlvc.server.uploads import assemble
 from amlvc.server.wire import HEX32_RE, RESOURCE_ID_RE, json_body, json_response, new_guid
 

@@ -1,4 +1,4 @@
-"""Token checks of the local workspace: the Studio header token and the Bearer token of the other APIs."""
+"""Token checks of the local workspace: the Studio header token, the Bearer token of the other APIs, workspace ids."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask import request
 
 from amlvc.server.errors import ApiFault, Style
 from amlvc.server.state import get_state
+from amlvc.server.wire import WORKSPACE_ID_RE
 
 STUDIO_TOKEN_HEADER = "x-ms-metaanalytics-authorizationtoken"
 
@@ -47,3 +48,11 @@ def bearer_token() -> str | None:
 def require_bearer(ws_id: str, style: Style = "mgmt") -> None:
     """Management/ARM/BES APIs: `Authorization: Bearer <workspace token>`; same 401/403 rules as the Studio API."""
     _check(ws_id, bearer_token(), style, "bearer token")
+
+def check_workspace(ws: str) -> None:
+    """404 for a malformed workspace id, then the token check (401/403)."""
+    if not WORKSPACE_ID_RE.match(ws):
+        raise ApiFault(404, None, f"workspace {ws!r} does not exist")
+    require_workspace_token(ws)
+    if ws not in get_state().workspaces:
+        raise ApiFault(404, None, f"workspace {ws!r} does not exist")

@@ -27,7 +27,7 @@ from flask.blueprints import BlueprintSetupState
 
 from amlvc.server import arm, armschema, wsmodel
 from amlvc.server.auth import bearer_token
-from amlvc.server.blobs import valid_key
+from amlvc.server.blobstore import valid_key
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import STATE_KEY, get_state
 from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response

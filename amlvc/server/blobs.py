@@ -1,39 +1,17 @@
-"""Blob storage of the local workspace: content-addressed files beside the database, served by signed, expiring URLs.
-
-A blob has a key like `datasets/{guid}/{guid}.csv` or `experimentoutput/{guid}/{guid}.ilearner`;
-the key maps (table `blobs`) to a file `blobs/{sha[:2]}/{sha}` written before the row is
-committed, so a crash leaves at worst an unreferenced file. URLs look like Azure SAS URLs:
-`/blobs/{key}?sv=2015-02-21&sr=b&st=…&se=…&sp=r&sig=…` with an HMAC-SHA256 signature over
-key, start, expiry and permission; the HMAC key lives in the `meta` table so URLs stay valid
-across restarts until `se`.
-"""
+"""Blob routes of the local workspace: signed blob downloads, node-output downloads, and endpoint objects."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
-import os
-import re
-import secrets
-import sqlite3
-import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import Blueprint, Response, request, send_file
 
+from amlvc.server.blobstore import valid_key
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
-from amlvc.server.store import Store
-
-SAS_VERSION = "2015-02-21"
-DEFAULT_TTL_S = 24 * 3600  # reference §3.8: se = now + 24 h, st = now - 5 min
-KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}(/[A-Za-z0-9][A-Za-z0-9._ -]{0,199}){0,7}$")
 
 bp = Blueprint("blobs", __name__)
 
@@ -43,167 +21,6 @@ def endpoint(base_url: str, name: str, size: int, access_credential: str, locati
     return {"BaseUri": base_url, "Size": size, "Name": name, "EndpointType": "SasEndpoint",
             "CredentialContainer": "Inline", "AccessCredential": access_credential, "Location": location,
             "FileType": "File", "IsAuxiliary": False}
-
-
-@dataclass(frozen=True)
-class BlobInfo:
-    key: str
-    sha256: str
-    size: int
-    path: Path
-
-
-_FAST_CHARS = re.compile(r"[A-Za-z0-9_.~\-:/?=&%+ ]*")
-_REPLACEMENTS = (("%", "%25"), (":", "%3A"), ("/", "%2F"), ("?", "%3F"), ("=", "%3D"), ("&", "%26"), ("+", "%2B"),
-                 (" ", "%20"))
-
-
-def fast_quote(text: str, safe: str = "") -> str:
-    """urllib.parse.quote for the characters of SAS URLs by a few str.replace calls (quote is per-byte Python)."""
-    if not _FAST_CHARS.fullmatch(text):
-        return quote(text, safe=safe)
-    for char, escaped in _REPLACEMENTS:
-        if char in text and char not in safe:
-            text = text.replace(char, escaped)
-    return text
-
-
-def valid_key(key: str) -> bool:
-    return bool(KEY_RE.match(key)) and ".." not in key.split("/")
-
-
-def _iso(epoch_s: int) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_iso(text: str) -> int | None:
-    try:
-        return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
-    except ValueError:
-        return None
-
-
-class BlobStore:
-    """Blob files plus their rows; `put` must be called inside the caller's write transaction."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.root = store.blob_dir
-        with store.tx() as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'sas_key'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO meta(key, value) VALUES('sas_key', ?)", (secrets.token_hex(32),))
-                row = conn.execute("SELECT value FROM meta WHERE key = 'sas_key'").fetchone()
-        self._secret = bytes.fromhex(row[0])
-        self._memo: dict[tuple[str, str, str] | str, str] = {}
-        self._memo_second = 0
-        self._window_memo: tuple[int, tuple[str, str]] = (0, ("", ""))
-
-    def _file(self, sha: str) -> Path:
-        return self.root / sha[:2] / sha
-
-    def put(self, conn: sqlite3.Connection, key: str, data: bytes) -> BlobInfo:
-        """Store `data` under `key` (replacing an older value); the file is durable before the row."""
-        if not valid_key(key):
-            raise ApiFault(400, None, f"invalid blob name {key!r}")
-        sha = hashlib.sha256(data).hexdigest()
-        path = self._file(sha)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{sha}.{secrets.token_hex(4)}.tmp")
-            # write + rename: a killed server leaves a whole file or none (no fsync: durability
-            # against power loss is not a goal of a local emulator, and fsync per blob is slow).
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        conn.execute("INSERT INTO blobs(key, sha256, size, created_ms) VALUES(?, ?, ?, ?) "
-                     "ON CONFLICT(key) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
-                     (key, sha, len(data), int(time.time() * 1000)))
-        return BlobInfo(key, sha, len(data), path)
-
-    def info(self, conn: sqlite3.Connection, key: str) -> BlobInfo | None:
-        row = conn.execute("SELECT sha256, size FROM blobs WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        return BlobInfo(key, row["sha256"], int(row["size"]), self._file(row["sha256"]))
-
-    def read(self, key: str) -> bytes | None:
-        with self.store.read() as conn:
-            info = self.info(conn, key)
-        return info.path.read_bytes() if info is not None and info.path.exists() else None
-
-    def _signature(self, key: str, st: str, se: str, sp: str) -> str:
-        mac = hmac.digest(self._secret, f"{key}\n{st}\n{se}\n{sp}".encode(), "sha256")
-        return base64.b64encode(mac).decode("ascii")
-
-    def _window(self, t: int, ttl_s: int) -> tuple[str, str]:
-        """(st, se) of a SAS issued at second t: st = t - 5 min, se = t + ttl (reference §3.8)."""
-        if ttl_s == DEFAULT_TTL_S and self._window_memo[0] == t:
-            return self._window_memo[1]
-        window = (_iso(t - 300), _iso(t + ttl_s))
-        if ttl_s == DEFAULT_TTL_S:
-            self._window_memo = (t, window)
-        return window
-
-    def sas_query(self, key: str, ttl_s: int = DEFAULT_TTL_S, now: float | None = None) -> str:
-        """`sv=…&sr=b&sig=…&st=…&se=…&sp=r` for `key` (field order as in the captured SAS URLs)."""
-        st, se = self._window(int(now if now is not None else time.time()), ttl_s)
-        sig = self._signature(key, st, se, "r")
-        st_q, se_q = st.replace(":", "%3A"), se.replace(":", "%3A")  # ISO times only need their colons escaped
-        return f"sv={SAS_VERSION}&sr=b&sig={fast_quote(sig)}&st={st_q}&se={se_q}&sp=r"
-
-    def sas_url(self, base_url: str, key: str, ttl_s: int = DEFAULT_TTL_S, now: float | None = None) -> str:
-        """Absolute signed URL of a blob; base_url is the server root as the client sees it."""
-        return f"{base_url.rstrip('/')}/blobs/{fast_quote(key, '/')}?{self.sas_query(key, ttl_s, now)}"
-
-    def shared_access(self, ws: str, base_url: str, key: str) -> str:
-        """`AccessCredential` of a node-output endpoint (reference §3.8): workspace, signature, blob SAS URL.
-
-        The outer `signature` repeats the blob URL's own `sig` (the inner SAS is what authenticates);
-        the doubly percent-encoded URL is assembled from its parts, since a 40-module GET carries ~300
-        credentials. Within one second a credential is the same string, so it is memoised per second.
-        """
-        t = int(time.time())
-        if t != self._memo_second:
-            self._memo = {}
-            self._memo_second = t
-        memo_key = (ws, base_url, key)
-        found = self._memo.get(memo_key)
-        if found is not None:
-            return found
-        st, se = self._window(t, DEFAULT_TTL_S)
-        sig_q = fast_quote(self._signature(key, st, se, "r"))
-        base_qq = self._memo.get(base_url)
-        if base_qq is None:
-            base_qq = self._memo[base_url] = fast_quote(base_url.rstrip("/"))
-        # quote(quote(key, "/"), ""): keys hold only [A-Za-z0-9._ /-] (KEY_RE)
-        key_qq = key.replace("/", "%2F").replace(" ", "%2520")
-        uri_qq = (f"{base_qq}%2Fblobs%2F{key_qq}%3Fsv%3D{SAS_VERSION}%26sr%3Db%26sig%3D{sig_q.replace('%', '%25')}"
-                  f"%26st%3D{st.replace(':', '%253A')}%26se%3D{se.replace(':', '%253A')}%26sp%3Dr")
-        value = f"?workspaceId={ws}&signature={sig_q}&sharedAccessUri={uri_qq}"
-        self._memo[memo_key] = value
-        return value
-
-    @staticmethod
-    def check_shared_access(uri: str, signature: str) -> None:
-        """The outer signature must repeat the blob URL's `sig` (the blob URL itself is checked by `check`)."""
-        inner = parse_qs(urlsplit(uri).query).get("sig", [""])[0]
-        if not inner or not hmac.compare_digest(inner, signature):
-            raise ApiFault(403, "AuthenticationFailed", "the shared access signature does not match")
-
-    def check(self, key: str, st: str | None, se: str | None, sp: str | None, sig: str | None) -> None:
-        """403 unless the signature matches and the URL is within [st, se]."""
-        if not (st and se and sp and sig):
-            raise ApiFault(403, "AuthenticationFailed", "the blob URL carries no complete signature (st, se, sp, sig)")
-        expected = self._signature(key, st, se, sp)
-        if not hmac.compare_digest(expected, sig) or "r" not in sp:
-            raise ApiFault(403, "AuthenticationFailed", "the blob URL signature does not match")
-        end, start = _parse_iso(se), _parse_iso(st)
-        now = time.time()
-        if end is None or start is None or now > end:
-            raise ApiFault(403, "AuthenticationFailed",
-                           "the blob URL has expired; GET the resource again for a fresh URL")
-        if now < start - 60:
-            raise ApiFault(403, "AuthenticationFailed", "the blob URL is not valid yet")
 
 
 def virtual_content(key: str) -> bytes | None:

@@ -23,9 +23,9 @@ from flask import Blueprint, Response, request
 
 from amlvc import rules
 from amlvc.server import catalog, wsmodel
+from amlvc.server.auth import check_workspace
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
-from amlvc.server.studio import check_workspace
 from amlvc.server.wire import HEX32_RE, json_response
 
 bp = Blueprint("deploy", __name__, url_prefix="/api")

@@ -12,11 +12,11 @@ import time
 from flask import Blueprint, Response, request
 
 from amlvc.server import catalog, runs
+from amlvc.server.auth import check_workspace
 from amlvc.server.blobs import send_blob
 from amlvc.server.errors import ApiFault
 from amlvc.server.model import new_document, parse_save_body, shape_webservice
 from amlvc.server.state import get_state
-from amlvc.server.studio import check_workspace
 from amlvc.server.wire import (
     GLOBAL_WORKSPACE_ID,
     LEAF_ID_RE,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,11 +13,11 @@ from types import TracebackType
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from amlvc.server.app import create_app
-from amlvc.server.blobs import BlobStore
+from amlvc.server.blobstore import BlobStore
 from amlvc.server.faults import FaultInjector, FaultMiddleware
 from amlvc.server.state import ServerState, Tokens
 from amlvc.server.store import CORE_SCHEMA, Store
-from amlvc.server.wire import WORKSPACE_ID_RE
+from amlvc.server.wire import WORKSPACE_ID_RE, now_ms
 
 
 class QuietRequestHandler(WSGIRequestHandler):
@@ -83,7 +84,7 @@ class ServerHandle:
 def build_state(data_dir: Path, workspaces: Sequence[tuple[str, str | None]], seed: Path | str | None = None,
                 latency_ms: int = 0, fault_rate: float = 0.0, fault_seed: int = 0) -> ServerState:
     """Open the data directory, register the workspaces and apply the seed; no socket yet."""
-    from amlvc.server import catalog, studio
+    from amlvc.server import catalog
     from amlvc.server import seed as seeding
 
     tokens = parse_workspaces(workspaces)
@@ -96,7 +97,7 @@ def build_state(data_dir: Path, workspaces: Sequence[tuple[str, str | None]], se
     try:
         for ws in tokens:
             with store.tx() as conn:
-                studio.register_workspace(conn, ws)
+                register_workspace(conn, ws)
             seeding.install_builtins(state, ws)
         if seed == "demo":
             seed = seeding.demo_seed_dir()
@@ -138,3 +139,9 @@ def start_server(data_dir: Path, workspaces: Sequence[tuple[str, str | None]] = 
         listener.close()  # werkzeug holds its own duplicate of the descriptor
     server.daemon_threads = True  # type: ignore[attr-defined]
     return ServerHandle(server, state, Path(data_dir))
+
+
+def register_workspace(conn: sqlite3.Connection, ws: str) -> None:
+    """Create the workspace row once (inside a tx); tokens are never stored."""
+    conn.execute("INSERT OR IGNORE INTO workspaces(id, friendly_name, created_ms) VALUES(?, ?, ?)",
+                 (ws, f"amlvc local workspace {ws[:8]}", now_ms()))

@@ -25,7 +25,8 @@ import sqlite3
 from typing import Any
 
 from amlvc.server import assetdb, catalog
-from amlvc.server.blobs import BlobStore, endpoint
+from amlvc.server.blobs import endpoint
+from amlvc.server.blobstore import BlobStore
 from amlvc.server.wire import (
     GLOBAL_WORKSPACE_ID,
     MIN_DATE_MS,

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
+from amlvc.server.blobstore import BlobStore
 from amlvc.server.store import Store
 
 if TYPE_CHECKING:
-    from amlvc.server.blobs import BlobStore
     from amlvc.server.faults import FaultInjector
 
 STATE_KEY = "amlvc.state"

@@ -11,9 +11,9 @@ import sqlite3
 from flask import Blueprint, Response, request
 
 from amlvc.server import assetdb
+from amlvc.server.auth import check_workspace
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
-from amlvc.server.studio import check_workspace
 from amlvc.server.wire import HEX32_RE, json_response, new_guid, now_ms
 
 bp = Blueprint("uploads", __name__, url_prefix="/api")

@@ -19,14 +19,13 @@ from typing import Any
 from flask import Blueprint, Response
 from flask.blueprints import BlueprintSetupState
 
-from amlvc.server import deploy, wsmodel
+from amlvc.server import wsmodel
 from amlvc.server.auth import bearer_token, require_bearer
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import STATE_KEY, get_state
 from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response
 
 bp = Blueprint("webservices", __name__)
-bp.register_blueprint(deploy.bp)
 
 ENDPOINT_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 MAX_DESCRIPTION = 2000

@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from flask import request
 
-from amlvc.server.blobs import valid_key
+from amlvc.server.blobstore import valid_key
 from amlvc.server.state import get_state
 
 SCHEMA = """
