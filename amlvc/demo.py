@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from amlvc import repo
+from amlvc.canonical.normalize import to_push_body
 from amlvc.client import Client, RetryPolicy, hosts_for
 from amlvc.config import Remote
 from amlvc.errors import LocalError
-from amlvc.normalize import to_push_body
 
 Say = Callable[[str], None]
 TOKEN_ENV = "AMLVC_DEMO_TOKEN"
@@ -88,13 +88,13 @@ def demo(say: Say, *, keep: Path | None = None) -> DemoResult:
 
 
 def _run(step: Callable[[str], None], say: Say, root: Path, url: str, workspace_id: str) -> None:
-    from amlvc.offline import init
-    from amlvc.pull import pull
-    from amlvc.push import push
-    from amlvc.pushplan import PushOptions
-    from amlvc.restore import restore
-    from amlvc.review import diff_revisions
-    from amlvc.status import status
+    from amlvc.offline.init import init
+    from amlvc.review.revisions import diff_revisions
+    from amlvc.sync.pull import pull
+    from amlvc.sync.push import push
+    from amlvc.sync.pushplan import PushOptions
+    from amlvc.sync.restore import restore
+    from amlvc.sync.status import status
 
     step(f"amlvc init --remote dev --endpoint {url} --workspace-id {workspace_id}")
     init(root, Remote("dev", workspace_id, endpoint=url, token_env=TOKEN_ENV))
@@ -150,7 +150,7 @@ def _run(step: Callable[[str], None], say: Say, root: Path, url: str, workspace_
 
 def _pick(root: Path, added: tuple[str, ...]) -> tuple[str, str]:
     """The demo's experiment: a training experiment with a numeric parameter (the first that has one)."""
-    from amlvc import mirror
+    from amlvc.worktree import mirror
 
     entries = mirror.lock_entries(mirror.read_lock(root), "dev")
     for slug in sorted(added, key=lambda s: ("training" not in s, s)):

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deepdiff import DeepDiff
 from normalize import best_of, synthetic_experiment
 
-from amlvc.diff import diff_trees
-from amlvc.difftree import Tree
-from amlvc.normalize import normalize
+from amlvc.canonical.normalize import normalize
 from amlvc.render import FORMATS, render
+from amlvc.review.diff import diff_trees
+from amlvc.review.difftree import Tree
 
 
 def edited(doc: dict[str, Any], seed: int = 7) -> dict[str, Any]:

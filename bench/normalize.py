@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from amlvc import columns, layout, rules
-from amlvc.denormalize import denormalize
-from amlvc.normalize import normalize
+from amlvc import rules
+from amlvc.canonical import columns, layout
+from amlvc.canonical.denormalize import denormalize
+from amlvc.canonical.normalize import normalize
 
 BUILTIN = rules.BUILTIN_OWNER
 WORKSPACE = "9d0c5e7a1b3f42c68e0a4b6d8f1c3e5a"

@@ -109,8 +109,8 @@ def start_server(data: Path, latency_ms: int) -> tuple[subprocess.Popen[str], st
 def build(url: str, experiments: int, modules: int, runs: int) -> list[str]:
     from normalize import synthetic_experiment
 
+    from amlvc.canonical.normalize import to_push_body
     from amlvc.client import Client, hosts_for
-    from amlvc.normalize import to_push_body
 
     client = Client("bench", WS, hosts_for(endpoint=url), TOKEN, jobs=16)
 
@@ -137,8 +137,8 @@ def studio_edit(url: str, exp_id: str, kind: str) -> None:
     """GET, change as Studio would (one parameter, or one node dragged), POST with IsDraft:true."""
     import re
 
+    from amlvc.canonical.normalize import to_push_body
     from amlvc.client import Client, hosts_for
-    from amlvc.normalize import to_push_body
 
     client = Client("bench", WS, hosts_for(endpoint=url), TOKEN)
     doc = client.get_experiment(exp_id)

@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from amlvc import config  # noqa: E402
+from amlvc.canonical.normalize import to_push_body  # noqa: E402
 from amlvc.client import Client, hosts_for  # noqa: E402
-from amlvc.normalize import to_push_body  # noqa: E402
-from amlvc.pull import pull  # noqa: E402
-from amlvc.push import push  # noqa: E402
-from amlvc.pushplan import PushOptions  # noqa: E402
 from amlvc.server.runner import start_server  # noqa: E402
+from amlvc.sync.pull import pull  # noqa: E402
+from amlvc.sync.push import push  # noqa: E402
+from amlvc.sync.pushplan import PushOptions  # noqa: E402
 
 WS = "c4e6a8b0d2f44a6c8e0a2c4e6b8d0f13"  # the fixtures' workspace: their assets exist there
 TOKEN = "bench-token"

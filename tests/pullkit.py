@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from amlvc.canonical.normalize import to_push_body
 from amlvc.client import Client, RetryPolicy, hosts_for
-from amlvc.normalize import to_push_body
 from amlvc.server.runner import ServerHandle, start_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

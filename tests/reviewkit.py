@@ -11,7 +11,7 @@ from typing import Any
 
 from conftest import FIXTURES
 
-from amlvc.normalize import dumps, normalize
+from amlvc.canonical.normalize import dumps, normalize
 
 SLUG = "training"
 EXP_DIR = f"experiments/{SLUG}"

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from amlvc import importer, offline
+from amlvc.offline import importer
+from amlvc.offline import init as offline
 from tests.conftest import FIXTURES
 
 BOMB = (

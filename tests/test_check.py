@@ -22,7 +22,9 @@ from pushkit import (
     workspace_state,
 )
 
-from amlvc.check import (
+from amlvc.errors import ConfigError, UsageError
+from amlvc.server import assetdb
+from amlvc.sync.check import (
     GLOBAL_WORKSPACE_ID,
     Inventory,
     Remap,
@@ -32,8 +34,6 @@ from amlvc.check import (
     collect_references,
     parse_remap,
 )
-from amlvc.errors import ConfigError, UsageError
-from amlvc.server import assetdb
 
 PREDICTIVE = json.loads((FIXTURES / "predictive--base.json").read_text(encoding="utf-8"))
 TRAINING_DOC = json.loads((FIXTURES / "training--base.json").read_text(encoding="utf-8"))

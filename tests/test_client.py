@@ -191,8 +191,8 @@ def test_typed_lists_and_experiment_calls(tmp_path: Path) -> None:
 def test_stale_if_match_is_a_conflict_and_writes_nothing(tmp_path: Path) -> None:
     from pushkit import TRAINING_ID, client, start
 
+    from amlvc.canonical.normalize import to_push_body
     from amlvc.errors import ConflictError
-    from amlvc.normalize import to_push_body
 
     with start(tmp_path) as handle, client(handle) as c:
         doc = c.get_experiment(TRAINING_ID)
@@ -211,7 +211,7 @@ def test_create_is_repeated_only_when_the_service_certainly_ignored_it(tmp_path:
                                                                         created: int) -> None:
     from pushkit import TRAINING_ID, client, start
 
-    from amlvc.normalize import to_push_body
+    from amlvc.canonical.normalize import to_push_body
 
     with start(tmp_path) as clean, client(clean) as c:
         body = to_push_body({**c.get_experiment(TRAINING_ID), "Description": "copy"})

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from amlvc import columns
+from amlvc.canonical import columns
 
 LABELS = ("%7B%22isFilter%22%3Atrue%2C%22rules%22%3A%5B%7B%22ruleType%22%3A%22ColumnNames%22%2C%22columns%22%3A"
           "%5B%22labels%22%5D%2C%22exclude%22%3Afalse%7D%5D%7D")

@@ -13,12 +13,12 @@ from conftest import FIXTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amlvc.diff import KINDS, Change, diff_trees, sort_changes
-from amlvc.difftree import Tree
+from amlvc.canonical.normalize import normalize
+from amlvc.canonical.webservice import normalize_wsd
 from amlvc.errors import InvalidDocument
-from amlvc.normalize import normalize
 from amlvc.render.json import patch
-from amlvc.wsd import normalize_wsd
+from amlvc.review.diff import KINDS, Change, diff_trees, sort_changes
+from amlvc.review.difftree import Tree
 
 OWNER = "506153734175476c4f62416c57734963"
 N1 = "aaaaaaaa-1111-2222-3333-444444444444-1"

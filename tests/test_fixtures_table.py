@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from amlvc import exporter, importer, offline
-from amlvc.document import load_json_file
-from amlvc.roundtrip import verify_roundtrip
+from amlvc.canonical.document import load_json_file
+from amlvc.canonical.roundtrip import verify_roundtrip
+from amlvc.offline import exporter, importer
+from amlvc.offline import init as offline
 from tests.conftest import FIXTURES
 
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*--*.json"))

@@ -20,10 +20,10 @@ from reviewkit import (
     write_experiment,
 )
 
-from amlvc.difftree import Tree
+from amlvc.canonical.normalize import dumps
 from amlvc.errors import InvalidDocument
-from amlvc.merge import validate_experiment
-from amlvc.normalize import dumps
+from amlvc.review.difftree import Tree
+from amlvc.review.merge import validate_experiment
 
 EXPERIMENT = f"{EXP_DIR}/experiment.json"
 

@@ -14,7 +14,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from amlvc import exporter, importer, offline
+from amlvc.offline import exporter, importer
+from amlvc.offline import init as offline
 from tests.conftest import FIXTURES
 
 SECRET_NAMES = re.compile(r"(?i)(^|[ _])(key|password|pwd|secret|token)$")

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from amlvc import layout, rules
-from amlvc.denormalize import denormalize
-from amlvc.document import classify, load_json_file
+from amlvc import rules
+from amlvc.canonical import layout
+from amlvc.canonical.denormalize import denormalize
+from amlvc.canonical.document import classify, load_json_file
+from amlvc.canonical.normalize import normalize
 from amlvc.errors import ExitCode, InvalidDocument, LocalError
-from amlvc.normalize import normalize
 
 BOMB = ("<?xml version='1.0'?><!DOCTYPE DataV1 [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;'>"
         "<!ENTITY c '&b;&b;&b;&b;&b;&b;&b;&b;'><!ENTITY d '&c;&c;&c;&c;&c;&c;&c;&c;'>]>"
@@ -275,8 +276,8 @@ def test_git_conflict_lines_in_a_script_are_refused() -> None:
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from amlvc.document import loads  # noqa: E402
-from amlvc.roundtrip import verify_roundtrip  # noqa: E402
+from amlvc.canonical.document import loads  # noqa: E402
+from amlvc.canonical.roundtrip import verify_roundtrip  # noqa: E402
 
 FUZZ = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from amlvc import layout, rules
+from amlvc import rules
+from amlvc.canonical import layout
 from amlvc.errors import InvalidDocument
 
 POSITIONS = [{"node": "a-1", "position": "40,-180,200,200"}, {"node": "b&'<2", "position": "1,2,3,4"}]

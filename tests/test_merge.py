@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reviewkit import fixture_files, node_with, param
 
-from amlvc.difftree import find_conflict
-from amlvc.merge import merge_experiment, merge_json, merge_layout, report, validate_experiment
+from amlvc.review.difftree import find_conflict
+from amlvc.review.merge import merge_experiment, merge_json, merge_layout, report, validate_experiment
 
 
 def base() -> dict[str, Any]:

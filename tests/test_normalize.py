@@ -11,18 +11,14 @@ from typing import Any
 
 import pytest
 
-from amlvc import layout, rules
-from amlvc.columns import encode
-from amlvc.denormalize import denormalize, recorded_module_names
-from amlvc.document import load_json_file
+from amlvc import rules
+from amlvc.canonical import layout
+from amlvc.canonical.columns import encode
+from amlvc.canonical.denormalize import denormalize, recorded_module_names
+from amlvc.canonical.document import load_json_file
+from amlvc.canonical.normalize import content_hash, dumps, normalize, to_push_body
+from amlvc.canonical.roundtrip import verify_roundtrip
 from amlvc.errors import InvalidDocument, MissingSecret
-from amlvc.normalize import (
-    content_hash,
-    dumps,
-    normalize,
-    to_push_body,
-)
-from amlvc.roundtrip import verify_roundtrip
 
 WS = "9d0c5e7a1b3f42c68e0a4b6d8f1c3e5a"
 BUILTIN = rules.BUILTIN_OWNER
@@ -474,7 +470,7 @@ def test_to_push_body_shape() -> None:
 
 
 def test_verify_reports_lossy_fields() -> None:
-    from amlvc.document import compare
+    from amlvc.canonical.document import compare
 
     doc = synthetic_experiment()
     changed = copy.deepcopy(doc)

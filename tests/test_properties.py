@@ -10,10 +10,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amlvc import columns, layout, rules
-from amlvc.denormalize import denormalize
-from amlvc.normalize import normalize
-from amlvc.roundtrip import verify_roundtrip
+from amlvc import rules
+from amlvc.canonical import columns, layout
+from amlvc.canonical.denormalize import denormalize
+from amlvc.canonical.normalize import normalize
+from amlvc.canonical.roundtrip import verify_roundtrip
 
 # PROPERTY_EXAMPLES=1000 for a long local run; CI keeps the default small.
 SETTINGS = settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")), deadline=None,
@@ -255,7 +256,7 @@ def wsds(draw: st.DrawFn) -> dict[str, Any]:
 @SETTINGS
 @given(wsds())
 def test_wsd_round_trip_modulo_case_and_idempotent(doc: dict[str, Any]) -> None:
-    from amlvc.wsd import denormalize_wsd, normalize_wsd, verify_wsd
+    from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd, verify_wsd
 
     assert verify_wsd(doc) == []
     first = normalize_wsd(doc)

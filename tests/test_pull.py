@@ -27,8 +27,8 @@ from pullkit import (
     studio_edit,
 )
 
-from amlvc.history import parse_service_date, parse_trailers
 from amlvc.server.runner import ServerHandle
+from amlvc.sync.messages import parse_service_date, parse_trailers
 
 
 def pull_json(run_cli: Any, root: Path, *args: str) -> dict[str, Any]:
@@ -300,7 +300,7 @@ def test_committed_local_change_and_workspace_change_is_reported_as_diverged(
 
 
 def test_commit_message_helpers() -> None:
-    from amlvc import history
+    from amlvc.sync import messages as history
 
     message = history.pull_message("dev", "ab" * 16, ["a"], ["b"], [], ["c"])
     assert message.splitlines()[0] == "Pull from dev: 1 added, 1 changed"

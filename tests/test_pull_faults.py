@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pullkit import TOKEN, TOKEN_ENV, fingerprint, git, init_repo, seed_workspace, start, tree_without_config
 
-from amlvc.mirror import JOURNAL_NAME
+from amlvc.worktree.mirror import JOURNAL_NAME
 
 AMLVC = [sys.executable, "-m", "amlvc"]
 
@@ -149,7 +149,7 @@ def test_a_pull_failing_part_way_through_its_writes_puts_everything_back(
         words: str) -> None:
     """A write the OS refuses (or Ctrl-C) after some files are written: the error, and the repository as it
     was, at once (not only at the next pull)."""
-    import amlvc.mirror as mirror
+    import amlvc.worktree.mirror as mirror
 
     data = tmp_path / "data"
     seed_workspace(data, 4)

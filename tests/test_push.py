@@ -33,7 +33,7 @@ from pushkit import (
 )
 
 from amlvc import config
-from amlvc.normalize import normalize
+from amlvc.canonical.normalize import normalize
 
 
 def push(run_cli: Any, root: Path, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -389,8 +389,8 @@ def test_push_of_an_export_the_workspace_has_moved_past_is_refused(tmp_path: Pat
 
 
 def test_an_unchanged_push_costs_one_list_request(world: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from amlvc.push import push as push_api
-    from amlvc.pushplan import PushOptions
+    from amlvc.sync.push import push as push_api
+    from amlvc.sync.pushplan import PushOptions
 
     server, root = world
     for name, value in token_env().items():
@@ -413,7 +413,7 @@ def test_uncommitted_lock_is_refused_with_exit_3(world: tuple[Any, Path], run_cl
 
 def test_several_experiments_are_written_in_parallel_and_recorded_in_one_commit(tmp_path: Path,
                                                                                run_cli: Any) -> None:
-    from amlvc.normalize import to_push_body
+    from amlvc.canonical.normalize import to_push_body
 
     with start(tmp_path) as server:
         with client(server) as c:
@@ -436,7 +436,7 @@ def test_several_experiments_are_written_in_parallel_and_recorded_in_one_commit(
 
 
 def test_a_failed_write_still_records_the_writes_that_happened(tmp_path: Path, run_cli: Any) -> None:
-    from amlvc.normalize import to_push_body
+    from amlvc.canonical.normalize import to_push_body
 
     with start(tmp_path) as server:
         with client(server) as c:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from reviewkit import fixture_files
 
-from amlvc.diff import diff_trees
-from amlvc.difftree import Tree
 from amlvc.render import render
+from amlvc.review.diff import diff_trees
+from amlvc.review.difftree import Tree
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
                  if p and Path(p).exists()), None)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from amlvc import lockfile, project, repo
+from amlvc import repo
 from amlvc.errors import InvalidDocument, LocalError, NotARepository
+from amlvc.worktree import lockfile, project
 
 
 def git(root: Path, *args: str) -> str:

@@ -22,9 +22,9 @@ from pullkit import (
     studio_edit,
 )
 
-from amlvc.mirror import module_names
-from amlvc.normalize import normalize
+from amlvc.canonical.normalize import normalize
 from amlvc.server.runner import ServerHandle
+from amlvc.worktree.mirror import module_names
 
 SLUG = "kundigung-training"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amlvc import secrets
+from amlvc.canonical import secrets
 from amlvc.errors import MissingSecret
 
 KEY88 = "oM4uBj0DgLlLz1k8LMc24nszq2qWc40SfLzT0shNmwWgzi4GPQOAuUvPWTwsxzbiezOrapZzjRJ8vNPSyE2bBaDO"

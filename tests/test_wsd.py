@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from amlvc import rules
-from amlvc.document import classify
+from amlvc.canonical.document import classify
+from amlvc.canonical.roundtrip import verify_roundtrip
+from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd, verify_wsd
 from amlvc.errors import InvalidDocument
-from amlvc.roundtrip import verify_roundtrip
-from amlvc.wsd import denormalize_wsd, normalize_wsd, verify_wsd
 
 PRIMARY = "Zm9vYmFy" * 11
 SIG = "AbCdEf0123%2Bxyz%3D"

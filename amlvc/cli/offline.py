@@ -41,7 +41,7 @@ def init(remote_name: str | None, location: str | None, endpoint: str | None, wo
       amlvc init --remote prod --location "West Europe" --workspace-id <id>
     """
     from amlvc.config import Remote
-    from amlvc.offline import init as run_init
+    from amlvc.offline.init import init as run_init
 
     remote = None
     if remote_name is not None:
@@ -90,7 +90,7 @@ def import_(files: tuple[Path, ...], as_json: bool) -> int:
       amlvc import exports/*.json
       amlvc import churn-scoring-wsd.json --json
     """
-    from amlvc.importer import import_files
+    from amlvc.offline.importer import import_files
 
     def advance(done: int, total: int) -> None:
         click.echo(f"\rImporting {done}/{total}", err=True, nl=done == total)
@@ -135,7 +135,7 @@ def export(experiment: str, rev: str | None, remote: str | None, webservice: boo
       amlvc export churn-training --rev HEAD~2 -o churn-old.json
       amlvc export churn-scoring --webservice -o wsd.json
     """
-    from amlvc.exporter import export as run_export
+    from amlvc.offline.exporter import export as run_export
     from amlvc.repo import atomic_write
 
     result = run_export(Path.cwd(), experiment, rev=rev, remote=remote, webservice=webservice)
@@ -173,7 +173,7 @@ def normalize_cmd(paths: tuple[Path, ...], check: bool, as_json: bool) -> int:
       amlvc normalize                                # fix hand edits, then review with git diff
       amlvc normalize --check experiments/churn/experiment.json
     """
-    from amlvc.offline import normalize_tree
+    from amlvc.offline.init import normalize_tree
 
     result = normalize_tree(Path.cwd(), fix=not check, paths=[str(p) for p in paths])
     if as_json:
@@ -209,7 +209,7 @@ def verify(files: tuple[Path, ...], as_json: bool) -> int:
       amlvc verify experiments/churn/experiment.json
       amlvc verify --json exports/*.json
     """
-    from amlvc.offline import verify as run_verify
+    from amlvc.offline.init import verify as run_verify
 
     result = run_verify(Path.cwd(), list(files))
     if as_json:

@@ -14,9 +14,9 @@ from amlvc.cli.base import cli, emit_json, is_terminal, note
 from amlvc.errors import MissingAssets, some
 
 if TYPE_CHECKING:  # the core modules import requests and git: loaded by the commands that use them
-    from amlvc import push as core
-    from amlvc import pushplan
-    from amlvc.check import CheckResult, Resolution
+    from amlvc.sync import push as core
+    from amlvc.sync import pushplan
+    from amlvc.sync.check import CheckResult, Resolution
 
 _MARKS = {"exact": "=", "family": "~", "name": "~", "mapped": "~", "missing": "!"}
 _ACTION_MARKS = {"create": "+", "update": "~", "unchanged": "="}
@@ -40,7 +40,7 @@ def _short(ident: str) -> str:
 
 
 def _resolution_line(r: Resolution) -> str:
-    from amlvc.check import KIND_LABELS
+    from amlvc.sync.check import KIND_LABELS
 
     kind = KIND_LABELS.get(r.reference.kind, "asset")
     name = f" {r.target.name!r}" if r.target is not None and r.target.name else ""
@@ -124,8 +124,8 @@ def check_command(experiments: tuple[str, ...], remote: str | None, rev: str | N
       amlvc check --remap name --remote prod
       amlvc check --rev v1.2 --json
     """
-    from amlvc import push as core
-    from amlvc import pushplan
+    from amlvc.sync import push as core
+    from amlvc.sync import pushplan
 
     options = pushplan.PushOptions(experiments=experiments, remote=remote, rev=rev, remap=remap, token_env=token_env)
     results = core.check(Path.cwd(), options)
@@ -182,8 +182,8 @@ def push_command(experiments: tuple[str, ...], remote: str | None, rev: str | No
       amlvc push churn --rev HEAD~2 --force
       amlvc push churn --as-new "Churn (copy)"
     """
-    from amlvc import push as core
-    from amlvc import pushplan
+    from amlvc.sync import push as core
+    from amlvc.sync import pushplan
 
     options = pushplan.PushOptions(experiments=experiments, remote=remote, rev=rev, as_new=as_new, dry_run=dry_run,
                                force=force, run=run_, remap=remap, token_env=token_env, jobs=jobs)

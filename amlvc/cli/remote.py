@@ -90,7 +90,7 @@ def pull(experiments: tuple[str, ...], remote: str | None, with_history: bool, j
       amlvc pull --history              # also one commit per run-history snapshot
       amlvc pull --theirs churn-training  # take the workspace's version, do not merge
     """
-    from amlvc.pull import pull as run_pull
+    from amlvc.sync.pull import pull as run_pull
 
     root = _root()
     with _progress(not as_json) as progress:
@@ -152,7 +152,7 @@ def status(remote: str | None, check: bool, token_env: str | None, as_json: bool
       amlvc status
       amlvc status --remote prod --check   # exit 1 when anything is not synced (CI)
     """
-    from amlvc.status import status as run_status
+    from amlvc.sync.status import status as run_status
 
     result = run_status(_root(), remote=remote, token_env=token_env)
     if as_json:
@@ -204,7 +204,7 @@ def restore(experiment: str, rev: str | None, snapshot: str | None, as_new: str 
       amlvc restore churn-training --rev v1.2 --as-new "Churn (v1.2)"
       amlvc restore churn-training --snapshot 9952-07-21t15.18.32
     """
-    from amlvc.restore import restore as run_restore
+    from amlvc.sync.restore import restore as run_restore
 
     result = run_restore(_root(), experiment, rev=rev, snapshot=snapshot, as_new=as_new, remote=remote,
                          force=force, token_env=token_env)

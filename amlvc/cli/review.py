@@ -14,7 +14,7 @@ from amlvc.errors import ConflictError, ExitCode, LocalError, UsageError
 from amlvc.render import FORMATS, render
 
 if TYPE_CHECKING:
-    from amlvc.diff import ExperimentDiff
+    from amlvc.review.diff import ExperimentDiff
 
 # amlvc.repo and amlvc.review import GitPython: each command imports them when it runs, so that the
 # commands git runs per file (textconv, diff-driver) and `amlvc --help` do not pay for them up front.
@@ -61,7 +61,7 @@ def diff_command(args: tuple[str, ...], remote: str | None, fmt: str, exit_code:
     amlvc diff --remote dev       the work tree (or REV_A) against the live workspace
     Layout-only changes are collapsed into a count; breaking web-service changes are flagged.
     """
-    from amlvc import review
+    from amlvc.review import revisions as review
 
     root = _root()
     revs, slugs = review.split_arguments(root, args)
@@ -91,7 +91,7 @@ def _changed(diffs: list[ExperimentDiff]) -> bool:
 @click.option("-p", "--patch", is_flag=True, help="Show each commit's change records, not only the summary.")
 def log_command(experiment: str, max_count: int | None, as_json: bool, patch: bool) -> None:
     """History of one experiment, newest first, one semantic summary line per commit."""
-    from amlvc import review
+    from amlvc.review import revisions as review
 
     entries = review.log(_root(), experiment, max_count)
     if as_json:
@@ -112,7 +112,8 @@ def log_command(experiment: str, max_count: int | None, as_json: bool, patch: bo
 @click.option("--global", "global_scope", is_flag=True, help="Configure git for every repository of this user.")
 def config_git_command(global_scope: bool) -> None:
     """Make plain git diff/log/show print semantic diffs and git merge use amlvc's merge (like nbdime config-git)."""
-    from amlvc import repo, review
+    from amlvc import repo
+    from amlvc.review import revisions as review
 
     root = None if global_scope else repo.git_root(Path.cwd())
     if root is None and not global_scope:
@@ -134,10 +135,10 @@ def config_git_command(global_scope: bool) -> None:
 @click.argument("path", required=False, default="")
 def merge_driver_command(base: str, ours: str, theirs: str, path: str) -> None:
     """git merge driver: `amlvc merge-driver %O %A %B %P`; writes the result to %A, non-zero on conflict."""
-    from amlvc import review
-    from amlvc.difftree import check_experiment, check_layout, load
-    from amlvc.merge import merge_experiment, merge_json, merge_layout, report
-    from amlvc.normalize import dumps
+    from amlvc.canonical.normalize import dumps
+    from amlvc.review import revisions as review
+    from amlvc.review.difftree import check_experiment, check_layout, load
+    from amlvc.review.merge import merge_experiment, merge_json, merge_layout, report
 
     name = path or ours
     docs = [load(_read(p), f"{name} ({side})") for p, side in ((base, "base"), (ours, "ours"), (theirs, "theirs"))]
@@ -168,9 +169,9 @@ def _read(path: str) -> bytes:
 @click.argument("file", type=click.Path(dir_okay=False))
 def textconv_command(file: str) -> None:
     """git textconv: print a canonical file as a one-value-per-line outline."""
-    from amlvc import review
-    from amlvc.difftree import load
     from amlvc.render.outline import outline
+    from amlvc.review import revisions as review
+    from amlvc.review.difftree import load
 
     data = _read(file)
     try:
@@ -185,7 +186,7 @@ def textconv_command(file: str) -> None:
 @click.argument("args", nargs=-1)
 def diff_driver_command(args: tuple[str, ...]) -> None:
     """git external diff: `path old-file old-hex old-mode new-file new-hex new-mode`; prints the records."""
-    from amlvc import review
+    from amlvc.review import revisions as review
 
     if len(args) == 1:  # git passes only the path of an unmerged file
         click.echo(f"* Unmerged path {args[0]} (resolve the $conflict markers; `amlvc diff` works again after)")

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from amlvc import difftree
-from amlvc.diff import ExperimentDiff
 from amlvc.render.common import WebPort, active, describe, node_states, summary, web_ports
 from amlvc.render.markdown import _edges, _nodes
+from amlvc.review import difftree
+from amlvc.review.diff import ExperimentDiff
 
 NODE_W, NODE_H = 200, 40
 PORT_H = 28

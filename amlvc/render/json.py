@@ -9,8 +9,8 @@ from typing import Any
 
 import jsonpatch
 
-from amlvc.diff import ExperimentDiff
-from amlvc.document import pointer
+from amlvc.canonical.document import pointer
+from amlvc.review.diff import ExperimentDiff
 
 FORMAT = "amlvc/diff@1"
 _SMALL_LIST = 64

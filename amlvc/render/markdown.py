@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from amlvc import difftree
-from amlvc.diff import ExperimentDiff
 from amlvc.render.common import ADDED, COLUMNS, REMOVED, active, counts, describe, node_states, web_ports
+from amlvc.review import difftree
+from amlvc.review.diff import ExperimentDiff
 
 # GitHub refuses mermaid sources over ~50 kB; big graphs show changed nodes and their neighbours only.
 MAX_MERMAID_NODES = 60

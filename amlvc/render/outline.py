@@ -6,8 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from amlvc import difftree
-from amlvc.document import pointer
+from amlvc.canonical.document import pointer
+from amlvc.review import difftree
 
 
 def outline(kind: str, doc: Mapping[str, Any]) -> str:

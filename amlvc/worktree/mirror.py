@@ -20,12 +20,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from amlvc import config, lockfile, project, repo
+from amlvc import config, repo
+from amlvc.canonical.normalize import content_hash, dumps
 from amlvc.client import Client, hosts_for
 from amlvc.credentials import resolve_token
 from amlvc.errors import LocalError
-from amlvc.history import Signature
-from amlvc.normalize import content_hash, dumps
+from amlvc.sync.messages import Signature
+from amlvc.worktree import lockfile, project
 
 LOCK_NAME = "amlvc.lock"
 STATE_DIR = ".amlvc"

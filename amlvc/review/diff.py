@@ -8,9 +8,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from amlvc import difftree as values
-from amlvc.difftree import Tree
-from amlvc.document import pointer
+from amlvc.canonical.document import pointer
+from amlvc.review import difftree as values
+from amlvc.review.difftree import Tree
 
 # The closed vocabulary, in the order records of one experiment are listed.
 KINDS: tuple[str, ...] = (
@@ -360,6 +360,6 @@ def diff_layout(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
 def diff_wsd(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     """Records for webservice.json: the callers' contract (inputs, outputs, parameters) then everything else."""
     # diffwsd builds on this module's Change and pointer, so it is imported when first needed.
-    from amlvc.diffwsd import diff_wsd as _impl
+    from amlvc.review.webservice import diff_wsd as _impl
 
     return _impl(old, new)

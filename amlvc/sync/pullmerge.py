@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlvc import difftree, mirror, repo
-from amlvc.denormalize import denormalize, recorded_module_names
-from amlvc.document import dumps
+from amlvc import repo
+from amlvc.canonical.denormalize import denormalize, recorded_module_names
+from amlvc.canonical.document import dumps
+from amlvc.canonical.normalize import normalize
 from amlvc.errors import AmlvcError, ConflictError
-from amlvc.merge import MergeResult, merge_experiment, merge_layout, validate_experiment
-from amlvc.normalize import normalize
-from amlvc.project import WEBSERVICE_FILE
+from amlvc.review import difftree
+from amlvc.review.merge import MergeResult, merge_experiment, merge_layout, validate_experiment
 from amlvc.rules import EXPERIMENT_FILE, LAYOUT_FILE, SCRIPTS_DIR
+from amlvc.worktree import mirror
+from amlvc.worktree.project import WEBSERVICE_FILE
 
 MERGED_NOTE = "local edits kept"
 

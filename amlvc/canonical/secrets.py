@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from amlvc import rules
-from amlvc.document import Where, render
+from amlvc.canonical.document import Where, render
 from amlvc.errors import MissingSecret
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")

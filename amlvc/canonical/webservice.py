@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from amlvc import rules
-from amlvc.document import (
+from amlvc.canonical.document import (
     check_no_reserved,
     check_tree,
     child,
@@ -17,8 +17,8 @@ from amlvc.document import (
     fail,
     loads_canonical,
 )
-from amlvc.normalize import Normalized, dumps
-from amlvc.secrets import SecretNamer, fill, is_secret_name, placeholder, placeholders_in, scrub
+from amlvc.canonical.normalize import Normalized, dumps
+from amlvc.canonical.secrets import SecretNamer, fill, is_secret_name, placeholder, placeholders_in, scrub
 
 _KNOWN = {key.lower(): key for key in rules.WSD_KNOWN_KEYS}
 _READ_ONLY_TOP = ("id", "name", "type")

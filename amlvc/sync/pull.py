@@ -15,11 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlvc import history, lockfile, mirror, pullmerge, repo
+from amlvc import repo
+from amlvc.canonical.normalize import Normalized, normalize
+from amlvc.canonical.webservice import normalize_wsd
 from amlvc.errors import ApiError, DirtyTree, UsageError, some
-from amlvc.normalize import Normalized, normalize
-from amlvc.project import WEBSERVICE_FILE as WSD
-from amlvc.wsd import normalize_wsd
+from amlvc.sync import messages as history
+from amlvc.sync import pullmerge
+from amlvc.worktree import lockfile, mirror
+from amlvc.worktree.project import WEBSERVICE_FILE as WSD
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor

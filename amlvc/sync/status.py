@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlvc import mirror
-from amlvc.pull import Fetched, canonical
 from amlvc.rules import LAYOUT_FILE
+from amlvc.sync.pull import Fetched, canonical
+from amlvc.worktree import mirror
 
 SYNCED = "synced"
 WORKSPACE_CHANGED = "workspace-changed"

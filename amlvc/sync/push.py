@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from amlvc import mirror, repo, rules
-from amlvc.check import CheckResult, Inventory, apply_remaps, parse_remap
+from amlvc import repo, rules
+from amlvc.canonical.normalize import normalize, to_push_body
 from amlvc.client import Client
 from amlvc.errors import ApiError
-from amlvc.normalize import normalize, to_push_body
-from amlvc.pushplan import (
+from amlvc.sync.check import CheckResult, Inventory, apply_remaps, parse_remap
+from amlvc.sync.pushplan import (
     BACKUP_REF_PREFIX,
     PlannedExperiment,
     PushOptions,
@@ -31,6 +31,7 @@ from amlvc.pushplan import (
     select,
     stored_for,
 )
+from amlvc.worktree import mirror
 
 Progress = Callable[[str, int, int], None]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from amlvc import difftree
-from amlvc.diff import WEBSERVICE, Change
-from amlvc.document import pointer
+from amlvc.canonical.document import pointer
+from amlvc.review import difftree
+from amlvc.review.diff import WEBSERVICE, Change
 
 _MODULE_URI = "aml://module/"
 

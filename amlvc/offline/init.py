@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from amlvc import config as configmod
-from amlvc import lockfile, project, repo
+from amlvc import repo
+from amlvc.canonical.denormalize import denormalize, recorded_module_names
+from amlvc.canonical.document import load_json_file
+from amlvc.canonical.normalize import normalize
+from amlvc.canonical.roundtrip import verify_roundtrip
+from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd
 from amlvc.config import Config, Remote
-from amlvc.denormalize import denormalize, recorded_module_names
-from amlvc.document import load_json_file
 from amlvc.errors import ConfigError, LocalError, UsageError
-from amlvc.exporter import lock_entry
-from amlvc.normalize import normalize
-from amlvc.roundtrip import verify_roundtrip
-from amlvc.wsd import denormalize_wsd, normalize_wsd
+from amlvc.offline.exporter import lock_entry
+from amlvc.worktree import lockfile, project
 
 GITIGNORE = ".gitignore"
 GITATTRIBUTES = ".gitattributes"

@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from amlvc import difftree
-from amlvc.document import pointer
+from amlvc.canonical.document import pointer
+from amlvc.review import difftree
 
 CONFLICT = difftree.CONFLICT_KEY
 _MISSING: Any = object()

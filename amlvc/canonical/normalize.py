@@ -10,8 +10,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from amlvc import columns, layout, rules
-from amlvc.document import (
+from amlvc import rules
+from amlvc.canonical import columns, layout
+from amlvc.canonical.document import (
     Where,
     check_no_reserved,
     check_tree,
@@ -26,14 +27,8 @@ from amlvc.document import (
     find_surrogate,
     resource_annotation,
 )
+from amlvc.canonical.secrets import SecretNamer, is_credential_definition, is_secret_name, scrub, scrub_shapes
 from amlvc.errors import InvalidDocument
-from amlvc.secrets import (
-    SecretNamer,
-    is_credential_definition,
-    is_secret_name,
-    scrub,
-    scrub_shapes,
-)
 
 __all__ = ["Normalized", "content_hash", "dumps", "gc_paused", "normalize", "port_key", "to_push_body"]
 

@@ -11,10 +11,18 @@ from pathlib import Path
 from typing import Any
 
 from amlvc import repo, rules
-from amlvc.diff import ExperimentDiff, diff_layout, diff_trees, diff_wsd, sort_changes
-from amlvc.difftree import EXPERIMENT_FILE, LAYOUT_FILE, WEBSERVICE_FILE, Tree, check_experiment, check_layout, load
 from amlvc.errors import LocalError, UsageError
 from amlvc.render.common import summary
+from amlvc.review.diff import ExperimentDiff, diff_layout, diff_trees, diff_wsd, sort_changes
+from amlvc.review.difftree import (
+    EXPERIMENT_FILE,
+    LAYOUT_FILE,
+    WEBSERVICE_FILE,
+    Tree,
+    check_experiment,
+    check_layout,
+    load,
+)
 
 EXPERIMENTS_DIR = rules.EXPERIMENTS_DIR
 DRIVER = "amlvc"
@@ -273,7 +281,8 @@ def config_git(root: Path | None, global_scope: bool) -> GitConfigResult:
 
 def remote_files(root: Path, remote: str, slugs: Sequence[str] = ()) -> dict[str, Files]:
     """The live workspace's experiments in canonical form: slug (from amlvc.lock, else the name) -> files."""
-    from amlvc import mirror, project, pull
+    from amlvc.sync import pull
+    from amlvc.worktree import mirror, project
 
     target = mirror.open_remote(root, remote)
     with target.client:

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlvc import lockfile, project, repo
+from amlvc import repo
+from amlvc.canonical.denormalize import denormalize
+from amlvc.canonical.document import classify, load_json_file, loads
+from amlvc.canonical.normalize import Normalized, content_hash, normalize
+from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd
 from amlvc.config import IMPORT_REMOTE
-from amlvc.denormalize import denormalize
-from amlvc.document import classify, load_json_file, loads
 from amlvc.errors import DirtyTree, InvalidDocument, UsageError
-from amlvc.normalize import Normalized, content_hash, normalize
-from amlvc.wsd import denormalize_wsd, normalize_wsd
+from amlvc.worktree import lockfile, project
 
 WSD_VOLATILE_SECTION = "webservices"  # lock section (per remote) holding a WSD's read-only fields
 

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlvc import lockfile, project, repo
+from amlvc import repo
+from amlvc.canonical.denormalize import denormalize
+from amlvc.canonical.secrets import placeholder, placeholder_names
+from amlvc.canonical.webservice import denormalize_wsd
 from amlvc.config import IMPORT_REMOTE
-from amlvc.denormalize import denormalize
 from amlvc.errors import LocalError, UsageError
-from amlvc.importer import WSD_VOLATILE_SECTION, existing_names, leaf_id
-from amlvc.secrets import placeholder, placeholder_names
-from amlvc.wsd import denormalize_wsd
+from amlvc.offline.importer import WSD_VOLATILE_SECTION, existing_names, leaf_id
+from amlvc.worktree import lockfile, project
 
 
 @dataclass(frozen=True)

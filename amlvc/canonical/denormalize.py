@@ -7,10 +7,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from amlvc import columns, layout, rules
-from amlvc.document import Where, expect_dict, expect_list, expect_str, fail, loads_canonical, reorder
-from amlvc.normalize import gc_paused, port_key
-from amlvc.secrets import fill
+from amlvc import rules
+from amlvc.canonical import columns, layout
+from amlvc.canonical.document import Where, expect_dict, expect_list, expect_str, fail, loads_canonical, reorder
+from amlvc.canonical.normalize import gc_paused, port_key
+from amlvc.canonical.secrets import fill
 
 __all__ = ["denormalize", "recorded_module_names"]
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from amlvc import rules, wsd
-from amlvc.denormalize import denormalize
-from amlvc.document import classify, compare
-from amlvc.normalize import normalize
-from amlvc.secrets import placeholder, placeholders_in
+from amlvc import rules
+from amlvc.canonical import webservice as wsd
+from amlvc.canonical.denormalize import denormalize
+from amlvc.canonical.document import classify, compare
+from amlvc.canonical.normalize import normalize
+from amlvc.canonical.secrets import placeholder, placeholders_in
 
 __all__ = ["verify_roundtrip"]
 

@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from amlvc import history, mirror, project, repo
+from amlvc import repo
+from amlvc.canonical.normalize import normalize, to_push_body
 from amlvc.errors import ApiError, ConflictError, DirtyTree, UsageError, some
-from amlvc.normalize import normalize, to_push_body
-from amlvc.pull import pull
+from amlvc.sync import messages as history
+from amlvc.sync.pull import pull
+from amlvc.worktree import mirror, project
 
 BACKUP_REF_PREFIX = "refs/amlvc/backup"
 
@@ -59,8 +61,8 @@ def _slug_at(root: Path, experiment: str, rev: str) -> str:
 
 def _restore_rev(root: Path, experiment: str, rev: str, *, as_new: str | None, remote: str | None, force: bool,
                  token_env: str | None) -> RestoreResult:
-    from amlvc.push import push
-    from amlvc.pushplan import PushOptions
+    from amlvc.sync.push import push
+    from amlvc.sync.pushplan import PushOptions
 
     sha = repo.resolve(root, rev)
     slug = _slug_at(root, experiment, sha)

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from amlvc import config, lockfile, mirror, project, repo, rules
-from amlvc.check import CheckResult, Inventory, Remap, check_document, parse_remap
-from amlvc.denormalize import denormalize, recorded_module_names
+from amlvc import config, repo, rules
+from amlvc.canonical.denormalize import denormalize, recorded_module_names
 from amlvc.errors import AmlvcError, ConflictError, DirtyTree, MissingAssets, MissingSecret, UsageError, some
+from amlvc.sync.check import CheckResult, Inventory, Remap, check_document, parse_remap
+from amlvc.worktree import lockfile, mirror, project
 
 SECRET_ENV_PREFIX = "AMLVC_SECRET_"
 BACKUP_REF_PREFIX = "refs/amlvc/backup"
