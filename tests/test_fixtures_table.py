@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from amlvc.canonical.document import load_json_file
+from amlvc.canonical.jsonio import load_json_file
 from amlvc.canonical.roundtrip import verify_roundtrip
 from amlvc.offline import exporter, importer
 from amlvc.offline import init as offline

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reviewkit import fixture_files, node_with, param
 
-from amlvc.review.difftree import find_conflict
+from amlvc.canonical.checks import find_conflict
 from amlvc.review.merge import merge_experiment, merge_json, merge_layout, report, validate_experiment
 
 

@@ -15,7 +15,7 @@ from amlvc import rules
 from amlvc.canonical import layout
 from amlvc.canonical.columns import encode
 from amlvc.canonical.denormalize import denormalize, recorded_module_names
-from amlvc.canonical.document import load_json_file
+from amlvc.canonical.jsonio import load_json_file
 from amlvc.canonical.normalize import content_hash, dumps, normalize, to_push_body
 from amlvc.canonical.roundtrip import verify_roundtrip
 from amlvc.errors import InvalidDocument, MissingSecret
@@ -470,7 +470,7 @@ def test_to_push_body_shape() -> None:
 
 
 def test_verify_reports_lossy_fields() -> None:
-    from amlvc.canonical.document import compare
+    from amlvc.canonical.compare import compare
 
     doc = synthetic_experiment()
     changed = copy.deepcopy(doc)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from amlvc import rules
-from amlvc.canonical.document import classify
+from amlvc.canonical.checks import classify
 from amlvc.canonical.roundtrip import verify_roundtrip
 from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd, verify_wsd
 from amlvc.errors import InvalidDocument

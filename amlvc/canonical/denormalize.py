@@ -9,8 +9,10 @@ from typing import Any
 
 from amlvc import rules
 from amlvc.canonical import columns, layout
-from amlvc.canonical.document import Where, expect_dict, expect_list, expect_str, fail, loads_canonical, reorder
+from amlvc.canonical.checks import expect_dict, expect_list, expect_str, fail
+from amlvc.canonical.jsonio import load_canonical
 from amlvc.canonical.normalize import gc_paused, port_key
+from amlvc.canonical.paths import Where
 from amlvc.canonical.secrets import fill
 
 __all__ = ["denormalize", "recorded_module_names"]
@@ -262,7 +264,7 @@ def _load_file(files: Mapping[str, bytes], name: str, source: str) -> Any:
         fail(f"{source}/{name}", "", "file is missing")
     if len(data) > rules.MAX_DOCUMENT_BYTES:
         fail(f"{source}/{name}", "", f"file is over the limit of {rules.MAX_DOCUMENT_BYTES:,} bytes")
-    return loads_canonical(data, f"{source}/{name}")
+    return load_canonical(data, f"{source}/{name}")
 
 
 def recorded_module_names(files: Mapping[str, bytes]) -> dict[str, str]:
@@ -307,3 +309,13 @@ def _denormalize(files: Mapping[str, bytes], identity: Mapping[str, Any] | None,
     if identity:
         doc.update(identity)
     return reorder(doc, rules.TOP_LEVEL_ORDER)
+
+
+def reorder(obj: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    """Known keys in the service's order, then unknown keys (sorted, as they come back from git)."""
+    result = {key: obj[key] for key in order if key in obj}
+    if len(result) != len(obj):
+        for key in sorted(obj):
+            if key not in result:
+                result[key] = obj[key]
+    return result

@@ -9,7 +9,8 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from amlvc import rules
-from amlvc.canonical.document import Where, at, expect_dict, expect_list, expect_str, fail
+from amlvc.canonical.checks import expect_dict, expect_list, expect_str, fail
+from amlvc.canonical.paths import Where, at
 
 # The form the service writes (reference 3.6); anything else is kept verbatim in "raw".
 XML_HEAD = (

@@ -12,21 +12,19 @@ from typing import Any
 
 from amlvc import rules
 from amlvc.canonical import columns, layout
-from amlvc.canonical.document import (
-    Where,
+from amlvc.canonical.checks import (
     check_no_reserved,
     check_tree,
     classify,
-    content_hash,
-    dumps,
     expect_dict,
     expect_list,
     expect_opt_str,
     expect_str,
     fail,
     find_surrogate,
-    resource_annotation,
 )
+from amlvc.canonical.jsonio import content_hash, dumps
+from amlvc.canonical.paths import Where
 from amlvc.canonical.secrets import SecretNamer, is_credential_definition, is_secret_name, scrub, scrub_shapes
 from amlvc.errors import InvalidDocument
 
@@ -459,3 +457,11 @@ def to_push_body(doc: Mapping[str, Any], *, is_draft: bool = True, parent_id: st
         "ExperimentGraph": doc.get("Graph"),
         "WebService": doc.get("WebService"),
     }
+
+
+def resource_annotation(resource_id: str) -> dict[str, Any]:
+    """owner, family and batch of a '{owner}.{family}.v1-default-{batch}' id (empty when it has another shape)."""
+    match = rules.RESOURCE_ID.match(resource_id)
+    if match is None:
+        return {}
+    return {"owner": match.group("owner"), "family": match.group("family"), "batch": int(match.group("batch"))}

@@ -7,8 +7,9 @@ from typing import Any
 
 from amlvc import rules
 from amlvc.canonical import webservice as wsd
+from amlvc.canonical.checks import classify
+from amlvc.canonical.compare import compare
 from amlvc.canonical.denormalize import denormalize
-from amlvc.canonical.document import classify, compare
 from amlvc.canonical.normalize import normalize
 from amlvc.canonical.secrets import placeholder, placeholders_in
 

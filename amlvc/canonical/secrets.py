@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from amlvc import rules
-from amlvc.canonical.document import Where, render
+from amlvc.canonical.paths import Where, pointer_of
 from amlvc.errors import MissingSecret
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -133,7 +133,7 @@ def fill(value: str, secrets: Mapping[str, str] | None, source: str, path: Where
         found = secrets.get(name)
         if found is None:
             raise MissingSecret(
-                f"{source}: {render(path)}: no value for secret {name}; set {rules.SECRET_ENV_PREFIX}{name} "
+                f"{source}: {pointer_of(path)}: no value for secret {name}; set {rules.SECRET_ENV_PREFIX}{name} "
                 f"or add it to .amlvc/secrets.json"
             )
         return found

@@ -6,18 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from amlvc import rules
-from amlvc.canonical.document import (
-    check_no_reserved,
-    check_tree,
-    child,
-    compare,
-    expect_dict,
-    expect_list,
-    expect_str,
-    fail,
-    loads_canonical,
-)
+from amlvc.canonical.checks import check_no_reserved, check_tree, expect_dict, expect_list, expect_str, fail
+from amlvc.canonical.compare import compare
+from amlvc.canonical.jsonio import load_canonical
 from amlvc.canonical.normalize import Normalized, dumps
+from amlvc.canonical.paths import child
 from amlvc.canonical.secrets import SecretNamer, fill, is_secret_name, placeholder, placeholders_in, scrub
 
 _KNOWN = {key.lower(): key for key in rules.WSD_KNOWN_KEYS}
@@ -138,7 +131,7 @@ def denormalize_wsd(files: Mapping[str, bytes], *, volatile: Mapping[str, Any] |
     data = files.get(rules.WEBSERVICE_FILE)
     if data is None:
         fail(file_source, "", "file is missing")
-    canon = expect_dict(loads_canonical(data, file_source), file_source, "")
+    canon = expect_dict(load_canonical(data, file_source), file_source, "")
     if canon.get("$format") != rules.WEBSERVICE_FORMAT:
         fail(file_source, "/$format", f"expected {rules.WEBSERVICE_FORMAT!r}")
     doc: dict[str, Any] = _fill({key: value for key, value in canon.items() if not key.startswith("$")}, secrets,

@@ -135,15 +135,16 @@ def config_git_command(global_scope: bool) -> None:
 @click.argument("path", required=False, default="")
 def merge_driver_command(base: str, ours: str, theirs: str, path: str) -> None:
     """git merge driver: `amlvc merge-driver %O %A %B %P`; writes the result to %A, non-zero on conflict."""
-    from amlvc.canonical.normalize import dumps
+    from amlvc.canonical.checks import experiment_shape, layout_shape
+    from amlvc.canonical.jsonio import dumps, load_canonical
     from amlvc.review import revisions as review
-    from amlvc.review.difftree import check_experiment, check_layout, load
     from amlvc.review.merge import merge_experiment, merge_json, merge_layout, report
 
     name = path or ours
-    docs = [load(_read(p), f"{name} ({side})") for p, side in ((base, "base"), (ours, "ours"), (theirs, "theirs"))]
+    sides = ((base, "base"), (ours, "ours"), (theirs, "theirs"))
+    docs = [load_canonical(_read(p), f"{name} ({side})") for p, side in sides]
     kind = review.file_kind(name, docs[1] or docs[2])
-    check = {"experiment": check_experiment, "layout": check_layout}.get(kind)
+    check = {"experiment": experiment_shape, "layout": layout_shape}.get(kind)
     if check is not None:
         for doc, side in zip(docs, ("base", "ours", "theirs"), strict=True):
             check(doc, f"{name} ({side})")
@@ -169,13 +170,13 @@ def _read(path: str) -> bytes:
 @click.argument("file", type=click.Path(dir_okay=False))
 def textconv_command(file: str) -> None:
     """git textconv: print a canonical file as a one-value-per-line outline."""
+    from amlvc.canonical.jsonio import load_canonical
     from amlvc.render.outline import outline
     from amlvc.review import revisions as review
-    from amlvc.review.difftree import load
 
     data = _read(file)
     try:
-        doc = load(data, file)
+        doc = load_canonical(data, file)
     except Exception:  # git shows whatever textconv prints; an unreadable file is shown as it is
         click.echo(data.decode("utf-8", "replace"), nl=False)
         return

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from amlvc import repo
+from amlvc.canonical.checks import classify
 from amlvc.canonical.denormalize import denormalize
-from amlvc.canonical.document import classify, load_json_file, loads
+from amlvc.canonical.jsonio import load_json_file, loads
 from amlvc.canonical.normalize import Normalized, content_hash, normalize
 from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd
 from amlvc.config import IMPORT_REMOTE

@@ -13,7 +13,7 @@ from typing import Any
 from amlvc import config as configmod
 from amlvc import repo
 from amlvc.canonical.denormalize import denormalize, recorded_module_names
-from amlvc.canonical.document import load_json_file
+from amlvc.canonical.jsonio import load_json_file
 from amlvc.canonical.normalize import normalize
 from amlvc.canonical.roundtrip import verify_roundtrip
 from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd

@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonpatch
 
-from amlvc.canonical.document import pointer
+from amlvc.canonical.paths import pointer
 from amlvc.review.diff import ExperimentDiff
 
 FORMAT = "amlvc/diff@1"

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from amlvc.canonical.document import pointer
+from amlvc.canonical.paths import pointer
 from amlvc.review import difftree
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from amlvc.canonical.document import pointer
+from amlvc.canonical.paths import pointer
 from amlvc.review import difftree as values
 from amlvc.review.difftree import Tree
 

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from amlvc import rules
-from amlvc.errors import InvalidDocument
+from amlvc.canonical.checks import experiment_shape, layout_shape
+from amlvc.canonical.jsonio import load_canonical
 
 EXPERIMENT_FILE = rules.EXPERIMENT_FILE
 LAYOUT_FILE = rules.LAYOUT_FILE
 WEBSERVICE_FILE = rules.WEBSERVICE_FILE
-CONFLICT_KEY = "$conflict"
 # {owner}.{family}.v1-default-{batch} (reference §1.6): the family says "same thing", the batch "which version".
 _ASSET_ID = re.compile(r"^(?P<owner>[^.]+)\.(?P<family>[^.]+)\.(?P<tag>.*?)(?P<batch>\d+)$")
 _MAX_SHOWN = 200
@@ -34,10 +34,12 @@ class Tree:
         """Parse an experiment directory's files (paths relative to it); conflict markers are refused."""
         scripts = {path: data.decode("utf-8", "replace") for path, data in files.items()
                    if path.startswith("scripts/")}
-        experiment = check_experiment(load(files.get(EXPERIMENT_FILE), f"{source}/{EXPERIMENT_FILE}"),
+        experiment = experiment_shape(load_canonical(files.get(EXPERIMENT_FILE), f"{source}/{EXPERIMENT_FILE}"),
                                       f"{source}/{EXPERIMENT_FILE}")
-        layout = check_layout(load(files.get(LAYOUT_FILE), f"{source}/{LAYOUT_FILE}"), f"{source}/{LAYOUT_FILE}")
-        webservice = load(files[WEBSERVICE_FILE], f"{source}/{WEBSERVICE_FILE}") if WEBSERVICE_FILE in files else None
+        layout = layout_shape(load_canonical(files.get(LAYOUT_FILE), f"{source}/{LAYOUT_FILE}"),
+                              f"{source}/{LAYOUT_FILE}")
+        webservice = (load_canonical(files[WEBSERVICE_FILE], f"{source}/{WEBSERVICE_FILE}")
+                      if WEBSERVICE_FILE in files else None)
         return cls(experiment, layout, scripts, webservice)
 
     def as_document(self) -> dict[str, Any]:
@@ -47,83 +49,6 @@ class Tree:
         if self.webservice is not None:
             doc[WEBSERVICE_FILE] = self.webservice
         return doc
-
-
-def load(data: bytes | None, source: str) -> dict[str, Any]:
-    if data is None:
-        return {}
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InvalidDocument(source, "", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidDocument(source, "", f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    if not isinstance(value, dict):
-        raise InvalidDocument(source, "", "expected a JSON object")
-    # Walking a 2,000-node document costs more than parsing it; only a file that holds the key can have a marker.
-    where = find_conflict(value) if b'"$conflict"' in data else None
-    if where is not None:
-        raise InvalidDocument(source, where, "unresolved merge conflict ($conflict); edit the file to keep one side, "
-                                             "then `git add` it")
-    return value
-
-
-def _expect(value: Any, kind: type, source: str, path: str, optional: bool = True) -> Any:
-    if value is None and optional:
-        return kind()
-    if not isinstance(value, kind):
-        wanted = "an object" if kind is dict else "a list"
-        raise InvalidDocument(source, path, f"expected {wanted}, got {type(value).__name__}; run "
-                                            "`amlvc normalize --check` to see what is wrong with the file")
-    return value
-
-
-def check_experiment(doc: dict[str, Any], source: str) -> dict[str, Any]:
-    """The shapes the diff and the merge walk (objects and lists where the canonical form has them)."""
-    graph = _expect(doc.get("Graph"), dict, source, "/Graph")
-    nodes = _expect(graph.get("ModuleNodes"), dict, source, "/Graph/ModuleNodes")
-    for node_id, node in nodes.items():
-        where = f"/Graph/ModuleNodes/{node_id}"
-        _expect(node, dict, source, where, optional=False)
-        for key in ("ModuleParameters", "InputPortsInternal", "OutputPortsInternal"):
-            for index, item in enumerate(_expect(node.get(key), list, source, f"{where}/{key}")):
-                _expect(item, dict, source, f"{where}/{key}/{index}", optional=False)
-    for index, edge in enumerate(_expect(graph.get("EdgesInternal"), list, source, "/Graph/EdgesInternal")):
-        _expect(edge, dict, source, f"/Graph/EdgesInternal/{index}", optional=False)
-    ws = _expect(doc.get("WebService"), dict, source, "/WebService")
-    for key in ("Inputs", "Outputs", "Parameters"):
-        for index, item in enumerate(_expect(ws.get(key), list, source, f"/WebService/{key}")):
-            _expect(item, dict, source, f"/WebService/{key}/{index}", optional=False)
-    return doc
-
-
-def check_layout(doc: dict[str, Any], source: str) -> dict[str, Any]:
-    for canvas in ("Graph", "WebService"):
-        section = _expect(doc.get(canvas), dict, source, f"/{canvas}")
-        for index, item in enumerate(_expect(section.get("positions"), list, source, f"/{canvas}/positions")):
-            _expect(item, dict, source, f"/{canvas}/positions/{index}", optional=False)
-    return doc
-
-
-def find_conflict(value: Any, path: str = "") -> str | None:
-    """JSON Pointer of the first `$conflict` marker in value (inner markers first), or None."""
-    if isinstance(value, dict):
-        if CONFLICT_KEY in value and path:
-            return path
-        for key, item in value.items():
-            if key == CONFLICT_KEY:
-                continue
-            found = find_conflict(item, f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}")
-            if found is not None:
-                return found
-        if CONFLICT_KEY in value:
-            return "/"
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = find_conflict(item, f"{path}/{index}")
-            if found is not None:
-                return found
-    return None
 
 
 def experiment_name(tree: Tree | None) -> str:

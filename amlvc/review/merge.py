@@ -7,10 +7,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from amlvc.canonical.document import pointer
+from amlvc import rules
+from amlvc.canonical.paths import pointer
 from amlvc.review import difftree
 
-CONFLICT = difftree.CONFLICT_KEY
+CONFLICT = rules.CONFLICT_KEY
 _MISSING: Any = object()
 # Lists whose items have identity: merged item by item (path suffix -> identity key of the items).
 _KEYED_LISTS: dict[str, str] = {

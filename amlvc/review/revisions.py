@@ -11,18 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from amlvc import repo, rules
+from amlvc.canonical.checks import experiment_shape, layout_shape
+from amlvc.canonical.jsonio import load_canonical
 from amlvc.errors import LocalError, UsageError
 from amlvc.render.common import summary
 from amlvc.review.diff import ExperimentDiff, diff_layout, diff_trees, diff_wsd, sort_changes
-from amlvc.review.difftree import (
-    EXPERIMENT_FILE,
-    LAYOUT_FILE,
-    WEBSERVICE_FILE,
-    Tree,
-    check_experiment,
-    check_layout,
-    load,
-)
+from amlvc.review.difftree import EXPERIMENT_FILE, LAYOUT_FILE, WEBSERVICE_FILE, Tree
 
 EXPERIMENTS_DIR = rules.EXPERIMENTS_DIR
 DRIVER = "amlvc"
@@ -184,7 +178,7 @@ def driver_diff(path: str, old_file: str, new_file: str) -> ExperimentDiff:
     old = _read_optional(old_file, f"a/{path}")
     new = _read_optional(new_file, f"b/{path}")
     kind = file_kind(path, new or old)
-    check = {"experiment": check_experiment, "layout": check_layout}.get(kind)
+    check = {"experiment": experiment_shape, "layout": layout_shape}.get(kind)
     if check is not None:
         check(old, f"a/{path}")
         check(new, f"b/{path}")
@@ -205,7 +199,7 @@ def _read_optional(path: str, source: str) -> dict[str, Any]:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise LocalError(f"{path}: cannot read ({exc.strerror})") from None
-    return load(data, source)
+    return load_canonical(data, source)
 
 
 def amlvc_command() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from amlvc.canonical.document import pointer
+from amlvc.canonical.paths import pointer
 from amlvc.review import difftree
 from amlvc.review.diff import WEBSERVICE, Change
 

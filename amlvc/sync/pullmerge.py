@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from amlvc import repo
+from amlvc.canonical.checks import experiment_shape, layout_shape
 from amlvc.canonical.denormalize import denormalize, recorded_module_names
-from amlvc.canonical.document import dumps
+from amlvc.canonical.jsonio import dumps, load_canonical
 from amlvc.canonical.normalize import normalize
 from amlvc.errors import AmlvcError, ConflictError
-from amlvc.review import difftree
 from amlvc.review.merge import MergeResult, merge_experiment, merge_layout, validate_experiment
 from amlvc.rules import EXPERIMENT_FILE, LAYOUT_FILE, SCRIPTS_DIR
 from amlvc.worktree import mirror
@@ -111,11 +111,11 @@ def _merge_json(slug: str, name: str, b: bytes, o: bytes, t: bytes) -> tuple[byt
     merge: Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]], MergeResult]
     check: Callable[[dict[str, Any], str], dict[str, Any]]
     if name == EXPERIMENT_FILE:
-        merge, check = merge_experiment, difftree.check_experiment
+        merge, check = merge_experiment, experiment_shape
     else:
-        merge, check = merge_layout, difftree.check_layout
+        merge, check = merge_layout, layout_shape
     try:
-        docs = [check(difftree.load(data, f"{slug}/{name} ({side})"), f"{slug}/{name} ({side})")
+        docs = [check(load_canonical(data, f"{slug}/{name} ({side})"), f"{slug}/{name} ({side})")
                 for data, side in ((b, "base"), (o, "ours"), (t, "theirs"))]
     except AmlvcError as exc:
         return None, [Conflict(slug, name, "", f"cannot merge: {exc.message}")]
