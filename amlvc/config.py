@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 import tomli_w
 
+from amlvc import repo
 from amlvc.errors import ConfigError, UsageError
+from amlvc.rules import CONFIG_FILE, IMPORT_REMOTE
 
-CONFIG_FILE = "amlvc.toml"
 FORMAT = 1
-IMPORT_REMOTE = "import"  # pseudo-remote under which `amlvc import` records identity in the lock
 
 REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 WORKSPACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -185,3 +185,10 @@ def dumps(config: Config) -> bytes:
     data.update(extra)
     header = "# amlvc settings: workspaces (\"remotes\") and options. Never put a token or key here.\n"
     return (header + tomli_w.dumps(data)).encode("utf-8")
+
+
+def find_repository(cwd: Path) -> Path:
+    """The amlvc repository containing `cwd`, with its amlvc.toml checked (a broken file stops every command)."""
+    root = repo.find_root(cwd)
+    load(root)
+    return root

@@ -150,9 +150,9 @@ def _run(step: Callable[[str], None], say: Say, root: Path, url: str, workspace_
 
 def _pick(root: Path, added: tuple[str, ...]) -> tuple[str, str]:
     """The demo's experiment: a training experiment with a numeric parameter (the first that has one)."""
-    from amlvc.worktree import mirror
+    from amlvc.worktree import lockfile
 
-    entries = mirror.lock_entries(mirror.read_lock(root), "dev")
+    entries = lockfile.entries(lockfile.load(root), "dev")
     for slug in sorted(added, key=lambda s: ("training" not in s, s)):
         if slug in entries:
             return slug, str(entries[slug]["id"])

@@ -17,8 +17,7 @@ import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from amlvc.errors import LocalError, NotARepository, RepoError
-
-CONFIG_FILE = "amlvc.toml"
+from amlvc.rules import CONFIG_FILE
 
 # ------------------------------------------------------------------------------------ finding the repository
 

@@ -19,11 +19,21 @@ EXPERIMENT_FORMAT = "amlvc/experiment@1"
 LAYOUT_FORMAT = "amlvc/layout@1"
 WEBSERVICE_FORMAT = "amlvc/webservice@1"
 
-EXPERIMENTS_DIR = "experiments"  # of the repository: experiments/<slug>/<file>
+# --- the user's repository (SPEC section 1): every name of its layout ---------------------------------------------
+
+CONFIG_FILE = "amlvc.toml"
+LOCK_FILE = "amlvc.lock"
+STATE_DIR = ".amlvc"  # local state, ignored by git
+SECRETS_FILE = f"{STATE_DIR}/secrets.json"
+JOURNAL_FILE = f"{STATE_DIR}/pull-journal.json"
+EXPERIMENTS_DIR = "experiments"  # experiments/<slug>/<file>
 EXPERIMENT_FILE = "experiment.json"
 LAYOUT_FILE = "layout.json"
 WEBSERVICE_FILE = "webservice.json"
 SCRIPTS_DIR = "scripts"
+CANONICAL_FILES = (EXPERIMENT_FILE, LAYOUT_FILE, WEBSERVICE_FILE)  # plus everything under scripts/
+BACKUP_REF_PREFIX = "refs/amlvc/backup"  # refs/amlvc/backup/<remote>/<slug>/<UTC time>
+IMPORT_REMOTE = "import"  # pseudo-remote under which `amlvc import` records identity in the lock
 # merge.py's marker for a value both sides changed; a file holding it anywhere is not canonical.
 CONFLICT_KEY = "$conflict"
 CONFLICT_MARKER = '"$conflict"'
@@ -103,6 +113,7 @@ IDENTITY_LISTS = ("/Graph/ModuleNodes", "/Graph/EdgesInternal", "/WebService/Inp
 ASSET_PORT_KEYS: MappingProxyType[str, str] = MappingProxyType({
     "DataSourceId": "dataset", "TrainedModelId": "trained-model", "TransformModuleId": "transform",
 })
+# The owner of Microsoft's built-in modules and samples (the "global" workspace of reference section 1.6).
 BUILTIN_OWNER = "506153734175476c4f62416c57734963"
 RESOURCE_ID = re.compile(
     r"^(?P<owner>[0-9a-fA-F]{32})\.(?P<family>[0-9a-fA-F]{32})\.v1-(?P<culture>[^.-]+)-(?P<batch>\d+)$"

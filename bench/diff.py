@@ -33,7 +33,7 @@ from normalize import Best, synthetic_experiment
 from amlvc.canonical.normalize import normalize
 from amlvc.render import FORMATS, render
 from amlvc.review.diff import diff_trees
-from amlvc.review.difftree import Tree
+from amlvc.review.parsed import Parsed as Tree
 
 
 def edited(doc: dict[str, Any], seed: int = 7) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from amlvc import config
 from amlvc.canonical.normalize import to_push_body
 from amlvc.client import Client, RetryPolicy, hosts_for
 from amlvc.server.runner import ServerHandle, start_server
-from amlvc.worktree.project import slugify
+from amlvc.worktree.experiments import slugify
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DEV = "c4e6a8b0d2f44a6c8e0a2c4e6b8d0f13"  # the fixtures' workspace

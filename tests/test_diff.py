@@ -17,8 +17,9 @@ from amlvc.canonical.normalize import normalize
 from amlvc.canonical.webservice import normalize_wsd
 from amlvc.errors import InvalidDocument
 from amlvc.render.json import patch
-from amlvc.review.diff import KINDS, Change, diff_trees, sort_changes
-from amlvc.review.difftree import Tree
+from amlvc.review.diff import diff_trees
+from amlvc.review.parsed import Parsed as Tree
+from amlvc.review.records import KINDS, Change, sort_changes
 
 OWNER = "506153734175476c4f62416c57734963"
 N1 = "aaaaaaaa-1111-2222-3333-444444444444-1"

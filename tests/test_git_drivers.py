@@ -22,8 +22,8 @@ from reviewkit import (
 
 from amlvc.canonical.normalize import dumps
 from amlvc.errors import InvalidDocument
-from amlvc.review.difftree import Tree
 from amlvc.review.merge import validate_experiment
+from amlvc.review.parsed import Parsed as Tree
 
 EXPERIMENT = f"{EXP_DIR}/experiment.json"
 

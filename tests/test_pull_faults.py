@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pullkit import TOKEN, TOKEN_ENV, fingerprint, git, init_repo, seed_workspace, start, tree_without_config
 
-from amlvc.worktree.mirror import JOURNAL_NAME
+from amlvc.rules import JOURNAL_FILE as JOURNAL_NAME
 
 AMLVC = [sys.executable, "-m", "amlvc"]
 
@@ -149,7 +149,7 @@ def test_a_pull_failing_part_way_through_its_writes_puts_everything_back(
         words: str) -> None:
     """A write the OS refuses (or Ctrl-C) after some files are written: the error, and the repository as it
     was, at once (not only at the next pull)."""
-    import amlvc.worktree.mirror as mirror
+    from amlvc.worktree import files
 
     data = tmp_path / "data"
     seed_workspace(data, 4)
@@ -157,24 +157,24 @@ def test_a_pull_failing_part_way_through_its_writes_puts_everything_back(
     try:
         root = init_repo(run_cli, tmp_path, handle)
         before = fingerprint(root)
-        real = mirror._replace
+        real = files.replace_bytes
         calls: list[Path] = []
 
-        def replace_until_full(path: Path, data: bytes, made: set[str]) -> None:
+        def replace_until_full(path: Path, data: bytes, made: set[str]) -> bool:
             calls.append(path)
             if len(calls) == 5:  # the first experiments are on disk by now
                 if failure == "ctrl-c":
                     raise KeyboardInterrupt
                 path = root / "amlvc.toml" / "under-a-file.json"  # a real OSError, through the real write
-            real(path, data, made)
+            return real(path, data, made)
 
-        monkeypatch.setattr(mirror, "_replace", replace_until_full)
+        monkeypatch.setattr(files, "replace_bytes", replace_until_full)
         result = run_cli(["pull"], cwd=root)
         assert result.exit_code == code, result.stderr
         assert words in result.stderr
         assert len(calls) == 5 and calls[0].is_relative_to(root / "experiments")
         assert fingerprint(root) == before  # no file, no directory, no journal left; HEAD and .git as before
-        monkeypatch.setattr(mirror, "_replace", real)
+        monkeypatch.setattr(files, "replace_bytes", real)
         again = run_cli(["pull", "--json"], cwd=root)
         assert again.exit_code == 0, again.stderr
         assert len(json.loads(again.stdout)["added"]) == 4

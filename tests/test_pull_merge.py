@@ -25,9 +25,9 @@ from pullkit import (
 )
 
 from amlvc.canonical.normalize import normalize
+from amlvc.rules import JOURNAL_FILE as JOURNAL_NAME
 from amlvc.server.runner import ServerHandle
 from amlvc.sync import pullmerge
-from amlvc.worktree.mirror import JOURNAL_NAME
 
 SLUG = "kundigung-training"
 SPLIT = "5e7a9c1b-3d5f-4a7b-9c1d-3e5f7a9b1c2d-25"  # Split Data: "Random seed" 12345

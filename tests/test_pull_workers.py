@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pullkit import TOKEN, TOKEN_ENV, git, init_repo, seed_workspace, start, tree_without_config
 
-from amlvc.sync.pull import POOL_MIN
+from amlvc.sync.workers import POOL_MIN
 
 COUNT = POOL_MIN + 4  # enough experiments for `amlvc pull` to normalize in worker processes
 

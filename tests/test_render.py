@@ -15,8 +15,9 @@ from reviewkit import commit_all, fixture_files, git, make_repo, write_experimen
 
 from amlvc.render import render
 from amlvc.render.markdown import MAX_MERMAID_NODES, mermaid
-from amlvc.review.diff import ExperimentDiff, diff_trees
-from amlvc.review.difftree import Tree
+from amlvc.review.diff import diff_trees
+from amlvc.review.parsed import Parsed as Tree
+from amlvc.review.records import ExperimentDiff
 
 SCHEMA = json.loads(re.search(r"### JSON Schema.*?```json\n(.*?)```", (ROOT / "docs" / "diff-format.md").read_text(
     encoding="utf-8"), re.S).group(1))  # type: ignore[union-attr]

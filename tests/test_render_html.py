@@ -13,7 +13,7 @@ from reviewkit import fixture_files
 
 from amlvc.render import render
 from amlvc.review.diff import diff_trees
-from amlvc.review.difftree import Tree
+from amlvc.review.parsed import Parsed as Tree
 
 CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
                  if p and Path(p).exists()), None)

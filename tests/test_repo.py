@@ -1,4 +1,4 @@
-"""repo.py, lockfile.py and project.py in real git repositories under tmp_path."""
+"""repo.py and worktree/ (lockfile, experiments, secretfile) in real git repositories under tmp_path."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from amlvc import repo
 from amlvc.errors import InvalidDocument, LocalError, NotARepository
-from amlvc.worktree import lockfile, project
+from amlvc.rules import WEBSERVICE_FILE
+from amlvc.worktree import experiments, lockfile, secretfile
 
 
 def git(root: Path, *args: str) -> str:
@@ -138,45 +139,46 @@ def test_lock_errors_name_the_file(root: Path) -> None:
     ("Churn -- v2 (final)", "churn-v2-final"),
 ])
 def test_slugify(name: str, slug: str) -> None:
-    assert project.slugify(name) == slug
-    assert project.SLUG.match(slug)
+    assert experiments.slugify(name) == slug
+    assert experiments.SLUG.match(slug)
 
 
 def test_unique_slug_appends_a_short_id() -> None:
     ws = "c4e6a8b0d2f44a6c8e0a2c4e6b8d0f13"
     taken = {"churn"}
-    slug = project.unique_slug("Churn", f"{ws}.f-id.b3d5f7a9c1e34b5d8f0a2c4e6b8d0f2a", taken)
+    slug = experiments.unique_slug("Churn", f"{ws}.f-id.b3d5f7a9c1e34b5d8f0a2c4e6b8d0f2a", taken)
     assert slug == "churn-b3d5f7a9"
-    long = project.unique_slug("x" * 80, f"{ws}.f-id.b3d5f7a9c1e34b5d8f0a2c4e6b8d0f2a", {"x" * 64})
+    long = experiments.unique_slug("x" * 80, f"{ws}.f-id.b3d5f7a9c1e34b5d8f0a2c4e6b8d0f2a", {"x" * 64})
     assert len(long) <= 64 and long.endswith("-b3d5f7a9")
-    third = project.unique_slug("Churn", f"{ws}.f-id.b3d5f7a9c1e34b5d8f0a2c4e6b8d0f2a", taken | {slug})
+    third = experiments.unique_slug("Churn", f"{ws}.f-id.b3d5f7a9c1e34b5d8f0a2c4e6b8d0f2a", taken | {slug})
     assert third not in taken | {slug} and len(third) <= 64
 
 
 def test_write_files_replaces_stale_scripts_and_refuses_escapes(root: Path) -> None:
-    touched = project.write_files(root, "exp", {"experiment.json": b"{}\n", "scripts/a.R": b"1\n"})
+    keep = (WEBSERVICE_FILE,)
+    touched = experiments.write(root, "exp", {"experiment.json": b"{}\n", "scripts/a.R": b"1\n"}, keep=keep)
     assert touched == ["experiments/exp/experiment.json", "experiments/exp/scripts/a.R"]
-    project.write_webservice(root, "exp", b"{}\n")
-    touched = project.write_files(root, "exp", {"experiment.json": b"{}\n", "scripts/b.R": b"2\n"})
+    experiments.write(root, "exp", {**experiments.read(root, "exp"), WEBSERVICE_FILE: b"{}\n"})
+    touched = experiments.write(root, "exp", {"experiment.json": b"{}\n", "scripts/b.R": b"2\n"}, keep=keep)
     assert touched == ["experiments/exp/scripts/b.R", "experiments/exp/scripts/a.R"]
-    assert project.read_files(root, "exp") == {"experiment.json": b"{}\n", "scripts/b.R": b"2\n"}
-    assert project.read_webservice(root, "exp") == b"{}\n"
-    assert project.list_experiments(root) == ["exp"]
+    assert experiments.read(root, "exp") == {"experiment.json": b"{}\n", "scripts/b.R": b"2\n",
+                                             WEBSERVICE_FILE: b"{}\n"}
+    assert experiments.slugs(root) == ["exp"]
     for bad in ("../x", "scripts/../../x", "/etc/x", "a\\b", "scripts/a\x00b"):
         with pytest.raises(InvalidDocument):
-            project.write_files(root, "exp", {bad: b""})
+            experiments.write(root, "exp", {bad: b""})
     with pytest.raises(LocalError):
-        project.experiment_dir(root, "../up")
+        experiments.folder(root, "../up")
 
 
 def test_secrets_file_mode_and_lookup(root: Path) -> None:
-    assert project.store_secrets(root, "import", "exp", {"ACCOUNT_KEY_11": "k1"})
-    assert project.store_secrets(root, "dev", "exp", {"ACCOUNT_KEY_11": "k2", "OTHER": "o"})
-    assert not project.store_secrets(root, "dev", "exp", {"OTHER": "o"})
+    assert secretfile.store(root, "import", {"exp": {"ACCOUNT_KEY_11": "k1"}})
+    assert secretfile.store(root, "dev", {"exp": {"ACCOUNT_KEY_11": "k2", "OTHER": "o"}})
+    assert not secretfile.store(root, "dev", {"exp": {"OTHER": "o"}})
     path = root / ".amlvc" / "secrets.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert project.secrets_for(root, "exp") == {"ACCOUNT_KEY_11": "k1", "OTHER": "o"}
-    assert project.secrets_for(root, "exp", "dev")["ACCOUNT_KEY_11"] == "k2"
-    found, missing = project.secret_values(root, "exp", ["ACCOUNT_KEY_11", "NOPE"],
-                                           environ={"AMLVC_SECRET_ACCOUNT_KEY_11": "env"})
-    assert found == {"ACCOUNT_KEY_11": "env"} and missing == ["NOPE"]
+    assert secretfile.stored(root, "exp") == {"ACCOUNT_KEY_11": "k1", "OTHER": "o"}
+    assert secretfile.stored(root, "exp", ["dev"])["ACCOUNT_KEY_11"] == "k2"
+    fills, found = secretfile.lookup(["ACCOUNT_KEY_11", "NOPE"], secretfile.stored(root, "exp"),
+                                     environ={"AMLVC_SECRET_ACCOUNT_KEY_11": "env"})
+    assert found == {"ACCOUNT_KEY_11": "env"} and [f.name for f in fills if f.source is None] == ["NOPE"]

@@ -24,7 +24,7 @@ from pullkit import (
 
 from amlvc.canonical.normalize import normalize
 from amlvc.server.runner import ServerHandle
-from amlvc.worktree.mirror import module_names
+from amlvc.sync.remote import module_names
 
 SLUG = "kundigung-training"
 

@@ -134,7 +134,7 @@ def fill(value: str, secrets: Mapping[str, str] | None, source: str, path: Where
         if found is None:
             raise MissingSecret(
                 f"{source}: {pointer_of(path)}: no value for secret {name}; set {rules.SECRET_ENV_PREFIX}{name} "
-                f"or add it to .amlvc/secrets.json"
+                f"or add it to {rules.SECRETS_FILE}"
             )
         return found
 
@@ -146,6 +146,14 @@ def placeholder_names(value: str) -> list[str]:
     if PLACEHOLDER_MARK not in value:
         return []
     return [m.group("name") for m in rules.SECRET_PLACEHOLDER.finditer(value)]
+
+
+def placeholders_of(files: Mapping[str, bytes]) -> tuple[str, ...]:
+    """The placeholder names used in some files' bytes, sorted."""
+    names: set[str] = set()
+    for data in files.values():
+        names.update(placeholder_names(data.decode("utf-8", "replace")))
+    return tuple(sorted(names))
 
 
 def placeholders_in(value: Any) -> set[str]:

@@ -173,7 +173,7 @@ def normalize_cmd(paths: tuple[Path, ...], check: bool, as_json: bool) -> int:
       amlvc normalize                                # fix hand edits, then review with git diff
       amlvc normalize --check experiments/churn/experiment.json
     """
-    from amlvc.offline.init import normalize_tree
+    from amlvc.offline.verify import normalize_tree
 
     result = normalize_tree(Path.cwd(), fix=not check, paths=[str(p) for p in paths])
     if as_json:
@@ -209,7 +209,7 @@ def verify(files: tuple[Path, ...], as_json: bool) -> int:
       amlvc verify experiments/churn/experiment.json
       amlvc verify --json exports/*.json
     """
-    from amlvc.offline.init import verify as run_verify
+    from amlvc.offline.verify import verify as run_verify
 
     result = run_verify(Path.cwd(), list(files))
     if as_json:

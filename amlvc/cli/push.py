@@ -124,11 +124,9 @@ def check_command(experiments: tuple[str, ...], remote: str | None, rev: str | N
       amlvc check --remap name --remote prod
       amlvc check --rev v1.2 --json
     """
-    from amlvc.sync import push as core
-    from amlvc.sync import pushplan
+    from amlvc.sync.check import check
 
-    options = pushplan.PushOptions(experiments=experiments, remote=remote, rev=rev, remap=remap, token_env=token_env)
-    results = core.check(Path.cwd(), options)
+    results = check(Path.cwd(), experiments, remote=remote, rev=rev, remap=remap, token_env=token_env)
     if as_json:
         emit_json({"ok": all(r.ok for r in results), "experiments": [r.to_json() for r in results]})
     else:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import click
 
 from amlvc.cli.base import cli, emit_json, note
-from amlvc.errors import ConflictError, ExitCode, LocalError, UsageError
+from amlvc.errors import ExitCode, LocalError, UsageError
 from amlvc.render import FORMATS, render
 
 if TYPE_CHECKING:
-    from amlvc.review.diff import ExperimentDiff
+    from amlvc.review.records import ExperimentDiff
 
 # amlvc.repo and amlvc.review import GitPython: each command imports them when it runs, so that the
 # commands git runs per file (textconv, diff-driver) and `amlvc --help` do not pay for them up front.
@@ -61,18 +61,20 @@ def diff_command(args: tuple[str, ...], remote: str | None, fmt: str, exit_code:
     amlvc diff --remote dev       the work tree (or REV_A) against the live workspace
     Layout-only changes are collapsed into a count; breaking web-service changes are flagged.
     """
-    from amlvc.review import revisions as review
+    from amlvc.review import revisions
+    from amlvc.sync.remote import workspace_files
+    from amlvc.worktree import experiments
 
     root = _root()
-    revs, slugs = review.split_arguments(root, args)
+    revs, slugs = revisions.split_arguments(root, args)
     if remote is not None:
         if len(revs) > 1:
             raise UsageError("diff --remote compares one side with the workspace; give at most one revision")
-        old = review.experiment_files(root, revs[0] if revs else None, slugs)
-        diffs = review.diff_experiments(old, review.remote_files(root, remote, slugs), slugs)
+        old = experiments.read_many(root, slugs, revs[0] if revs else None)
+        diffs = revisions.diff_experiments(old, workspace_files(root, remote, slugs), slugs)
         title = title or f"amlvc diff {revs[0] if revs else 'work tree'} → workspace {remote}"
     else:
-        diffs = review.diff_revisions(root, revs[0] if revs else None, revs[1] if len(revs) > 1 else None, slugs)
+        diffs = revisions.diff_revisions(root, revs[0] if revs else None, revs[1] if len(revs) > 1 else None, slugs)
         title = title or "amlvc diff " + (" → ".join(revs) if len(revs) == 2 else f"{revs[0] if revs else 'HEAD'}"
                                           " → work tree")
     color = output is None and fmt == "text" and _color()
@@ -91,18 +93,19 @@ def _changed(diffs: list[ExperimentDiff]) -> bool:
 @click.option("-p", "--patch", is_flag=True, help="Show each commit's change records, not only the summary.")
 def log_command(experiment: str, max_count: int | None, as_json: bool, patch: bool) -> None:
     """History of one experiment, newest first, one semantic summary line per commit."""
-    from amlvc.review import revisions as review
+    from amlvc.render.common import summary
+    from amlvc.review import revisions
 
-    entries = review.log(_root(), experiment, max_count)
+    entries = revisions.log(_root(), experiment, max_count)
     if as_json:
         emit_json([{"commit": e.commit, "date": e.date, "author": e.author, "subject": e.subject,
-                    "summary": e.summary, "changes": [c.to_json() for c in e.diff.changes]} for e in entries])
+                    "summary": summary(e.diff), "changes": [c.to_json() for c in e.diff.changes]} for e in entries])
         return
     color = _color()
     for e in entries:
         sha = click.style(e.commit[:10], fg="yellow") if color else e.commit[:10]
         click.echo(f"{sha} {e.date[:10]} {e.author}: {e.subject}", color=color)
-        click.echo(f"    {e.summary}")
+        click.echo(f"    {summary(e.diff)}")
         if patch:
             body = render([e.diff], "text", color=color).splitlines()[1:]
             click.echo("\n".join("    " + line for line in body if line), color=color)
@@ -113,12 +116,12 @@ def log_command(experiment: str, max_count: int | None, as_json: bool, patch: bo
 def config_git_command(global_scope: bool) -> None:
     """Make plain git diff/log/show print semantic diffs and git merge use amlvc's merge (like nbdime config-git)."""
     from amlvc import repo
-    from amlvc.review import revisions as review
+    from amlvc.review import drivers
 
     root = None if global_scope else repo.git_root(Path.cwd())
     if root is None and not global_scope:
         raise LocalError(f"{Path.cwd()}: not inside a git repository; run it in one, or use --global")
-    result = review.config_git(root, global_scope)
+    result = drivers.config_git(root, global_scope)
     for key, value in result.settings.items():
         note(f"git config ({result.scope}) {key} = {value}")
     if result.attributes_changed:
@@ -135,59 +138,28 @@ def config_git_command(global_scope: bool) -> None:
 @click.argument("path", required=False, default="")
 def merge_driver_command(base: str, ours: str, theirs: str, path: str) -> None:
     """git merge driver: `amlvc merge-driver %O %A %B %P`; writes the result to %A, non-zero on conflict."""
-    from amlvc.canonical.checks import experiment_shape, layout_shape
-    from amlvc.canonical.jsonio import dumps, load_canonical
-    from amlvc.review import revisions as review
-    from amlvc.review.merge import merge_experiment, merge_json, merge_layout, report
+    from amlvc.review import drivers
 
-    name = path or ours
-    sides = ((base, "base"), (ours, "ours"), (theirs, "theirs"))
-    docs = [load_canonical(_read(p), f"{name} ({side})") for p, side in sides]
-    kind = review.file_kind(name, docs[1] or docs[2])
-    check = {"experiment": experiment_shape, "layout": layout_shape}.get(kind)
-    if check is not None:
-        for doc, side in zip(docs, ("base", "ours", "theirs"), strict=True):
-            check(doc, f"{name} ({side})")
-    merge = {"experiment": merge_experiment, "layout": merge_layout}.get(kind, merge_json)
-    result = merge(*docs)
-    Path(ours).write_bytes(dumps(result.merged))
-    text = report(result, name)
-    if text:
-        click.echo(text, err=True, nl=False)
-    if not result.clean:
-        raise ConflictError(f"{name}: {len(result.conflicts)} merge conflict(s); resolve the $conflict markers, "
-                            "then `git add` the file")
-
-
-def _read(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise LocalError(f"{path}: cannot read ({exc.strerror})") from None
+    merged = drivers.merge_file(base, ours, theirs, path)
+    if merged.report:
+        click.echo(merged.report, err=True, nl=False)
+    drivers.write_merge(ours, path, merged)
 
 
 @cli.command("textconv", hidden=True)
 @click.argument("file", type=click.Path(dir_okay=False))
 def textconv_command(file: str) -> None:
     """git textconv: print a canonical file as a one-value-per-line outline."""
-    from amlvc.canonical.jsonio import load_canonical
-    from amlvc.render.outline import outline
-    from amlvc.review import revisions as review
+    from amlvc.review import drivers
 
-    data = _read(file)
-    try:
-        doc = load_canonical(data, file)
-    except Exception:  # git shows whatever textconv prints; an unreadable file is shown as it is
-        click.echo(data.decode("utf-8", "replace"), nl=False)
-        return
-    click.echo(outline(review.file_kind(file, doc), doc), nl=False)
+    click.echo(drivers.textconv(file), nl=False)
 
 
 @cli.command("diff-driver", hidden=True)
 @click.argument("args", nargs=-1)
 def diff_driver_command(args: tuple[str, ...]) -> None:
     """git external diff: `path old-file old-hex old-mode new-file new-hex new-mode`; prints the records."""
-    from amlvc.review import revisions as review
+    from amlvc.review import drivers
 
     if len(args) == 1:  # git passes only the path of an unmerged file
         click.echo(f"* Unmerged path {args[0]} (resolve the $conflict markers; `amlvc diff` works again after)")
@@ -195,7 +167,7 @@ def diff_driver_command(args: tuple[str, ...]) -> None:
     if len(args) < 7:
         raise UsageError("diff-driver expects the 7 arguments git passes to an external diff command")
     path, old_file, new_file = args[0], args[1], args[4]
-    result = review.driver_diff(path, old_file, new_file)
+    result = drivers.driver_diff(path, old_file, new_file)
     color = _color()
     header = f"diff --amlvc a/{path} b/{path}"
     click.echo(click.style(header, bold=True) if color else header, color=color)

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlvc import repo
+from amlvc import config, repo
 from amlvc.canonical.denormalize import denormalize
-from amlvc.canonical.secrets import placeholder, placeholder_names
+from amlvc.canonical.secrets import placeholder, placeholders_of
 from amlvc.canonical.webservice import denormalize_wsd
-from amlvc.config import IMPORT_REMOTE
-from amlvc.errors import LocalError, UsageError
+from amlvc.errors import LocalError
 from amlvc.offline.importer import WSD_VOLATILE_SECTION, existing_names, leaf_id
-from amlvc.worktree import lockfile, project
+from amlvc.rules import EXPERIMENT_FILE, EXPERIMENTS_DIR, IMPORT_REMOTE, WEBSERVICE_FILE
+from amlvc.worktree import experiments, lockfile, secretfile
 
 
 @dataclass(frozen=True)
@@ -40,35 +40,33 @@ def export(cwd: Path, experiment: str, *, rev: str | None = None, remote: str | 
     lock entry of `remote` (default: the `import` entry, else any remote's). Secrets are filled from
     `AMLVC_SECRET_<NAME>` or `.amlvc/secrets.json`; the ones without a value stay placeholders.
     """
-    root = project.open_repo(cwd)
+    root = config.find_repository(cwd)
     lock = lockfile.load(root)
     slug = _resolve_experiment(root, lock, experiment)
     if rev is not None:
         repo.resolve(root, rev)
-    has_experiment = _has_experiment(root, slug, rev)
-    if webservice or not has_experiment:
-        data = project.read_webservice(root, slug, rev)
+    current = experiments.read(root, slug, rev)
+    if webservice or EXPERIMENT_FILE not in current:
+        data = current.get(WEBSERVICE_FILE)
         if data is None:
             where = f" at {rev}" if rev else ""
-            raise LocalError(f"no experiment or web service {slug!r}{where}; see `ls {project.EXPERIMENTS_DIR}/`")
-        files = {project.WEBSERVICE_FILE: data}
-        names = _placeholder_names(files)
-        found, missing = project.secret_values(root, slug, names, remote)
+            raise LocalError(f"no experiment or web service {slug!r}{where}; see `ls {EXPERIMENTS_DIR}/`")
+        files = {WEBSERVICE_FILE: data}
+        found, missing = _secret_values(root, slug, files, remote)
         volatile = _wsd_volatile(lock, slug, remote)
         doc = denormalize_wsd(files, volatile=volatile, secrets=_with_placeholders(found, missing),
-                              source=project.experiment_path(slug))
+                              source=experiments.path(slug))
         body = json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
         return ExportResult(slug, "wsd", body.encode("utf-8"), None, tuple(missing), len(found))
-    files = project.read_files_at(root, rev, slug) if rev is not None else project.read_files(root, slug)
-    entry = lock_entry(lock, slug, remote)
+    files = experiments.without_webservice(current)
+    entry = lockfile.find_entry(lock, slug, remote)
     identity = dict(entry.identity) if entry is not None else {}
     if entry is not None and entry.id and not identity.get("ExperimentId"):
         identity["ExperimentId"] = entry.id
     restored = _export_volatile(files, entry)
-    names = _placeholder_names(files)
-    found, missing = project.secret_values(root, slug, names, remote)
+    found, missing = _secret_values(root, slug, files, remote)
     doc = denormalize(files, identity=identity or None, volatile=restored or None,
-                      secrets=_with_placeholders(found, missing), source=project.experiment_path(slug))
+                      secrets=_with_placeholders(found, missing), source=experiments.path(slug))
     # The service's own wire format: compact JSON, UTF-8 without BOM, non-ASCII unescaped.
     data = json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     experiment_id = doc.get("ExperimentId")
@@ -78,7 +76,7 @@ def export(cwd: Path, experiment: str, *, rev: str | None = None, remote: str | 
 
 def _resolve_experiment(root: Path, lock: lockfile.Lock, text: str) -> str:
     """A slug from what the user typed: a slug, an experiment's name, or its workspace id."""
-    if project.SLUG.match(text) and project.experiment_dir(root, text).is_dir():
+    if experiments.SLUG.match(text) and experiments.folder(root, text).is_dir():
         return text
     by_name = existing_names(root).get(text)
     if by_name is not None:
@@ -86,7 +84,7 @@ def _resolve_experiment(root: Path, lock: lockfile.Lock, text: str) -> str:
     by_id = lock.slug_of_any(leaf_id(text))
     if by_id is not None:
         return by_id
-    return project.check_slug(text)  # not found: the caller reports it (or this says it is no slug)
+    return experiments.check_slug(text)  # not found: the caller reports it (or this says it is no slug)
 
 
 def _export_volatile(files: Mapping[str, bytes], entry: lockfile.LockEntry | None) -> dict[str, Any]:
@@ -96,7 +94,7 @@ def _export_volatile(files: Mapping[str, bytes], entry: lockfile.LockEntry | Non
     for key in ("WebServiceGroupId", "ModelPackageId", "RunId", "ArmWebServiceId"):
         restored[f"WebService.{key}"] = None
     try:
-        nodes = json.loads(files[project.EXPERIMENT_FILE])["Graph"]["ModuleNodes"]
+        nodes = json.loads(files[EXPERIMENT_FILE])["Graph"]["ModuleNodes"]
         restored["ModuleNodes.IsPartOfPartialRun"] = {node_id: False for node_id in nodes}
     except (KeyError, TypeError, ValueError):
         pass  # denormalize reports what is wrong with the file
@@ -106,25 +104,6 @@ def _export_volatile(files: Mapping[str, bytes], entry: lockfile.LockEntry | Non
     return restored
 
 
-def _has_experiment(root: Path, slug: str, rev: str | None) -> bool:
-    if rev is None:
-        return (project.experiment_dir(root, slug) / project.EXPERIMENT_FILE).is_file()
-    return repo.read_at(root, rev, project.experiment_path(slug, project.EXPERIMENT_FILE)) is not None
-
-
-def lock_entry(lock: lockfile.Lock, slug: str, remote: str | None) -> lockfile.LockEntry | None:
-    if remote is not None:
-        entry = lock.entry(remote, slug)
-        if entry is None:
-            raise UsageError(f"amlvc.lock has no entry for {slug!r} in remote {remote!r}")
-        return entry
-    for name in [IMPORT_REMOTE, *sorted(r for r in lock.experiments if r != IMPORT_REMOTE)]:
-        entry = lock.entry(name, slug)
-        if entry is not None:
-            return entry
-    return None
-
-
 def _wsd_volatile(lock: lockfile.Lock, slug: str, remote: str | None) -> dict[str, Any] | None:
     section = lock.sections.get(remote or IMPORT_REMOTE, {}).get(WSD_VOLATILE_SECTION, {})
     entry = section.get(slug) if isinstance(section, dict) else None
@@ -132,11 +111,12 @@ def _wsd_volatile(lock: lockfile.Lock, slug: str, remote: str | None) -> dict[st
     return dict(volatile) if isinstance(volatile, dict) else None
 
 
-def _placeholder_names(files: Mapping[str, bytes]) -> list[str]:
-    names: set[str] = set()
-    for data in files.values():
-        names.update(placeholder_names(data.decode("utf-8", "replace")))
-    return sorted(names)
+def _secret_values(root: Path, slug: str, files: Mapping[str, bytes], remote: str | None,
+                   ) -> tuple[dict[str, str], list[str]]:
+    """(values found, names without a value) of the placeholders in `files`, from `remote`'s section or any."""
+    stored = secretfile.stored(root, slug, [remote] if remote else None)
+    fills, values = secretfile.lookup(placeholders_of(files), stored)
+    return values, [fill.name for fill in fills if fill.source is None]
 
 
 def _with_placeholders(found: Mapping[str, str], missing: Sequence[str]) -> dict[str, str]:

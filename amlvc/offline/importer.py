@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from amlvc import repo
+from amlvc import config, repo
 from amlvc.canonical.checks import classify
 from amlvc.canonical.denormalize import denormalize
-from amlvc.canonical.jsonio import load_json_file, loads
-from amlvc.canonical.normalize import Normalized, content_hash, normalize
+from amlvc.canonical.jsonio import content_hash, load_json_file, loads
+from amlvc.canonical.normalize import Normalized, normalize
 from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd
-from amlvc.config import IMPORT_REMOTE
 from amlvc.errors import DirtyTree, InvalidDocument, UsageError
-from amlvc.worktree import lockfile, project
+from amlvc.rules import EXPERIMENT_FILE, IMPORT_REMOTE, LOCK_FILE, WEBSERVICE_FILE
+from amlvc.worktree import experiments, lockfile, secretfile
 
 WSD_VOLATILE_SECTION = "webservices"  # lock section (per remote) holding a WSD's read-only fields
 
@@ -67,7 +67,7 @@ def import_files(cwd: Path, files: Sequence[Path], progress: Callable[[int, int]
     """
     if not files:
         raise UsageError("nothing to import; give one or more exported JSON files")
-    root = project.open_repo(cwd)
+    root = config.find_repository(cwd)
     lock = lockfile.load(root)
     planned = []
     for index, file in enumerate(files):
@@ -76,7 +76,7 @@ def import_files(cwd: Path, files: Sequence[Path], progress: Callable[[int, int]
             progress(index + 1, len(files))
     _assign_slugs(root, lock, planned)
     targets = sorted({p.slug for p in planned})
-    dirty = repo.dirty_paths(root, [project.experiment_path(s) for s in targets] + [lockfile.LOCK_FILE])
+    dirty = repo.dirty_paths(root, [experiments.path(s) for s in targets] + [LOCK_FILE])
     if dirty:
         raise DirtyTree(f"uncommitted changes in {', '.join(dirty[:3])}{' …' if len(dirty) > 3 else ''} would be "
                         f"overwritten by the import; commit or discard them first")
@@ -86,14 +86,14 @@ def import_files(cwd: Path, files: Sequence[Path], progress: Callable[[int, int]
         changed = _write(root, item)
         lock = _record(lock, item)
         if item.normalized.secrets:
-            project.store_secrets(root, IMPORT_REMOTE, item.slug, item.normalized.secrets)
+            secretfile.store(root, IMPORT_REMOTE, {item.slug: item.normalized.secrets})
         touched += changed
         imported.append(Imported(item.source, item.kind, item.slug, item.name, item.experiment_id,
                                  len(item.normalized.secrets), tuple(changed)))
     lockfile.write(root, lock)
     names = ", ".join(sorted({i.slug for i in imported}))
     trailers = [("Amlvc-Remote", IMPORT_REMOTE)] + [("Amlvc-Source", Path(i.source).name) for i in imported]
-    commit = repo.commit_paths(root, [*sorted(set(touched)), lockfile.LOCK_FILE],
+    commit = repo.commit_paths(root, [*sorted(set(touched)), LOCK_FILE],
                                f"Import {names}", trailers=trailers)
     return ImportResult(tuple(imported), commit)
 
@@ -141,26 +141,25 @@ def existing_names(root: Path) -> dict[str, str]:
     """Experiment name (or, for a directory holding only a WSD, its title) -> slug, to attach WSDs to."""
     names: dict[str, str] = {}
     wsd_titles: dict[str, str] = {}
-    for slug in project.list_experiments(root):
-        directory = project.experiment_dir(root, slug)
-        for file, target in ((project.EXPERIMENT_FILE, names), (project.WEBSERVICE_FILE, wsd_titles)):
-            path = directory / file
-            if not path.is_file():
+    for slug in experiments.slugs(root):
+        current = experiments.read(root, slug)
+        for file, target in ((EXPERIMENT_FILE, names), (WEBSERVICE_FILE, wsd_titles)):
+            if file not in current:
                 continue
             try:
-                doc = loads(path.read_bytes(), str(path))
+                doc = loads(current[file], experiments.path(slug, file))
             except InvalidDocument:
                 continue
             if not isinstance(doc, dict):
                 continue
-            title = doc.get("Description") if file == project.EXPERIMENT_FILE else _wsd_title(doc)
+            title = doc.get("Description") if file == EXPERIMENT_FILE else _wsd_title(doc)
             if isinstance(title, str):
                 target.setdefault(title, slug)
     return {**wsd_titles, **names}
 
 
 def _assign_slugs(root: Path, lock: lockfile.Lock, planned: list[_Planned]) -> None:
-    taken = set(project.list_experiments(root)) | lock.all_slugs()
+    taken = set(experiments.slugs(root)) | lock.all_slugs()
     batch: dict[str, str] = {}  # experiment id -> slug given in this import
     for item in planned:
         if item.kind == "wsd":
@@ -169,7 +168,7 @@ def _assign_slugs(root: Path, lock: lockfile.Lock, planned: list[_Planned]) -> N
         known = (batch.get(identity) or lock.slug_of_any(identity)) if identity else None
         if known is None and identity and identity != item.experiment_id:
             known = lock.slug_of_any(item.experiment_id or "")
-        item.slug = known or project.unique_slug(item.name, identity, taken)
+        item.slug = known or experiments.unique_slug(item.name, identity, taken)
         taken.add(item.slug)
         if identity:
             batch[identity] = item.slug
@@ -181,7 +180,7 @@ def _assign_slugs(root: Path, lock: lockfile.Lock, planned: list[_Planned]) -> N
         title = item.title or item.name
         item.slug = batch_names.get(title) or existing.get(title) or ""
         if not item.slug:
-            item.slug = project.unique_slug(title, None, taken)
+            item.slug = experiments.unique_slug(title, None, taken)
             taken.add(item.slug)
     seen: dict[tuple[str, bool], str] = {}
     for item in planned:
@@ -194,8 +193,9 @@ def _assign_slugs(root: Path, lock: lockfile.Lock, planned: list[_Planned]) -> N
 
 def _write(root: Path, item: _Planned) -> list[str]:
     if item.kind == "wsd":
-        return project.write_webservice(root, item.slug, item.normalized.files[project.WEBSERVICE_FILE])
-    return project.write_files(root, item.slug, item.normalized.files)
+        files = {**experiments.read(root, item.slug), **item.normalized.files}
+        return experiments.write(root, item.slug, files)
+    return experiments.write(root, item.slug, item.normalized.files, keep=(WEBSERVICE_FILE,))
 
 
 def _record(lock: lockfile.Lock, item: _Planned) -> lockfile.Lock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amlvc.review.diff import ExperimentDiff
+from amlvc.review.records import ExperimentDiff
 
 FORMATS = ("text", "markdown", "json", "html")
 

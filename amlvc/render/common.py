@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from amlvc.review.diff import Change, ExperimentDiff
+from amlvc.review.records import Change, ExperimentDiff
 
 ADDED, REMOVED, CHANGED = "+", "-", "~"
 _MAX = 120

@@ -8,8 +8,8 @@ from typing import Any
 
 from amlvc.render.common import WebPort, active, describe, node_states, summary, web_ports
 from amlvc.render.markdown import _edges, _nodes
-from amlvc.review import difftree
-from amlvc.review.diff import ExperimentDiff
+from amlvc.review import labels
+from amlvc.review.records import ExperimentDiff
 
 NODE_W, NODE_H = 200, 40
 PORT_H = 28
@@ -90,8 +90,8 @@ def svg(d: ExperimentDiff) -> str:
     nodes: dict[str, Any] = {**_nodes(old_exp), **_nodes(new_exp)}
     if not nodes:
         return '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 40"></svg>'
-    old_edges = {difftree.edge_key_nodes(e) for e in _edges(old_exp)}
-    new_edges = {difftree.edge_key_nodes(e) for e in _edges(new_exp)}
+    old_edges = {labels.edge_key_nodes(e) for e in _edges(old_exp)}
+    new_edges = {labels.edge_key_nodes(e) for e in _edges(new_exp)}
     boxes = _layout(nodes, old_edges | new_edges, d)
     states = node_states(d)
     ports = [p for p in web_ports(d) if p.node in boxes]
@@ -116,10 +116,10 @@ def svg(d: ExperimentDiff) -> str:
     for node_id in sorted(nodes):
         x, y = boxes[node_id]
         state = states.get(node_id, "unchanged")
-        label = difftree.module_name(nodes[node_id])
+        label = labels.module_name(nodes[node_id])
         shown = label if len(label) <= 26 else label[:25] + "…"
         out.append(f'<g class="node {state}" data-node-id="{escape(node_id)}" data-state="{state}">'
-                   f"<title>{escape(difftree.node_label(node_id, nodes[node_id]))} ({state})</title>"
+                   f"<title>{escape(labels.node_label(node_id, nodes[node_id]))} ({state})</title>"
                    f'<rect x="{x:g}" y="{y:g}" width="{NODE_W}" height="{NODE_H}" rx="6"/>'
                    f'<text x="{x + 10:g}" y="{y + 25:g}">{escape(shown)}</text></g>')
     for port in ports:
@@ -157,7 +157,7 @@ def _layout(nodes: Mapping[str, Any], edges: set[tuple[str, str]], d: Experiment
     for tree in (d.old, d.new):  # the new side wins where both have a position
         if tree is None:
             continue
-        for node_id, position in difftree.positions(tree.layout).items():
+        for node_id, position in labels.positions(tree.layout).items():
             parts = position.split(",")
             try:
                 placed[node_id] = (float(parts[0]), float(parts[1]))

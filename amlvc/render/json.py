@@ -10,7 +10,7 @@ from typing import Any
 import jsonpatch
 
 from amlvc.canonical.paths import pointer
-from amlvc.review.diff import ExperimentDiff
+from amlvc.review.records import ExperimentDiff
 
 FORMAT = "amlvc/diff@1"
 _SMALL_LIST = 64

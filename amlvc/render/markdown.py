@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from amlvc.render.common import ADDED, COLUMNS, REMOVED, active, counts, describe, node_states, web_ports
-from amlvc.review import difftree
-from amlvc.review.diff import ExperimentDiff
+from amlvc.review import labels
+from amlvc.review.records import ExperimentDiff
 
 # GitHub refuses mermaid sources over ~50 kB; big graphs show changed nodes and their neighbours only.
 MAX_MERMAID_NODES = 60
@@ -75,8 +75,8 @@ def mermaid(d: ExperimentDiff) -> str:
     if not nodes:
         return ""
     states = node_states(d)
-    edges = {difftree.edge_key_nodes(e) for e in _edges(d.old.experiment if d.old else {})}
-    new_edges = {difftree.edge_key_nodes(e) for e in _edges(d.new.experiment if d.new else {})}
+    edges = {labels.edge_key_nodes(e) for e in _edges(d.old.experiment if d.old else {})}
+    new_edges = {labels.edge_key_nodes(e) for e in _edges(d.new.experiment if d.new else {})}
     removed_edges = edges - new_edges
     all_edges = sorted(edges | new_edges)
     keep = set(nodes)
@@ -91,7 +91,7 @@ def mermaid(d: ExperimentDiff) -> str:
     ids = {node_id: f"n{i}" for i, node_id in enumerate(sorted(keep))}
     lines = ["flowchart TD"]
     for node_id in sorted(keep):
-        label = difftree.node_label(node_id, nodes[node_id]).replace('"', "#quot;")
+        label = labels.node_label(node_id, nodes[node_id]).replace('"', "#quot;")
         lines.append(f'  {ids[node_id]}["{label}"]')
     link = 0
     styles = []

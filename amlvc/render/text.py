@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from amlvc.render.common import ADDED, REMOVED, active, describe, summary
-from amlvc.review.diff import ExperimentDiff
+from amlvc.review.records import ExperimentDiff
 
 _RESET = "\033[0m"
 _STYLE = {"header": "\033[1m", ADDED: "\033[32m", REMOVED: "\033[31m", "~": "\033[33m", "breaking": "\033[1;31m",

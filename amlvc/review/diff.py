@@ -5,105 +5,19 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from amlvc.canonical.paths import pointer
-from amlvc.review import difftree as values
-from amlvc.review.difftree import Tree
+from amlvc.review import labels
+from amlvc.review.parsed import Parsed
+from amlvc.review.records import Change, ExperimentDiff, sort_changes
+from amlvc.review.webservice import diff_wsd
+from amlvc.rules import LAYOUT_FILE
 
-# The closed vocabulary, in the order records of one experiment are listed.
-KINDS: tuple[str, ...] = (
-    "experiment.renamed",
-    "experiment.summary_changed",
-    "experiment.property_changed",
-    "node.added",
-    "node.removed",
-    "node.module_version_changed",
-    "node.module_replaced",
-    "node.comment_changed",
-    "node.property_changed",
-    "parameter.added",
-    "parameter.removed",
-    "parameter.changed",
-    "script.changed",
-    "asset.version_changed",
-    "asset.replaced",
-    "edge.added",
-    "edge.removed",
-    "webservice.input_added",
-    "webservice.input_removed",
-    "webservice.input_changed",
-    "webservice.output_added",
-    "webservice.output_removed",
-    "webservice.output_changed",
-    "webservice.parameter_added",
-    "webservice.parameter_removed",
-    "webservice.parameter_changed",
-    "webservice.property_changed",
-    "layout.changed",
-)
-_RANK = {kind: i for i, kind in enumerate(KINDS)}
-# Sections keep a node's records together: experiment, nodes (by id), edges, web service, layout.
-_SECTION = {"experiment": 0, "node": 1, "parameter": 1, "script": 1, "asset": 1, "edge": 2, "webservice": 3,
-            "layout": 4}
 ASSET_FIELDS = ("DataSourceId", "TrainedModelId", "TransformModuleId")
-EXPERIMENT = "experiment.json"
-LAYOUT = "layout.json"
-WEBSERVICE = "webservice.json"
 
 
-@dataclass(frozen=True)
-class Change:
-    """One semantic change; `path` is a JSON Pointer into `file` (of the new side, the old one for removals)."""
-
-    kind: str
-    path: str
-    file: str = EXPERIMENT
-    node: str | None = None
-    label: str = ""
-    old: Any = None
-    new: Any = None
-    breaking: bool = False
-    detail: str = ""
-
-    def sort_key(self) -> tuple[Any, ...]:
-        section = _SECTION[self.kind.split(".")[0]]
-        # Edge indexes differ between the sides (removed: old, added: new), so edges sort by what they join.
-        where = () if section == 2 else pointer_key(self.path)
-        return (section, self.node or "", where, _RANK[self.kind], self.label, self.file)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "path": self.path, "file": self.file, "node": self.node, "label": self.label,
-                "old": self.old, "new": self.new, "breaking": self.breaking, "detail": self.detail}
-
-
-@dataclass(frozen=True)
-class ExperimentDiff:
-    """The records of one experiment; status is added, removed, modified or unchanged."""
-
-    slug: str
-    status: str
-    changes: tuple[Change, ...]
-    name: str = ""
-    old: Tree | None = field(default=None, compare=False, repr=False)
-    new: Tree | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def breaking(self) -> bool:
-        return any(c.breaking for c in self.changes)
-
-
-def pointer_key(path: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key of a pointer: numeric parts compare as numbers."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in path.split("/")[1:])
-
-
-def sort_changes(changes: Sequence[Change]) -> tuple[Change, ...]:
-    return tuple(sorted(changes, key=Change.sort_key))
-
-
-def diff_trees(old: Tree | None, new: Tree | None, slug: str = "") -> ExperimentDiff:
+def diff_trees(old: Parsed | None, new: Parsed | None, slug: str = "") -> ExperimentDiff:
     """Compare two experiments (either may be absent) and return their ordered records."""
     if old is None and new is None:
         return ExperimentDiff(slug, "unchanged", ())
@@ -111,20 +25,20 @@ def diff_trees(old: Tree | None, new: Tree | None, slug: str = "") -> Experiment
         present = new if new is not None else old
         assert present is not None
         status = "added" if old is None else "removed"
-        return ExperimentDiff(slug, status, _whole(present, added=old is None), values.experiment_name(present),
+        return ExperimentDiff(slug, status, _whole(present, added=old is None), labels.experiment_name(present),
                               old, new)
     changes = diff_experiment(old.experiment, new.experiment, old.scripts, new.scripts)
     changes.extend(diff_layout(old.layout, new.layout))
     if old.webservice is not None or new.webservice is not None:
         changes.extend(diff_wsd(old.webservice or {}, new.webservice or {}))
     records = sort_changes(changes)
-    return ExperimentDiff(slug, "modified" if records else "unchanged", records, values.experiment_name(new),
+    return ExperimentDiff(slug, "modified" if records else "unchanged", records, labels.experiment_name(new),
                           old, new)
 
 
-def _whole(tree: Tree, *, added: bool) -> tuple[Change, ...]:
+def _whole(tree: Parsed, *, added: bool) -> tuple[Change, ...]:
     """An experiment added or removed: one record per node, edge and web-service port."""
-    empty = Tree({}, {}, {}, None)
+    empty = Parsed({}, {}, {}, None)
     return diff_trees(empty if added else tree, tree if added else empty).changes
 
 
@@ -162,7 +76,7 @@ def diff_experiment(old: Mapping[str, Any], new: Mapping[str, Any], old_scripts:
 
 def _script_paths(node: Any) -> set[str]:
     params = node.get("ModuleParameters") if isinstance(node, Mapping) else None
-    return {p for p in (values.script_path(x.get("Value")) for x in params or [] if isinstance(x, Mapping)) if p}
+    return {p for p in (labels.script_path(x.get("Value")) for x in params or [] if isinstance(x, Mapping)) if p}
 
 
 def _diff_node(node_id: str, a: Mapping[str, Any] | None, b: Mapping[str, Any] | None,
@@ -172,15 +86,15 @@ def _diff_node(node_id: str, a: Mapping[str, Any] | None, b: Mapping[str, Any] |
         present = b if b is not None else a
         assert present is not None
         kind = "node.added" if a is None else "node.removed"
-        yield Change(kind, base, node=node_id, label=values.node_label(node_id, present),
-                     old=None if a is None else values.module_ref(a), new=None if b is None else values.module_ref(b))
+        yield Change(kind, base, node=node_id, label=labels.node_label(node_id, present),
+                     old=None if a is None else labels.module_ref(a), new=None if b is None else labels.module_ref(b))
         return
-    label = values.node_label(node_id, b)
+    label = labels.node_label(node_id, b)
     if a.get("ModuleId") != b.get("ModuleId"):
-        same = values.same_family(a.get("ModuleId"), b.get("ModuleId"))
+        same = labels.same_family(a.get("ModuleId"), b.get("ModuleId"))
         yield Change("node.module_version_changed" if same else "node.module_replaced", base + "/ModuleId",
-                     node=node_id, label=label, old=values.module_ref(a), new=values.module_ref(b),
-                     detail=values.version_detail(a.get("ModuleId"), b.get("ModuleId")) if same else "")
+                     node=node_id, label=label, old=labels.module_ref(a), new=labels.module_ref(b),
+                     detail=labels.version_detail(a.get("ModuleId"), b.get("ModuleId")) if same else "")
     if a.get("Comment") != b.get("Comment"):
         yield Change("node.comment_changed", base + "/Comment", node=node_id, label=label, old=a.get("Comment"),
                      new=b.get("Comment"))
@@ -218,12 +132,12 @@ def _diff_parameters(node_id: str, label: str, old: Sequence[Any], new: Sequence
         if ident not in b_map:
             index, param = a_map[ident]
             yield Change("parameter.removed", pointer_index(base, index), node=node_id, label=f"{label}: {name}",
-                         old=values.display(param.get("Value")))
+                         old=labels.display(param.get("Value")))
             continue
         if ident not in a_map:
             index, param = b_map[ident]
             yield Change("parameter.added", pointer_index(base, index), node=node_id, label=f"{label}: {name}",
-                         new=values.display(param.get("Value")))
+                         new=labels.display(param.get("Value")))
             continue
         (_, pa), (index, pb) = a_map[ident], b_map[ident]
         yield from _diff_parameter(node_id, f"{label}: {name}", pointer_index(base, index), pa, pb, old_scripts,
@@ -237,16 +151,16 @@ def pointer_index(base: str, index: int) -> str:
 def _diff_parameter(node_id: str, label: str, path: str, a: Mapping[str, Any], b: Mapping[str, Any],
                     old_scripts: Mapping[str, str], new_scripts: Mapping[str, str]) -> Iterator[Change]:
     va, vb = a.get("Value"), b.get("Value")
-    sa, sb = values.script_path(va), values.script_path(vb)
+    sa, sb = labels.script_path(va), labels.script_path(vb)
     if sa is not None or sb is not None:
-        text_a = old_scripts.get(sa, "") if sa else values.display(va)
-        text_b = new_scripts.get(sb, "") if sb else values.display(vb)
+        text_a = old_scripts.get(sa, "") if sa else labels.display(va)
+        text_b = new_scripts.get(sb, "") if sb else labels.display(vb)
         if va != vb or text_a != text_b:
             yield Change("script.changed", path + "/Value", node=node_id, label=label, old=sa or "", new=sb or "",
                          detail=unified(text_a, text_b, sa or "(inline)", sb or "(inline)"))
     elif va != vb:
-        yield Change("parameter.changed", path + "/Value", node=node_id, label=label, old=values.display(va),
-                     new=values.display(vb))
+        yield Change("parameter.changed", path + "/Value", node=node_id, label=label, old=labels.display(va),
+                     new=labels.display(vb))
     for key in sorted((set(a) | set(b)) - {"Value", "Name"}):
         if a.get(key) != b.get(key):
             yield Change("parameter.changed", path + pointer(key), node=node_id, label=f"{label} [{key}]",
@@ -272,10 +186,10 @@ def _diff_ports(node_id: str, label: str, ports: str, old: Sequence[Any], new: S
             path = f"{base}/{index}" + pointer(key)
             port_label = f"{label} ← {ident[0]}"
             if key in ASSET_FIELDS:
-                same = values.same_family(pa.get(key), pb.get(key))
+                same = labels.same_family(pa.get(key), pb.get(key))
                 yield Change("asset.version_changed" if same else "asset.replaced", path, node=node_id,
                              label=port_label, old=pa.get(key), new=pb.get(key),
-                             detail=values.version_detail(pa.get(key), pb.get(key)) if same else "")
+                             detail=labels.version_detail(pa.get(key), pb.get(key)) if same else "")
             else:
                 yield Change("node.property_changed", path, node=node_id, label=f"{port_label} {key}",
                              old=pa.get(key), new=pb.get(key))
@@ -291,11 +205,11 @@ def _diff_edges(old: Sequence[Any], new: Sequence[Any], old_nodes: Mapping[str, 
     b_map = {json.dumps(e, sort_keys=True): (i, e) for i, e in enumerate(new)}
     for ident in a_map.keys() - b_map.keys():
         index, edge = a_map[ident]
-        yield Change("edge.removed", pointer("Graph", "EdgesInternal", index), label=values.edge_label(edge, old_nodes),
+        yield Change("edge.removed", pointer("Graph", "EdgesInternal", index), label=labels.edge_label(edge, old_nodes),
                      old=dict(edge))
     for ident in b_map.keys() - a_map.keys():
         index, edge = b_map[ident]
-        yield Change("edge.added", pointer("Graph", "EdgesInternal", index), label=values.edge_label(edge, new_nodes),
+        yield Change("edge.added", pointer("Graph", "EdgesInternal", index), label=labels.edge_label(edge, new_nodes),
                      new=dict(edge))
 
 
@@ -337,7 +251,7 @@ def _breaking_addition(kind: str, item: Mapping[str, Any]) -> bool:
     """A new input, or a new parameter without a default, must be sent by every caller."""
     if kind == "webservice.input":
         return True
-    return kind == "webservice.parameter" and not values.has_default(item)
+    return kind == "webservice.parameter" and not labels.has_default(item)
 
 
 def _breaking_change(kind: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -345,21 +259,13 @@ def _breaking_change(kind: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> b
         return a.get("Name") != b.get("Name")
     type_a = (a.get("ParameterDefinition") or {}).get("ParameterType")
     type_b = (b.get("ParameterDefinition") or {}).get("ParameterType")
-    return (values.has_default(a) and not values.has_default(b)) or type_a != type_b
+    return (labels.has_default(a) and not labels.has_default(b)) or type_a != type_b
 
 
 def diff_layout(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
     """Layout changes collapse into one record that counts the canvas nodes that moved, came or went."""
     if old == new:
         return []
-    moved = values.layout_moves(old, new)
+    moved = labels.layout_moves(old, new)
     detail = f"{moved} canvas position{'s' if moved != 1 else ''} changed" if moved else "layout metadata changed"
-    return [Change("layout.changed", "", file=LAYOUT, label="layout", old=None, new=moved, detail=detail)]
-
-
-def diff_wsd(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
-    """Records for webservice.json: the callers' contract (inputs, outputs, parameters) then everything else."""
-    # diffwsd builds on this module's Change and pointer, so it is imported when first needed.
-    from amlvc.review.webservice import diff_wsd as _impl
-
-    return _impl(old, new)
+    return [Change("layout.changed", "", file=LAYOUT_FILE, label="layout", old=None, new=moved, detail=detail)]

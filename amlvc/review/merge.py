@@ -9,7 +9,7 @@ from typing import Any
 
 from amlvc import rules
 from amlvc.canonical.paths import pointer
-from amlvc.review import difftree
+from amlvc.review import labels
 
 CONFLICT = rules.CONFLICT_KEY
 _MISSING: Any = object()
@@ -206,7 +206,7 @@ def _describe_experiment(base: Mapping[str, Any], ours: Mapping[str, Any], their
         subject = "/".join(parts) or "the document"
         if len(parts) >= 3 and parts[:2] == ["Graph", "ModuleNodes"]:
             node = nodes.get(parts[2], {})
-            subject = f"node {difftree.node_label(parts[2], node)}"
+            subject = f"node {labels.node_label(parts[2], node)}"
             if len(parts) == 3:
                 side = "ours" if o is _MISSING else "theirs"
                 other = "theirs" if side == "ours" else "ours"
@@ -238,7 +238,7 @@ def _show(value: Any) -> str:
         return "(deleted)"
     if isinstance(value, Mapping) and "Value" in value and "Name" in value:
         value = value["Value"]
-    text = difftree.display(value)
+    text = labels.display(value)
     return text if len(text) <= 80 else text[:79] + "…"
 
 
@@ -256,13 +256,13 @@ def _reject_dangling(merged: dict[str, Any], base: Mapping[str, Any], ours: Mapp
         if not isinstance(edge, dict) or CONFLICT in edge:
             continue
         for end in ("SourceOutputPortId", "DestinationInputPortId"):
-            node_id = difftree.port_node(edge.get(end))
+            node_id = labels.port_node(edge.get(end))
             if node_id not in nodes and node_id in removed_by:
                 side = removed_by[node_id]
                 other = "theirs" if side == "ours" else "ours"
                 known = {**_nodes(base), **_nodes(ours), **_nodes(theirs)}
-                reason = (f"edge {difftree.edge_label(edge, known)} was added by {other} to node "
-                          f"{difftree.short_id(node_id)}, which {side} removed")
+                reason = (f"edge {labels.edge_label(edge, known)} was added by {other} to node "
+                          f"{labels.short_id(node_id)}, which {side} removed")
                 edges[index] = marker(_MISSING, edge if other == "ours" else _MISSING,
                                       edge if other == "theirs" else _MISSING, reason)
                 merger.conflicts.append(Conflict(f"/Graph/EdgesInternal/{index}", reason, None, edge, edge))
@@ -275,10 +275,10 @@ def _reject_dangling(merged: dict[str, Any], base: Mapping[str, Any], ours: Mapp
         for index, port in enumerate(ports):
             if not isinstance(port, dict) or CONFLICT in port:
                 continue
-            node_id = difftree.port_node(port.get("PortId"))
+            node_id = labels.port_node(port.get("PortId"))
             if node_id not in nodes and node_id in removed_by:
                 reason = (f"web-service {key[:-1].lower()} {port.get('Name')!r} points at node "
-                          f"{difftree.short_id(node_id)}, which {removed_by[node_id]} removed")
+                          f"{labels.short_id(node_id)}, which {removed_by[node_id]} removed")
                 ports[index] = marker(_MISSING, port, port, reason)
                 merger.conflicts.append(Conflict(f"/WebService/{key}/{index}", reason, None, port, port))
 
@@ -309,10 +309,10 @@ def validate_experiment(doc: Mapping[str, Any]) -> list[str]:
         elif not port_exists(dst, "InputPortsInternal"):
             problems.append(f"edge to {dst} ends at a node or input port that does not exist")
         else:
-            successors[difftree.port_node(src)].add(difftree.port_node(dst))
+            successors[labels.port_node(src)].add(labels.port_node(dst))
     cycle = _find_cycle(successors)
     if cycle:
-        problems.append("the graph has a cycle: " + " → ".join(difftree.short_id(n) for n in cycle))
+        problems.append("the graph has a cycle: " + " → ".join(labels.short_id(n) for n in cycle))
     ws = doc.get("WebService")
     for key, ports in (("Inputs", "InputPortsInternal"), ("Outputs", "OutputPortsInternal")):
         items = ws.get(key) if isinstance(ws, Mapping) else None
@@ -390,7 +390,7 @@ def _merge_canvas(base: Mapping[str, Any], ours: Mapping[str, Any], theirs: Mapp
         else:
             value = o
             if not _equal(t, b) and not _equal(o, t) and o is not _MISSING:
-                notes.append(f"{canvas} position of {difftree.short_id(node)} moved on both sides; kept ours")
+                notes.append(f"{canvas} position of {labels.short_id(node)} moved on both sides; kept ours")
         if value is not _MISSING:
             positions.append(value)
     out = {k: v for k, v in ours.items() if k != "positions"}

@@ -6,8 +6,9 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from amlvc.canonical.paths import pointer
-from amlvc.review import difftree
-from amlvc.review.diff import WEBSERVICE, Change
+from amlvc.review import labels
+from amlvc.review.records import Change
+from amlvc.rules import WEBSERVICE_FILE as WEBSERVICE
 
 _MODULE_URI = "aml://module/"
 
@@ -66,10 +67,10 @@ def _asset_kind(change: Change, old: Mapping[str, Any], new: Mapping[str, Any]) 
     _, name = get_ci(new_assets.get(asset) or old_assets.get(asset), "name")
     a, b = (str(v).removeprefix(_MODULE_URI) if isinstance(v, str) else v for v in (change.old, change.new))
     same = (isinstance(change.old, str) and isinstance(change.new, str) and change.old.startswith(_MODULE_URI)
-            and change.new.startswith(_MODULE_URI) and difftree.same_family(a, b))
+            and change.new.startswith(_MODULE_URI) and labels.same_family(a, b))
     return Change("asset.version_changed" if same else "asset.replaced", change.path, WEBSERVICE,
                   label=f"{asset} ({name})" if name else asset, old=change.old, new=change.new,
-                  detail=difftree.version_detail(a, b) if same else "")
+                  detail=labels.version_detail(a, b) if same else "")
 
 
 def _has_value(parameter: Any) -> bool:

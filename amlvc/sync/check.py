@@ -5,18 +5,22 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from amlvc.errors import ConfigError, UsageError
+from amlvc import repo, rules
+from amlvc.canonical.denormalize import denormalize, recorded_module_names
+from amlvc.errors import AmlvcError, ConfigError, UsageError
+from amlvc.sync.remote import Target, open_remote
+from amlvc.worktree import experiments, lockfile
 
 if TYPE_CHECKING:
     from amlvc.client import Client
 
-GLOBAL_WORKSPACE_ID = "506153734175476c4f62416c57734963"
+GLOBAL_WORKSPACE_ID = rules.BUILTIN_OWNER
 KINDS = ("module", "dataset", "trainedmodel", "transform")
 # Input-port fields that pin an asset version (reference §3.9), and the kind each one names.
 PORT_ASSET_FIELDS: dict[str, str] = {
@@ -303,3 +307,71 @@ def apply_remaps(doc: Mapping[str, Any], remaps: Mapping[str, str]) -> dict[str,
 
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+# -- one experiment against a workspace -------------------------------------------------------------------------
+
+
+@dataclass
+class Sources:
+    """What `source_names` reads once per command, however many experiments it checks: the lock and the
+    asset lists of the other workspaces (None for one without a token or out of reach)."""
+
+    lock: lockfile.Lock | None = None
+    inventories: dict[str, Inventory | None] = field(default_factory=dict)
+
+
+def check_experiment(root: Path, target: Target, slug: str, doc: Mapping[str, Any], files: Mapping[str, bytes],
+                     inventory: Inventory, remap: Remap, sources: Sources) -> CheckResult:
+    """The reference check; references still missing are looked up by the name they have where they came from."""
+    names = recorded_module_names(files)
+    result = check_document(doc, inventory, experiment=slug, remote=target.name, remap=remap, source_names=names)
+    if result.ok or remap.mode not in (None, "name"):
+        return result
+    names = {**source_names(root, slug, target.name, sources), **names}
+    return check_document(doc, inventory, experiment=slug, remote=target.name, remap=remap, source_names=names)
+
+
+def source_names(root: Path, slug: str, target: str, sources: Sources) -> dict[str, str]:
+    """Asset id -> name in the other workspaces this experiment is recorded for (the ones it came from).
+
+    Best effort: a workspace without a token or out of reach just contributes no names.
+    """
+    if sources.lock is None:
+        sources.lock = lockfile.load(root)
+    lock = sources.lock
+    cache = sources.inventories
+    names: dict[str, str] = {}
+    for remote in lock.remotes():
+        if remote == target or slug not in lock.entries(remote):
+            continue
+        if remote not in cache:
+            cache[remote] = None
+            try:
+                other = open_remote(root, remote, jobs=4)
+                with other.client:
+                    cache[remote] = Inventory.fetch(other.client)
+            except AmlvcError:
+                pass
+        inventory = cache[remote]
+        if inventory is not None:
+            names.update({a.id: a.name for a in inventory.assets if a.name})
+    return names
+
+
+def check(start: Path, experiment_names: Sequence[str] = (), *, remote: str | None = None, rev: str | None = None,
+          remap: str | None = None, token_env: str | None = None, jobs: int = 8) -> tuple[CheckResult, ...]:
+    """`amlvc check`: the reference check of every selected experiment against the remote; writes nothing."""
+    root = repo.find_root(start)
+    target = open_remote(root, remote, token_env=token_env, jobs=jobs)
+    how = parse_remap(remap)
+    with target.client:
+        slugs = experiments.select(root, experiment_names, rev)
+        inventory = Inventory.fetch(target.client)
+        results = []
+        sources = Sources()
+        for slug in slugs:
+            files = experiments.read(root, slug, rev)
+            doc = denormalize(experiments.without_webservice(files), source=experiments.path(slug))
+            results.append(check_experiment(root, target, slug, doc, files, inventory, how, sources))
+    return tuple(results)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from amlvc.worktree.journal import Signature
 
 TRAILER_REMOTE = "Amlvc-Remote"
 TRAILER_WORKSPACE = "Amlvc-Workspace"
@@ -17,15 +18,6 @@ _DATE = re.compile(r"^/Date\((-?\d+)(?:[+-]\d{4})?\)/$")
 _TRAILER = re.compile(r"^([A-Za-z][A-Za-z0-9-]*): (.*)$")
 # A run-history id: {ws}.s-id.{guid}.{reverse timestamp} (reference §1.6).
 SNAPSHOT_ID = re.compile(r"^[0-9a-f]{32}\.s-id\.[0-9a-f]{32}\.\d{4}-\d{2}-\d{2}t\d{2}\.\d{2}\.\d{2}$")
-
-
-@dataclass(frozen=True)
-class Signature:
-    """Who and when, for the author of a commit (None = git's own default)."""
-
-    name: str
-    email: str
-    date: datetime | None
 
 
 def parse_service_date(value: Any) -> datetime | None:

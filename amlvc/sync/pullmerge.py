@@ -15,9 +15,8 @@ from amlvc.canonical.jsonio import dumps, load_canonical
 from amlvc.canonical.normalize import normalize
 from amlvc.errors import AmlvcError, ConflictError
 from amlvc.review.merge import MergeResult, merge_experiment, merge_layout, validate_experiment
-from amlvc.rules import EXPERIMENT_FILE, LAYOUT_FILE, SCRIPTS_DIR
-from amlvc.worktree import mirror
-from amlvc.worktree.project import WEBSERVICE_FILE
+from amlvc.rules import BACKUP_REF_PREFIX, EXPERIMENT_FILE, LAYOUT_FILE, SCRIPTS_DIR, WEBSERVICE_FILE
+from amlvc.worktree import experiments
 
 MERGED_NOTE = "local edits kept"
 
@@ -32,7 +31,7 @@ class Conflict:
     reason: str
 
     def line(self) -> str:
-        place = f"{mirror.experiment_dir(self.slug)}/{self.file}" if self.file else mirror.experiment_dir(self.slug)
+        place = experiments.path(self.slug, self.file)
         return f"  {place}{' ' + self.where if self.where else ''}: {self.reason}"
 
 
@@ -63,11 +62,11 @@ def merge_diverged(root: Path, entries: Mapping[str, Mapping[str, Any]],
 
 
 def merge_one(root: Path, slug: str, base_hash: str, theirs: Mapping[str, bytes]) -> Outcome:
-    base = mirror.synced_files(root, slug, base_hash)
+    base = experiments.synced_files(root, slug, base_hash)
     if base is None:
         return Outcome({}, (Conflict(slug, "", "", "cannot merge: the last pulled or pushed version (the hash in "
                                                     "amlvc.lock) is not in the recent history of this directory"),))
-    ours = mirror.read_experiment_files_at(root, "HEAD", slug)
+    ours = experiments.read(root, slug, "HEAD")
     return merge_files(slug, base, ours, theirs)
 
 
@@ -128,7 +127,7 @@ def _merge_json(slug: str, name: str, b: bytes, o: bytes, t: bytes) -> tuple[byt
 def _canonical(slug: str, files: dict[str, bytes]) -> Outcome:
     """The merged files as normalize writes them; a result that does not denormalize is a conflict."""
     experiment = {k: v for k, v in files.items() if k != WEBSERVICE_FILE}
-    source = f"{mirror.experiment_dir(slug)} (merged)"
+    source = f"{experiments.path(slug)} (merged)"
     if EXPERIMENT_FILE not in experiment:
         return Outcome(files, ())
     try:
@@ -153,7 +152,7 @@ def conflict_report(conflicts: Sequence[Conflict]) -> str:
              f"cannot be merged; nothing was written:"]
     lines += [c.line() for c in conflicts]
     lines.append(f"Resolve {which}: keep yours with `amlvc push --force {exp}` (the workspace version is backed "
-                 f"up under refs/amlvc/backup/ first), or take the workspace's with `amlvc pull --theirs {exp}` "
+                 f"up under {BACKUP_REF_PREFIX}/ first), or take the workspace's with `amlvc pull --theirs {exp}` "
                  f"(your commits stay in `git log`).")
     return "\n".join(lines)
 

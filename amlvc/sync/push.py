@@ -1,12 +1,10 @@
-"""`amlvc push` and `amlvc check`: make the plan (pushplan.py), refuse, write in parallel, record in one commit."""
+"""`amlvc push`: make the plan (pushplan.py), refuse, write in parallel, record in one commit."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +12,11 @@ from amlvc import repo, rules
 from amlvc.canonical.normalize import normalize, to_push_body
 from amlvc.client import Client
 from amlvc.errors import ApiError
-from amlvc.sync.check import CheckResult, Inventory, apply_remaps, parse_remap
-from amlvc.sync.pushplan import (
-    BACKUP_REF_PREFIX,
-    PlannedExperiment,
-    PushOptions,
-    PushPlan,
-    Sources,
-    check_experiment,
-    document,
-    make_plan,
-    placeholders,
-    read_files,
-    refuse,
-    secret_values,
-    select,
-    stored_for,
-)
-from amlvc.worktree import mirror
+from amlvc.sync.backup import save_backup
+from amlvc.sync.check import apply_remaps
+from amlvc.sync.pushplan import PlannedExperiment, PushOptions, PushPlan, make_plan, refuse
+from amlvc.sync.remote import Target, open_remote
+from amlvc.worktree import experiments, journal, lockfile, secretfile
 
 Progress = Callable[[str, int, int], None]
 
@@ -67,8 +52,8 @@ def push(start: Path, options: PushOptions, *, show_plan: Callable[[PushPlan], N
          progress: Progress | None = None) -> PushResult:
     """Plan, show the plan, refuse what SPEC "Push safety" refuses, then write and commit the lock."""
     root = repo.find_root(start)
-    target = mirror.open_remote(root, options.remote, token_env=options.token_env, jobs=options.jobs)
-    with target.client, mirror.operation_lock(root):
+    target = open_remote(root, options.remote, token_env=options.token_env, jobs=options.jobs)
+    with target.client, journal.operation_lock(root):
         plan = make_plan(root, target, options)
         if show_plan is not None:
             show_plan(plan)
@@ -79,44 +64,19 @@ def push(start: Path, options: PushOptions, *, show_plan: Callable[[PushPlan], N
         return replace(result, requests=target.client.requests_made)
 
 
-def check(start: Path, options: PushOptions) -> tuple[CheckResult, ...]:
-    """`amlvc check`: the reference check of every selected experiment against the remote; writes nothing."""
-    root = repo.find_root(start)
-    target = mirror.open_remote(root, options.remote, token_env=options.token_env, jobs=options.jobs)
-    remap = parse_remap(options.remap)
-    with target.client:
-        slugs = select(root, options.experiments, options.rev)
-        inventory = Inventory.fetch(target.client)
-        results = []
-        sources = Sources()
-        for slug in slugs:
-            files = read_files(root, slug, options.rev)
-            doc = document(files, slug, secrets=None)
-            results.append(check_experiment(root, target, slug, doc, files, inventory, remap, sources))
-    return tuple(results)
-
 
 # -- writing -------------------------------------------------------------------------------------
 
 
-def _execute(root: Path, target: mirror.Target, plan: PushPlan, progress: Progress | None) -> PushResult:
+def _execute(root: Path, target: Target, plan: PushPlan, progress: Progress | None) -> PushResult:
     """Backups first (--force), then each write; the lock records every write that happened, in one commit."""
     todo = [e for e in plan.experiments if e.writes]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     backups: dict[str, str] = {}
     for e in todo:
         if e.stale and e.experiment_id:
-            current = target.client.get_experiment(e.experiment_id)
-            norm = normalize(current, source=f"{target.name}:{e.experiment_id}")
-            ref = f"{BACKUP_REF_PREFIX}/{target.name}/{e.slug}/{stamp}"
-            # The backup's secret values stay local, beside the others, under "<slug>@<backup time>".
-            mirror.store_secrets(root, target.name, {f"{e.slug}@{stamp}": dict(norm.secrets)})
-            repo.write_backup(root, ref, mirror.experiment_dir(e.slug), norm.files,
-                              f"Backup of '{e.slug}' from workspace '{target.name}' before a forced push\n\n"
-                              f"Amlvc-Remote: {target.name}\nAmlvc-Experiment-Id: {e.experiment_id}\n"
-                              f"Amlvc-Etag: {e.workspace_etag}\n")
-            backups[e.slug] = ref
-    entries = mirror.lock_entries(mirror.read_lock(root), target.name)
+            backups[e.slug] = save_backup(root, target, e.slug, e.experiment_id, str(e.workspace_etag),
+                                          "a forced push")
+    entries = lockfile.entries(lockfile.load(root), target.name)
     pushed: list[PushedExperiment] = []
     new_entries: dict[str, dict[str, Any]] = {}
     copies: dict[str, tuple[dict[str, bytes], dict[str, str]]] = {}  # --as-new: slug -> (files, secrets)
@@ -142,12 +102,12 @@ def _execute(root: Path, target: mirror.Target, plan: PushPlan, progress: Progre
             slug, digest = e.slug, e.content_hash
             if plan.options.as_new is not None:
                 # The copy becomes an experiment of its own in the repository, as a pull would write it.
-                slug = mirror.new_slug(plan.options.as_new, exp_id,
-                                       mirror.taken_slugs(root, mirror.read_lock(root)) | set(copies))
+                slug = experiments.unique_slug(plan.options.as_new, exp_id,
+                                               experiments.taken_slugs(root, lockfile.load(root)) | set(copies))
                 norm = normalize(current, source=f"{target.name}:{exp_id}")
                 copies[slug] = (dict(norm.files), dict(norm.secrets))
-                digest = mirror.experiment_hash(norm.files)
-            new_entries[slug] = mirror.lock_entry(exp_id, etag or "", _str(current.get("RunId")),
+                digest = experiments.content_hash_of(norm.files)
+            new_entries[slug] = lockfile.record(exp_id, etag or "", _str(current.get("RunId")),
                                                   _identity(current), digest)
             pushed.append(PushedExperiment(slug, e.action, exp_id, etag, backups.get(e.slug)))
     finally:
@@ -157,15 +117,16 @@ def _execute(root: Path, target: mirror.Target, plan: PushPlan, progress: Progre
     return PushResult(plan, tuple(pushed), commit)
 
 
-def _push_one(root: Path, target: mirror.Target, plan: PushPlan, e: PlannedExperiment) -> tuple[str, dict[str, Any]]:
+def _push_one(root: Path, target: Target, plan: PushPlan, e: PlannedExperiment) -> tuple[str, dict[str, Any]]:
     """Write one experiment, then GET it: its id and the document the workspace now has (new Etag, RunId)."""
     exp_id = _write_one(root, target, plan, e)
     return exp_id, target.client.get_experiment(exp_id)
 
 
-def _write_one(root: Path, target: mirror.Target, plan: PushPlan, e: PlannedExperiment) -> str:
-    _, values = secret_values(placeholders(e.files), stored_for(root, e.secret_sections, e.slug), os.environ)
-    doc = document(e.files, e.slug, secrets=values)
+def _write_one(root: Path, target: Target, plan: PushPlan, e: PlannedExperiment) -> str:
+    names = [fill.name for fill in e.secrets]
+    _, values = secretfile.lookup(names, secretfile.stored(root, e.slug, e.secret_sections))
+    doc = e.document(values)
     if e.check is not None:
         doc = apply_remaps(doc, e.check.remaps)
     if plan.options.as_new is not None:
@@ -196,11 +157,11 @@ def _create(client: Client, body: Mapping[str, Any], name: str) -> str:
     return exp_id
 
 
-def _record(root: Path, target: mirror.Target, plan: PushPlan, entries: Mapping[str, Mapping[str, Any]],
+def _record(root: Path, target: Target, plan: PushPlan, entries: Mapping[str, Mapping[str, Any]],
             new_entries: Mapping[str, Mapping[str, Any]], pushed: Sequence[PushedExperiment],
             copies: Mapping[str, tuple[dict[str, bytes], dict[str, str]]]) -> str | None:
     """One commit: the lock, the pushed experiment files (working-tree pushes) and --as-new copies."""
-    lock = mirror.with_entries(mirror.read_lock(root), target.name, {**entries, **new_entries})
+    lock = lockfile.with_entries(lockfile.load(root), target.name, {**entries, **new_entries})
     writes: dict[str, Mapping[str, bytes]] = {}
     by_slug = {e.slug: e for e in plan.experiments}
     for p in pushed:
@@ -209,7 +170,7 @@ def _record(root: Path, target: mirror.Target, plan: PushPlan, entries: Mapping[
         elif plan.rev is None:
             writes[p.slug] = by_slug[p.slug].files
     secrets = (target.name, {slug: values for slug, (_, values) in copies.items()})
-    return mirror.write_and_commit(root, writes=writes, delete=[], lock=lock, secrets=secrets,
+    return journal.write_and_commit(root, writes=writes, delete=[], lock=lock, secrets=secrets,
                                    message=_commit_message(plan, pushed))
 
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from amlvc import repo
-from amlvc.canonical.normalize import normalize, to_push_body
+from amlvc.canonical.normalize import to_push_body
 from amlvc.errors import ApiError, ConflictError, DirtyTree, UsageError, some
-from amlvc.sync import messages as history
+from amlvc.rules import BACKUP_REF_PREFIX, EXPERIMENTS_DIR, LOCK_FILE
+from amlvc.sync import messages
+from amlvc.sync.backup import save_backup
 from amlvc.sync.pull import pull
-from amlvc.worktree import mirror, project
-
-BACKUP_REF_PREFIX = "refs/amlvc/backup"
+from amlvc.sync.push import push
+from amlvc.sync.pushplan import PushOptions
+from amlvc.sync.remote import open_remote
+from amlvc.worktree import experiments, journal, lockfile
 
 
 @dataclass(frozen=True)
@@ -52,18 +54,15 @@ def restore(root: Path, experiment: str, *, rev: str | None = None, snapshot: st
 
 
 def _slug_at(root: Path, experiment: str, rev: str) -> str:
-    slugs = project.list_experiments_at(root, rev)
+    slugs = experiments.slugs(root, rev)
     if experiment in slugs:
         return experiment
     raise UsageError(f"no experiment {experiment!r} at revision {rev!r} (there: {', '.join(slugs) or 'none'}); "
-                     f"name it by its directory under experiments/")
+                     f"name it by its directory under {EXPERIMENTS_DIR}/")
 
 
 def _restore_rev(root: Path, experiment: str, rev: str, *, as_new: str | None, remote: str | None, force: bool,
                  token_env: str | None) -> RestoreResult:
-    from amlvc.sync.push import push
-    from amlvc.sync.pushplan import PushOptions
-
     sha = repo.resolve(root, rev)
     slug = _slug_at(root, experiment, sha)
     if as_new is None:
@@ -78,13 +77,13 @@ def _restore_rev(root: Path, experiment: str, rev: str, *, as_new: str | None, r
         return RestoreResult(slug, f"rev {sha[:12]}", remote_name, pushed.experiment_id, True, None,
                              result.commit, new_slug=pushed.slug)
     # The workspace has REV's files now (or had them already); make the working tree say so in a commit.
-    files = mirror.read_experiment_files_at(root, sha, slug)
-    message = history.compose(
+    files = experiments.read(root, slug, sha)
+    message = messages.compose(
         f"Restore {slug} to {sha[:12]} in {remote_name}",
         [f"{slug} in workspace '{remote_name}' now holds the files of {sha}"],
-        [*history.trailers(remote_name, result.plan.workspace_id, experiment=slug), ("Amlvc-Rev", sha)])
-    with mirror.operation_lock(root):
-        commit = mirror.write_and_commit(root, writes={slug: files}, delete=[], lock=None, secrets=None,
+        [*messages.trailers(remote_name, result.plan.workspace_id, experiment=slug), ("Amlvc-Rev", sha)])
+    with journal.operation_lock(root):
+        commit = journal.write_and_commit(root, writes={slug: files}, delete=[], lock=None, secrets=None,
                                          message=message)
     planned = result.plan.experiments[0]
     exp_id = pushed.experiment_id if pushed else str(planned.experiment_id)
@@ -93,7 +92,7 @@ def _restore_rev(root: Path, experiment: str, rev: str, *, as_new: str | None, r
 
 
 def _refuse_dirty(root: Path, slug: str) -> None:
-    dirty = repo.dirty_paths(root, [mirror.experiment_dir(slug), mirror.LOCK_NAME])
+    dirty = repo.dirty_paths(root, [experiments.path(slug), LOCK_FILE])
     if dirty:
         raise DirtyTree(f"uncommitted changes in {some(dirty)}: restore would overwrite them; commit "
                         f"or discard them (git status), then restore again")
@@ -101,11 +100,11 @@ def _refuse_dirty(root: Path, slug: str) -> None:
 
 def snapshot_id(leaf_id: str, run: str) -> str:
     """A full run-history id from RUN_ID: the id itself, or its reverse-timestamp suffix (`9952-07-21t15.18.32`)."""
-    if history.SNAPSHOT_ID.match(run):
+    if messages.SNAPSHOT_ID.match(run):
         return run
     parts = leaf_id.split(".")
     candidate = f"{parts[0]}.s-id.{parts[-1]}.{run}" if len(parts) == 3 else run
-    if not history.SNAPSHOT_ID.match(candidate):
+    if not messages.SNAPSHOT_ID.match(candidate):
         raise UsageError(f"--snapshot {run!r}: expected a run-history id ({{ws}}.s-id.{{guid}}.{{timestamp}}) "
                          f"or its timestamp part; `amlvc log` and `git log --grep Amlvc-Snapshot` show them")
     return candidate
@@ -113,10 +112,10 @@ def snapshot_id(leaf_id: str, run: str) -> str:
 
 def _restore_snapshot(root: Path, experiment: str, run: str, *, as_new: str | None, remote: str | None,
                       force: bool, token_env: str | None) -> RestoreResult:
-    target = mirror.open_remote(root, remote, token_env=token_env)
+    target = open_remote(root, remote, token_env=token_env)
     backup: str | None = None
-    with target.client, mirror.operation_lock(root):
-        entries = mirror.lock_entries(mirror.read_lock(root), target.name)
+    with target.client, journal.operation_lock(root):
+        entries = lockfile.entries(lockfile.load(root), target.name)
         entry = entries.get(experiment)
         if entry is None or not entry.get("id"):
             known = ", ".join(sorted(entries)) or "none"
@@ -152,7 +151,7 @@ def _restore_snapshot(root: Path, experiment: str, run: str, *, as_new: str | No
                         f"experiment '{experiment}' changed in workspace '{target.name}' since your last pull; "
                         f"nothing was restored. Run `amlvc pull --remote {target.name}`, review, then restore "
                         f"again (or `--force` to overwrite it after a backup under {BACKUP_REF_PREFIX}/)")
-                backup = _backup(root, target, experiment, leaf_id, str(ws_etag))
+                backup = save_backup(root, target, experiment, leaf_id, str(ws_etag), "a forced restore")
             target.client.save_experiment(leaf_id, to_push_body(doc), etag=str(ws_etag) if ws_etag else None)
             new_id = leaf_id
     stamp = sid.split(".", 3)[3]
@@ -163,15 +162,3 @@ def _restore_snapshot(root: Path, experiment: str, run: str, *, as_new: str | No
     new_slug = (pulled.added or (None,))[0] if as_new is not None else None
     return RestoreResult(experiment, f"snapshot {sid}", target.name, new_id, as_new is not None, backup,
                          pulled.commit, new_slug=new_slug)
-
-
-def _backup(root: Path, target: mirror.Target, slug: str, leaf_id: str, etag: str) -> str:
-    """The workspace's current version under refs/amlvc/backup/… before a forced overwrite."""
-    current = target.client.get_experiment(leaf_id)
-    files = normalize(current, source=f"{target.name}:{leaf_id}").files
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    ref = f"{BACKUP_REF_PREFIX}/{target.name}/{slug}/{stamp}"
-    repo.write_backup(root, ref, mirror.experiment_dir(slug), files,
-                      f"Backup of '{slug}' from workspace '{target.name}' before a forced restore\n\n"
-                      f"Amlvc-Remote: {target.name}\nAmlvc-Experiment-Id: {leaf_id}\nAmlvc-Etag: {etag}\n")
-    return ref

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from amlvc.rules import LAYOUT_FILE
-from amlvc.sync.pull import Fetched, canonical
-from amlvc.worktree import mirror
+from amlvc.sync.remote import Fetched, Target, canonical, module_names, open_remote, user_experiments
+from amlvc.worktree import experiments, lockfile
 
 SYNCED = "synced"
 WORKSPACE_CHANGED = "workspace-changed"
@@ -61,11 +61,11 @@ class StatusResult:
 
 def status(root: Path, *, remote: str | None = None, token_env: str | None = None, jobs: int = 8) -> StatusResult:
     """One list request, plus a GET of each experiment whose Etag moved (to tell content from layout)."""
-    target = mirror.open_remote(root, remote, token_env=token_env, jobs=jobs)
+    target = open_remote(root, remote, token_env=token_env, jobs=jobs)
     with target.client:
-        lock = mirror.read_lock(root)
-        entries = mirror.lock_entries(lock, target.name)
-        listed = {str(s["ExperimentId"]): s for s in mirror.user_experiments(target.client.list_experiments())}
+        lock = lockfile.load(root)
+        entries = lockfile.entries(lock, target.name)
+        listed = {str(s["ExperimentId"]): s for s in user_experiments(target.client.list_experiments())}
         slug_of_id = {str(e.get("id")): slug for slug, e in entries.items()}
         moved = {slug: listed[str(e.get("id"))] for slug, e in entries.items()
                  if str(e.get("id")) in listed and listed[str(e.get("id"))].get("Etag") != e.get("etag")}
@@ -74,22 +74,22 @@ def status(root: Path, *, remote: str | None = None, token_env: str | None = Non
         for slug, entry in sorted(entries.items()):
             summary = listed.get(str(entry.get("id")))
             found.append(_compare(root, slug, entry, summary, current.get(slug)))
-        taken = mirror.taken_slugs(root, lock)
+        taken = experiments.taken_slugs(root, lock)
         for exp_id, summary in sorted(listed.items(), key=lambda kv: str(kv[1].get("Description"))):
             if exp_id not in slug_of_id:
-                slug = mirror.new_slug(str(summary.get("Description") or exp_id), exp_id, taken)
+                slug = experiments.unique_slug(str(summary.get("Description") or exp_id), exp_id, taken)
                 taken.add(slug)
                 found.append(ExperimentStatus(slug, summary.get("Description"), WORKSPACE_ONLY, NONE, ABSENT))
-        for slug in sorted(_local_slugs(root) - set(entries)):
+        for slug in sorted(set(experiments.slugs(root, with_experiment=True)) - set(entries)):
             found.append(ExperimentStatus(slug, None, GIT_ONLY, ABSENT, NONE))
         found.sort(key=lambda e: e.slug)
         return StatusResult(target.name, target.workspace_id, tuple(found))
 
 
-def _fetch(target: mirror.Target, moved: Mapping[str, Mapping[str, Any]], jobs: int) -> dict[str, Fetched]:
+def _fetch(target: Target, moved: Mapping[str, Mapping[str, Any]], jobs: int) -> dict[str, Fetched]:
     if not moved:
         return {}
-    names = mirror.module_names(target.client)
+    names = module_names(target.client)
 
     def one(slug: str) -> Fetched:
         doc = target.client.get_experiment(str(moved[slug]["ExperimentId"]))
@@ -99,17 +99,10 @@ def _fetch(target: mirror.Target, moved: Mapping[str, Mapping[str, Any]], jobs: 
         return dict(zip(moved, pool.map(one, moved), strict=True))
 
 
-def _local_slugs(root: Path) -> set[str]:
-    base = root / mirror.EXPERIMENTS
-    if not base.is_dir():
-        return set()
-    return {p.name for p in base.iterdir() if p.is_dir() and (p / "experiment.json").is_file()}
-
-
 def _compare(root: Path, slug: str, entry: Mapping[str, Any], summary: Mapping[str, Any] | None,
              fetched: Fetched | None) -> ExperimentStatus:
     base_hash = entry.get("content_hash")
-    local = mirror.read_experiment_files(root, slug)
+    local = experiments.read(root, slug)
     name = summary.get("Description") if summary else None
     base: dict[str, bytes] | None = None
 
@@ -117,10 +110,10 @@ def _compare(root: Path, slug: str, entry: Mapping[str, Any], summary: Mapping[s
         nonlocal base
         if not files:
             return ABSENT
-        if mirror.experiment_hash(files) == base_hash:
+        if experiments.content_hash_of(files) == base_hash:
             return NONE
         if base is None:
-            base = mirror.synced_files(root, slug, str(base_hash))
+            base = experiments.synced_files(root, slug, str(base_hash))
         return LAYOUT if base is not None and _layout_only(base, files) else CONTENT
 
     local_side = side(local)

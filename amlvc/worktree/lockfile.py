@@ -8,10 +8,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from amlvc.errors import ConfigError
-from amlvc.repo import atomic_write
+from amlvc.errors import ConfigError, UsageError
+from amlvc.rules import IMPORT_REMOTE, LOCK_FILE
+from amlvc.worktree.files import atomic_write
 
-LOCK_FILE = "amlvc.lock"
 FORMAT = 1
 _ENTRY_KEYS = ("content_hash", "etag", "id", "identity", "run_id")
 
@@ -156,3 +156,49 @@ def dumps(lock: Lock) -> bytes:
 def write(root: Path, lock: Lock) -> bool:
     """Write the lock atomically; False when the bytes did not change."""
     return atomic_write(lock_path(root), dumps(lock))
+
+
+# --- entries as plain dicts (what pull, push and status compare and rebuild) -------------------------------------
+
+
+def entries(lock: Lock, remote: str) -> dict[str, dict[str, Any]]:
+    """slug -> entry of `remote`, as plain dicts."""
+    return {slug: entry.to_json() for slug, entry in lock.entries(remote).items()}
+
+
+def record(exp_id: str, etag: str, run_id: str | None, identity: Mapping[str, Any], digest: str) -> dict[str, Any]:
+    """The entry of an experiment as the workspace has it now (ExperimentId is the entry's `id`, not identity)."""
+    ident = {k: v for k, v in identity.items() if k != "ExperimentId"}
+    return {"content_hash": digest, "etag": etag, "id": exp_id, "identity": ident, "run_id": run_id}
+
+
+def with_entries(lock: Lock, remote: str, new: Mapping[str, Mapping[str, Any]]) -> Lock:
+    """`lock` with the experiments of `remote` replaced by `new` (other remotes untouched)."""
+    experiments = {r: dict(e) for r, e in lock.experiments.items()}
+    experiments[remote] = {slug: _from_dict(new[slug]) for slug in sorted(new)}
+    return replace(lock, experiments=experiments)
+
+
+def _from_dict(data: Mapping[str, Any]) -> LockEntry:
+    return LockEntry(id=data.get("id"), etag=data.get("etag"), run_id=data.get("run_id"),
+                     content_hash=data.get("content_hash"), identity=dict(data.get("identity") or {}),
+                     extra={k: v for k, v in data.items() if k not in _ENTRY_KEYS})
+
+
+def used_elsewhere(lock: Lock, remote: str, slug: str) -> bool:
+    """Whether another remote records an experiment under `slug` (its folder then stays when `remote` drops it)."""
+    return any(slug in lock.entries(other) for other in lock.remotes() if other != remote)
+
+
+def find_entry(lock: Lock, slug: str, remote: str | None) -> LockEntry | None:
+    """The entry of `slug` in `remote`; without a remote, the `import` entry, else the first remote's by name."""
+    if remote is not None:
+        entry = lock.entry(remote, slug)
+        if entry is None:
+            raise UsageError(f"{LOCK_FILE} has no entry for {slug!r} in remote {remote!r}")
+        return entry
+    for name in [IMPORT_REMOTE, *sorted(r for r in lock.experiments if r != IMPORT_REMOTE)]:
+        entry = lock.entry(name, slug)
+        if entry is not None:
+            return entry
+    return None

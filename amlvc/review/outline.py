@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from amlvc.canonical.paths import pointer
-from amlvc.review import difftree
+from amlvc.review import labels
 
 
 def outline(kind: str, doc: Mapping[str, Any]) -> str:
@@ -46,7 +46,7 @@ def _experiment(doc: Mapping[str, Any]) -> list[str]:
     for edge in edges if isinstance(edges, list) else []:
         if isinstance(edge, Mapping):
             extra = {k: v for k, v in edge.items() if k not in ("SourceOutputPortId", "DestinationInputPortId")}
-            lines.append(f"  {difftree.edge_label(edge, nodes)}" + (f" {_text(extra)}" if extra else ""))
+            lines.append(f"  {labels.edge_label(edge, nodes)}" + (f" {_text(extra)}" if extra else ""))
     ws = doc.get("WebService")
     if isinstance(ws, Mapping):
         lines.append("web service")
@@ -57,7 +57,7 @@ def _experiment(doc: Mapping[str, Any]) -> list[str]:
                     if isinstance(item, Mapping):
                         node_id, _, port = str(item.get("PortId")).rpartition(":")
                         node = nodes.get(node_id)
-                        where = difftree.node_label(node_id, node) if isinstance(node, Mapping) else node_id
+                        where = labels.node_label(node_id, node) if isinstance(node, Mapping) else node_id
                         lines.append(f"  {key[:-1].lower()} {item.get('Name')} ({item.get('Id')}) ↔ {where}.{port}")
             elif key == "Parameters" and isinstance(items, list):
                 for item in items:
@@ -73,14 +73,14 @@ def _experiment(doc: Mapping[str, Any]) -> list[str]:
 def _node(node_id: str, node: Any) -> list[str]:
     if not isinstance(node, Mapping):
         return [f"node {node_id}: {_text(node)}"]
-    lines = [f"node {difftree.module_ref(node)} [{node_id}]", f"  module: {node.get('ModuleId')}"]
+    lines = [f"node {labels.module_ref(node)} [{node_id}]", f"  module: {node.get('ModuleId')}"]
     if node.get("Comment"):
         lines.append(f"  comment: {_text(node['Comment'])}")
     for param in node.get("ModuleParameters") or []:
         if not isinstance(param, Mapping):
             continue
         value = param.get("Value")
-        shown = difftree.display(value) if isinstance(value, Mapping) else _text(value)
+        shown = labels.display(value) if isinstance(value, Mapping) else _text(value)
         extra = "".join(f" [{k}: {_text(v)}]" for k, v in sorted(param.items()) if k not in ("Name", "Value"))
         lines.append(f"  parameter {param.get('Name')}: {shown}{extra}")
     for ports, word in (("InputPortsInternal", "input"), ("OutputPortsInternal", "output")):

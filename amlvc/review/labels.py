@@ -1,57 +1,20 @@
-"""The files of one canonical experiment as parsed values, and how diffs name and show their parts."""
+"""How change records name and show the parts of an experiment: nodes, modules, edges, assets, values, canvas."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from amlvc import rules
-from amlvc.canonical.checks import experiment_shape, layout_shape
-from amlvc.canonical.jsonio import load_canonical
+from amlvc.review.parsed import Parsed
 
-EXPERIMENT_FILE = rules.EXPERIMENT_FILE
-LAYOUT_FILE = rules.LAYOUT_FILE
-WEBSERVICE_FILE = rules.WEBSERVICE_FILE
 # {owner}.{family}.v1-default-{batch} (reference §1.6): the family says "same thing", the batch "which version".
 _ASSET_ID = re.compile(r"^(?P<owner>[^.]+)\.(?P<family>[^.]+)\.(?P<tag>.*?)(?P<batch>\d+)$")
 _MAX_SHOWN = 200
 
 
-@dataclass(frozen=True)
-class Tree:
-    """experiment.json, layout.json, scripts (path -> text) and webservice.json of one experiment, parsed."""
-
-    experiment: dict[str, Any]
-    layout: dict[str, Any]
-    scripts: dict[str, str]
-    webservice: dict[str, Any] | None
-
-    @classmethod
-    def from_files(cls, files: Mapping[str, bytes], source: str = "<files>") -> Tree:
-        """Parse an experiment directory's files (paths relative to it); conflict markers are refused."""
-        scripts = {path: data.decode("utf-8", "replace") for path, data in files.items()
-                   if path.startswith("scripts/")}
-        experiment = experiment_shape(load_canonical(files.get(EXPERIMENT_FILE), f"{source}/{EXPERIMENT_FILE}"),
-                                      f"{source}/{EXPERIMENT_FILE}")
-        layout = layout_shape(load_canonical(files.get(LAYOUT_FILE), f"{source}/{LAYOUT_FILE}"),
-                              f"{source}/{LAYOUT_FILE}")
-        webservice = (load_canonical(files[WEBSERVICE_FILE], f"{source}/{WEBSERVICE_FILE}")
-                      if WEBSERVICE_FILE in files else None)
-        return cls(experiment, layout, scripts, webservice)
-
-    def as_document(self) -> dict[str, Any]:
-        """One JSON document holding every file (the value the per-experiment JSON patch applies to)."""
-        doc: dict[str, Any] = {EXPERIMENT_FILE: self.experiment, LAYOUT_FILE: self.layout}
-        doc.update(self.scripts)
-        if self.webservice is not None:
-            doc[WEBSERVICE_FILE] = self.webservice
-        return doc
-
-
-def experiment_name(tree: Tree | None) -> str:
+def experiment_name(tree: Parsed | None) -> str:
     if tree is None:
         return ""
     name = tree.experiment.get("Description")
