@@ -19,6 +19,8 @@ from amlvc.canonical.normalize import to_push_body
 from amlvc.client import Client, RetryPolicy, hosts_for
 from amlvc.config import Remote
 from amlvc.errors import LocalError
+from amlvc.rules import EXPERIMENT_FILE
+from amlvc.worktree import experiments
 
 Say = Callable[[str], None]
 TOKEN_ENV = "AMLVC_DEMO_TOKEN"
@@ -130,11 +132,11 @@ def _run(step: Callable[[str], None], say: Say, root: Path, url: str, workspace_
         say(f"    {line}")
 
     step(f"A local edit of '{slug}' (its Summary), committed, then amlvc push.")
-    experiment = root / "experiments" / slug / "experiment.json"
+    experiment = experiments.folder(root, slug) / EXPERIMENT_FILE
     text_json = experiment.read_text(encoding="utf-8")
     edited = re.sub(r'("Summary": )"((?:[^"\\]|\\.)*)"', r'\1"\2 (reviewed in git)"', text_json, count=1)
     experiment.write_text(edited, encoding="utf-8")
-    repo.commit_paths(root, [f"experiments/{slug}/experiment.json"], f"Review note on {slug}\n")
+    repo.commit_paths(root, [experiments.path(slug, EXPERIMENT_FILE)], f"Review note on {slug}\n")
     pushed = push(root, PushOptions(experiments=(slug,)))
     for item in pushed.pushed:
         say(f"    {item.action}d {item.slug} in '{pushed.plan.remote}' ({item.experiment_id})")

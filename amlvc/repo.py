@@ -65,52 +65,7 @@ def init_repo(root: Path) -> tuple[git.Repo, bool]:
         raise RepoError(f"{root}: cannot create a git repository ({_reason(exc)})") from None
 
 
-# ------------------------------------------------------------------------------------------------- files
-
-
-def atomic_write(path: Path, data: bytes, *, mode: int | None = None) -> bool:
-    """Write `data` to `path` through a temp file and os.replace; returns False (and writes nothing) if unchanged.
-
-    `mode` sets the permission bits of the new file before it becomes visible (0o600 for secrets).
-    """
-    try:
-        if path.is_file() and path.read_bytes() == data:
-            if mode is not None and (path.stat().st_mode & 0o777) != mode:
-                os.chmod(path, mode)
-            return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            if mode is not None:
-                os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise LocalError(f"{path}: cannot write ({exc.strerror}); check permissions and free space") from None
-    return True
-
-
-def remove_file(path: Path) -> bool:
-    """Delete a file if it exists, and its parent directories that became empty (up to the repository)."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise LocalError(f"{path}: cannot delete ({exc.strerror})") from None
-    parent = path.parent
-    with contextlib.suppress(OSError):
-        while parent != parent.parent and not any(parent.iterdir()):
-            parent.rmdir()
-            parent = parent.parent
-    return True
+# ------------------------------------------------------------------------------------------------- paths
 
 
 def relative(root: Path, path: Path) -> str:
@@ -195,35 +150,7 @@ def changed_paths(root: Path, rev_a: str, rev_b: str | None, prefix: str) -> lis
     return sorted(name for name in names if name)
 
 
-def is_dirty(root: Path, paths: Iterable[str]) -> bool:
-    return bool(dirty_paths(root, paths))
-
-
 # --------------------------------------------------------------------------------------------- commits
-
-
-def commit_paths(root: Path, paths: Sequence[str], message: str, *, trailers: Sequence[tuple[str, str]] = (),
-                 author_name: str | None = None, author_email: str | None = None,
-                 author_date: datetime | None = None) -> str | None:
-    """Stage exactly `paths` (additions, changes and deletions) and commit only them.
-
-    Whatever else the user has staged stays staged and out of this commit. Returns the new commit id, or
-    None when those paths hold no change (nothing is committed then).
-    """
-    repo = open_repo(root)
-    present = [p for p in paths if (root / p).exists() or _tracked(repo, p)]
-    if not present:
-        return None
-    _git(repo, "add", "--all", "--", *present)
-    if not _git(repo, "diff", "--cached", "--name-only", "--", *present).strip() and head(root) is not None:
-        return None
-    text = message.rstrip("\n")
-    if trailers:
-        text += "\n\n" + "\n".join(f"{key}: {value}" for key, value in trailers)
-    env = _author_env(author_name, author_email, author_date)
-    with _environment(repo, env):
-        _git(repo, "commit", "--quiet", "--no-verify", "-m", text + "\n", "--only", "--", *present)
-    return head(root)
 
 
 def _author_env(name: str | None, email: str | None, date: datetime | None) -> dict[str, str]:
@@ -388,10 +315,11 @@ def revisions(root: Path, path: str, *, limit: int = 50) -> list[str]:
     return [top] + [r for r in revs if r != top]
 
 
-def discard_changes(root: Path, paths: Sequence[str]) -> None:
-    """Put `paths` (files) back as HEAD has them, in the index and the work tree; files HEAD lacks are deleted."""
+def discard_changes(root: Path, paths: Sequence[str]) -> list[str]:
+    """Put `paths` (files) back as HEAD has them in the index and the work tree; returns those HEAD lacks
+    (now unstaged; the caller deletes them)."""
     if not paths:
-        return
+        return []
     repo = open_repo(root)
     top = head(root)
     tracked = [p for p in paths if top is not None and read_at(root, "HEAD", p) is not None]
@@ -402,8 +330,7 @@ def discard_changes(root: Path, paths: Sequence[str]) -> None:
         _git(repo, "rm", "--cached", "--quiet", "--ignore-unmatch", "-r", "--", *paths)
     if tracked:
         _git(repo, "checkout", "HEAD", "--", *tracked)
-    for rel in untracked:
-        remove_file(root / rel)
+    return untracked
 
 
 def clear_stale_locks(root: Path) -> list[str]:
@@ -468,16 +395,16 @@ def _store_blob(repo: git.Repo, data: bytes) -> str:
     return str(repo.odb.store(IStream(b"blob", len(data), BytesIO(data))).hexsha.decode())
 
 
-# --- pull speed: committing a few paths without a second pass over them (appended by the pull-speed work) ---
+def commit_paths(root: Path, paths: Sequence[str], message: str, *, trailers: Sequence[tuple[str, str]] = (),
+                 author_name: str | None = None, author_email: str | None = None,
+                 author_date: datetime | None = None) -> str | None:
+    """Stage exactly `paths` (additions, changes and deletions) and commit only them; git's hooks do not run.
 
-
-def commit_own_paths(root: Path, paths: Sequence[str], message: str, *, author_name: str | None = None,
-                     author_email: str | None = None, author_date: datetime | None = None) -> str | None:
-    """`commit_paths`, faster when nothing else is staged: the same result, one staging pass.
-
-    `git commit --only -- PATHS` stages the paths a second time in a temporary index (for a 600-file
-    pull that doubled the cost of the commit); after `git add` a plain `git commit` is the same commit
-    when the index holds no other staged change, so that is what runs then, and `--only` otherwise.
+    Whatever else the user has staged stays staged and out of this commit. Returns the new commit id, or
+    None when those paths hold no change (nothing is committed then). `git commit --only -- PATHS` stages
+    the paths a second time in a temporary index (for a 600-file pull that doubled the cost of the commit);
+    after `git add` a plain `git commit` is the same commit when the index holds no other staged change, so
+    that is what runs then, and `--only` otherwise.
     """
     repo = open_repo(root)
     present = [p for p in paths if (root / p).exists() or _tracked(repo, p)]
@@ -494,9 +421,12 @@ def commit_own_paths(root: Path, paths: Sequence[str], message: str, *, author_n
     if not ours and top is not None:
         return None
     only = ["--only", "--", *present] if len(ours) != len(staged) else []
+    text = message.rstrip("\n")
+    if trailers:
+        text += "\n\n" + "\n".join(f"{key}: {value}" for key, value in trailers)
     env = _author_env(author_name, author_email, author_date)
     with _environment(repo, env):
-        _git_bound(repo, "commit", "--quiet", "--no-verify", "-m", message.rstrip("\n") + "\n", *only)
+        _git_bound(repo, "commit", "--quiet", "--no-verify", "-m", text + "\n", *only)
     return head(root)
 
 

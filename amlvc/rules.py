@@ -105,6 +105,19 @@ REDUNDANT_GRAPH: MappingProxyType[str, Any] = MappingProxyType({"PublishInfo": N
 
 # --- lists whose items have identity: stored keyed or sorted, compared as sets by verify ------------------------
 
+# The key that names an item of each list (by the list's key in the document): what the canonical form keys or
+# sorts by, what diff and merge pair items by.
+LIST_KEYS: MappingProxyType[str, str] = MappingProxyType({
+    "ModuleNodes": "Id",
+    "ModuleParameters": "Name",
+    "InputPortsInternal": "Name",
+    "OutputPortsInternal": "Name",
+    "Inputs": "Id",
+    "Outputs": "Id",
+    "Parameters": "Name",
+})
+# The lists of a GET document whose order carries no meaning: verify compares them as sets (items with a
+# LIST_KEYS key paired by it).
 IDENTITY_LISTS = ("/Graph/ModuleNodes", "/Graph/EdgesInternal", "/WebService/Inputs", "/WebService/Outputs",
                   "/NodeStatuses")
 

@@ -23,9 +23,9 @@ from pushkit import (
 )
 
 from amlvc.errors import ConfigError, UsageError
+from amlvc.rules import BUILTIN_OWNER as GLOBAL_WORKSPACE_ID
 from amlvc.server import assetdb
 from amlvc.sync.check import (
-    GLOBAL_WORKSPACE_ID,
     Inventory,
     Remap,
     ResourceId,

@@ -11,7 +11,7 @@ import pytest
 from amlvc import repo
 from amlvc.errors import InvalidDocument, LocalError, NotARepository
 from amlvc.rules import WEBSERVICE_FILE
-from amlvc.worktree import experiments, lockfile, secretfile
+from amlvc.worktree import experiments, files, lockfile, secretfile
 
 
 def git(root: Path, *args: str) -> str:
@@ -49,12 +49,12 @@ def test_init_adopts_an_existing_repository(root: Path) -> None:
 
 def test_atomic_write_skips_unchanged_and_sets_mode(tmp_path: Path) -> None:
     target = tmp_path / "d" / "f.json"
-    assert repo.atomic_write(target, b"one", mode=0o600)
+    assert files.atomic_write(target, b"one", mode=0o600)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     mtime = target.stat().st_mtime_ns
-    assert not repo.atomic_write(target, b"one")
+    assert not files.atomic_write(target, b"one")
     assert target.stat().st_mtime_ns == mtime
-    assert repo.atomic_write(target, b"two") and target.read_bytes() == b"two"
+    assert files.atomic_write(target, b"two") and target.read_bytes() == b"two"
     assert [p.name for p in target.parent.iterdir()] == ["f.json"]  # no temp file left
 
 
@@ -77,7 +77,7 @@ def test_commit_deletion_and_author(root: Path) -> None:
     (root / "d").mkdir()
     (root / "d" / "x.txt").write_text("x\n")
     repo.commit_paths(root, ["d/x.txt", "amlvc.toml"], "add")
-    assert repo.remove_file(root / "d" / "x.txt")
+    assert files.remove_file(root / "d" / "x.txt")
     assert not (root / "d").exists()
     when = datetime(2017, 6, 12, 8, 41, 27, tzinfo=UTC)
     sha = repo.commit_paths(root, ["d/x.txt"], "remove", author_name="J Schmidt", author_email="js@contoso.com",
@@ -95,7 +95,7 @@ def test_read_and_list_at_revisions(root: Path) -> None:
     first = repo.commit_paths(root, ["experiments", "amlvc.toml"], "one")
     (root / "experiments" / "e" / "scripts" / "a.R").write_text("x <- 2\n")
     assert repo.dirty_paths(root, ["experiments"]) == ["experiments/e/scripts/a.R"]
-    assert repo.is_dirty(root, ["experiments/e"]) and not repo.is_dirty(root, ["amlvc.toml"])
+    assert repo.dirty_paths(root, ["experiments/e"]) and not repo.dirty_paths(root, ["amlvc.toml"])
     repo.commit_paths(root, ["experiments"], "two")
     assert first is not None
     assert repo.read_at(root, first, "experiments/e/scripts/a.R") == b"x <- 1\r\n"

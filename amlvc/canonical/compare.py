@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from amlvc import rules
 from amlvc.canonical.checks import type_name
 from amlvc.canonical.paths import child
 
@@ -82,8 +83,9 @@ def _fold_keys(value: Any) -> Any:
 
 def _compare_set(a: list[Any], b: list[Any], path: str, sets: frozenset[str], fold: bool, out: list[str]) -> None:
     def key(item: Any) -> str:
-        if isinstance(item, dict) and isinstance(item.get("Id"), str) and path.endswith("ModuleNodes"):
-            return "id:" + str(item["Id"])
+        ident = rules.LIST_KEYS.get(path.rsplit("/", 1)[-1])
+        if ident is not None and isinstance(item, dict) and isinstance(item.get(ident), str):
+            return "id:" + str(item[ident])
         return json.dumps(_fold_keys(item) if fold else item, sort_keys=True)
 
     b_items: dict[str, list[Any]] = {}

@@ -136,7 +136,7 @@ def export(experiment: str, rev: str | None, remote: str | None, webservice: boo
       amlvc export churn-scoring --webservice -o wsd.json
     """
     from amlvc.offline.exporter import export as run_export
-    from amlvc.repo import atomic_write
+    from amlvc.worktree.files import atomic_write
 
     result = run_export(Path.cwd(), experiment, rev=rev, remote=remote, webservice=webservice)
     if str(output) == "-":

@@ -35,9 +35,9 @@ def _write(text: str, output: str | None, *, color: bool) -> None:
     if output is None:
         click.echo(text, nl=False, color=color)
         return
-    from amlvc import repo
+    from amlvc.worktree.files import atomic_write
 
-    repo.atomic_write(Path(output), text.encode("utf-8"))
+    atomic_write(Path(output), text.encode("utf-8"))
     note(f"Wrote {output}")
 
 

@@ -12,7 +12,7 @@ from amlvc.review import labels
 from amlvc.review.parsed import Parsed
 from amlvc.review.records import Change, ExperimentDiff, sort_changes
 from amlvc.review.webservice import diff_wsd
-from amlvc.rules import LAYOUT_FILE
+from amlvc.rules import LAYOUT_FILE, LIST_KEYS
 
 ASSET_FIELDS = ("DataSourceId", "TrainedModelId", "TransformModuleId")
 
@@ -126,7 +126,7 @@ def keyed(items: Sequence[Any], key: str) -> dict[tuple[str, int], tuple[int, An
 def _diff_parameters(node_id: str, label: str, old: Sequence[Any], new: Sequence[Any],
                      old_scripts: Mapping[str, str], new_scripts: Mapping[str, str]) -> Iterator[Change]:
     base = pointer("Graph", "ModuleNodes", node_id, "ModuleParameters")
-    a_map, b_map = keyed(old, "Name"), keyed(new, "Name")
+    a_map, b_map = keyed(old, LIST_KEYS["ModuleParameters"]), keyed(new, LIST_KEYS["ModuleParameters"])
     for ident in sorted(set(a_map) | set(b_map), key=lambda k: (b_map.get(k, a_map.get(k, (0, None)))[0], k)):
         name = ident[0]
         if ident not in b_map:
@@ -174,7 +174,7 @@ def unified(a: str, b: str, name_a: str, name_b: str) -> str:
 
 def _diff_ports(node_id: str, label: str, ports: str, old: Sequence[Any], new: Sequence[Any]) -> Iterator[Change]:
     base = pointer("Graph", "ModuleNodes", node_id, ports)
-    a_map, b_map = keyed(old, "Name"), keyed(new, "Name")
+    a_map, b_map = keyed(old, LIST_KEYS[ports]), keyed(new, LIST_KEYS[ports])
     if set(a_map) != set(b_map):
         yield Change("node.property_changed", base, node=node_id, label=f"{label} {ports}",
                      old=[k[0] for k in a_map], new=[k[0] for k in b_map])
@@ -215,13 +215,12 @@ def _diff_edges(old: Sequence[Any], new: Sequence[Any], old_nodes: Mapping[str, 
 
 _WS_WORDS = {"Name": "renamed", "PortId": "connected to another port", "Value": "default value changed",
              "ParameterDefinition": "definition changed"}
-_WS_LISTS = (("Inputs", "Id", "webservice.input"), ("Outputs", "Id", "webservice.output"),
-             ("Parameters", "Name", "webservice.parameter"))
+_WS_LISTS = (("Inputs", "webservice.input"), ("Outputs", "webservice.output"), ("Parameters", "webservice.parameter"))
 
 
 def _diff_webservice(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[Change]:
-    for key, ident_key, kind in _WS_LISTS:
-        a_map, b_map = keyed(old.get(key) or [], ident_key), keyed(new.get(key) or [], ident_key)
+    for key, kind in _WS_LISTS:
+        a_map, b_map = keyed(old.get(key) or [], LIST_KEYS[key]), keyed(new.get(key) or [], LIST_KEYS[key])
         for ident in sorted(set(a_map) | set(b_map), key=lambda k: (k not in b_map, (b_map.get(k) or a_map[k])[0])):
             if ident not in b_map:
                 index, item = a_map[ident]

@@ -14,14 +14,6 @@ from amlvc.review import labels
 CONFLICT = rules.CONFLICT_KEY
 _MISSING: Any = object()
 # Lists whose items have identity: merged item by item (path suffix -> identity key of the items).
-_KEYED_LISTS: dict[str, str] = {
-    "ModuleParameters": "Name",
-    "InputPortsInternal": "Name",
-    "OutputPortsInternal": "Name",
-    "Inputs": "Id",
-    "Outputs": "Id",
-    "Parameters": "Name",
-}
 # Annotations derived from other fields: they follow the merged field and never conflict by themselves.
 _DERIVED = ("$module", "$asset")
 
@@ -80,8 +72,8 @@ class _Merger:
         if isinstance(ours, list) and isinstance(theirs, list) and isinstance(base, list):
             if last == "EdgesInternal":
                 return self.merge_edges(base, ours, theirs, path)
-            if last in _KEYED_LISTS:
-                return self.merge_keyed(base, ours, theirs, path, _KEYED_LISTS[last])
+            if last in rules.LIST_KEYS:
+                return self.merge_keyed(base, ours, theirs, path, rules.LIST_KEYS[last])
         return self.conflict(path, base, ours, theirs)
 
     def merge_dicts(self, base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any], path: str) -> Any:

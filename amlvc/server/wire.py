@@ -16,9 +16,10 @@ from typing import Any
 
 from flask import Response, request
 
+from amlvc import rules
 from amlvc.server.errors import ApiFault, Style
 
-GLOBAL_WORKSPACE_ID = "506153734175476c4f62416c57734963"
+GLOBAL_WORKSPACE_ID = rules.BUILTIN_OWNER
 MIN_DATE_MS = -62135596800000  # DateTime.MinValue, the observed "unset" time (reference §7 Q7)
 TICKS_AT_EPOCH = 621355968000000000  # .NET ticks (100 ns since 0001-01-01) at 1970-01-01
 MAX_TICKS = 3155378975999999999  # DateTime.MaxValue

@@ -20,7 +20,6 @@ from amlvc.worktree import experiments, lockfile
 if TYPE_CHECKING:
     from amlvc.client import Client
 
-GLOBAL_WORKSPACE_ID = rules.BUILTIN_OWNER
 KINDS = ("module", "dataset", "trainedmodel", "transform")
 # Input-port fields that pin an asset version (reference §3.9), and the kind each one names.
 PORT_ASSET_FIELDS: dict[str, str] = {
@@ -254,7 +253,7 @@ def resolve(ref: Reference, inventory: Inventory, remap: Remap,
         same = inventory.find(kinds, family=parsed.family)
         if same is not None:
             # The lists show only the latest batch; an older pin owned here (or built in) still exists.
-            pinned_here = parsed.owner in (inventory.workspace_id.lower(), GLOBAL_WORKSPACE_ID)
+            pinned_here = parsed.owner in (inventory.workspace_id.lower(), rules.BUILTIN_OWNER)
             move = remap.mode == "family" or not pinned_here
             verb = "uses" if move else "would use"
             note = f"other batch of the same family: {verb} batch {same.batch}"

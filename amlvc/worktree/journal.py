@@ -25,7 +25,7 @@ from amlvc.canonical.jsonio import dumps
 from amlvc.errors import LocalError
 from amlvc.rules import JOURNAL_FILE, LOCK_FILE
 from amlvc.worktree import experiments, lockfile, secretfile
-from amlvc.worktree.files import atomic_write
+from amlvc.worktree.files import atomic_write, remove_file
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], d
         with contextlib.suppress(Exception):
             recover_interrupted(root)
         raise
-    sha = repo.commit_own_paths(
+    sha = repo.commit_paths(
         root, paths, message,
         author_name=author.name if author else None,
         author_email=author.email if author else None,
@@ -139,7 +139,7 @@ def recover_interrupted(root: Path) -> bool:
         journal = None
     if not isinstance(journal, dict) or journal.get("head") != repo.head(root):
         # The commit was made (or the journal is unreadable): nothing to undo, but a git killed with the
-        # run (repo.commit_own_paths binds git to it) may have left its index lock behind the new commit.
+        # run (repo.commit_paths binds git to it) may have left its index lock behind the new commit.
         repo.clear_stale_locks(root)
         path.unlink(missing_ok=True)
         return journal is not None
@@ -154,14 +154,15 @@ def recover_interrupted(root: Path) -> bool:
     for rel in dirty:
         name = rel.rsplit("/", 1)[-1]
         if name.startswith(".") and name.endswith(".tmp") and any(rel.startswith(p + "/") for p in paths):
-            mine.append(rel)  # a temp file of repo.atomic_write, cut off before its rename
+            mine.append(rel)  # a temp file of files.atomic_write, cut off before its rename
             continue
         current = _digest((root / rel).read_bytes()) if (root / rel).is_file() else None
         at_head = _digest(repo.read_at(root, head, rel)) if head else None
         if rel in planned and current in (planned[rel], at_head):
             mine.append(rel)
     if len(mine) == len(dirty):
-        repo.discard_changes(root, mine)
+        for rel in repo.discard_changes(root, mine):
+            remove_file(root / rel)
         for rel in paths:  # directories made before the first file landed in them
             where = root / rel
             if where.is_dir() and not any(f.is_file() for f in where.rglob("*")):
