@@ -1,0 +1,1 @@
+"""Documents and files: normalize and its inverse, layout XML, column pickers, secrets, web-service definitions."""

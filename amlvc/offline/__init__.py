@@ -1,0 +1,1 @@
+"""The commands that need no workspace: init, import, export, normalize and verify."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,3 +192,17 @@ def web_ports(d: ExperimentDiff) -> list[WebPort]:
                     out[port_id] = WebPort(port_id, direction, name, str(item.get("PortId")).rpartition(":")[0],
                                            state, breaking)
     return [out[k] for k in sorted(out)]
+
+
+def graph_nodes(experiment: Mapping[str, Any]) -> dict[str, Any]:
+    """node id -> node of a canonical experiment.json (empty when it has none)."""
+    graph = experiment.get("Graph") or {}
+    nodes = graph.get("ModuleNodes") if isinstance(graph, Mapping) else None
+    return dict(nodes) if isinstance(nodes, Mapping) else {}
+
+
+def graph_edges(experiment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The edges of a canonical experiment.json."""
+    graph = experiment.get("Graph") or {}
+    edges = graph.get("EdgesInternal") if isinstance(graph, Mapping) else None
+    return [e for e in edges if isinstance(e, Mapping)] if isinstance(edges, list) else []

@@ -6,8 +6,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from amlvc.render.common import WebPort, active, describe, node_states, summary, web_ports
-from amlvc.render.markdown import _edges, _nodes
+from amlvc.render.common import WebPort, active, describe, graph_edges, graph_nodes, node_states, summary, web_ports
 from amlvc.review import labels
 from amlvc.review.records import ExperimentDiff
 
@@ -87,11 +86,11 @@ def svg(d: ExperimentDiff) -> str:
     """The union of both graphs; positions from layout.json (new side first), missing ones laid out by depth."""
     old_exp = d.old.experiment if d.old else {}
     new_exp = d.new.experiment if d.new else {}
-    nodes: dict[str, Any] = {**_nodes(old_exp), **_nodes(new_exp)}
+    nodes: dict[str, Any] = {**graph_nodes(old_exp), **graph_nodes(new_exp)}
     if not nodes:
         return '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 40"></svg>'
-    old_edges = {labels.edge_key_nodes(e) for e in _edges(old_exp)}
-    new_edges = {labels.edge_key_nodes(e) for e in _edges(new_exp)}
+    old_edges = {labels.edge_key_nodes(e) for e in graph_edges(old_exp)}
+    new_edges = {labels.edge_key_nodes(e) for e in graph_edges(new_exp)}
     boxes = _layout(nodes, old_edges | new_edges, d)
     states = node_states(d)
     ports = [p for p in web_ports(d) if p.node in boxes]

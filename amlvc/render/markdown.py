@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from amlvc.render.common import ADDED, COLUMNS, REMOVED, active, counts, describe, node_states, web_ports
+from amlvc.render.common import (
+    ADDED,
+    COLUMNS,
+    REMOVED,
+    active,
+    counts,
+    describe,
+    graph_edges,
+    graph_nodes,
+    node_states,
+    web_ports,
+)
 from amlvc.review import labels
 from amlvc.review.records import ExperimentDiff
 
@@ -69,14 +80,14 @@ def _experiment(d: ExperimentDiff) -> list[str]:
 
 def mermaid(d: ExperimentDiff) -> str:
     """A flowchart of the union of both graphs; added, removed and changed nodes styled."""
-    old_nodes = _nodes(d.old.experiment if d.old else {})
-    new_nodes = _nodes(d.new.experiment if d.new else {})
+    old_nodes = graph_nodes(d.old.experiment if d.old else {})
+    new_nodes = graph_nodes(d.new.experiment if d.new else {})
     nodes: dict[str, Any] = {**old_nodes, **new_nodes}
     if not nodes:
         return ""
     states = node_states(d)
-    edges = {labels.edge_key_nodes(e) for e in _edges(d.old.experiment if d.old else {})}
-    new_edges = {labels.edge_key_nodes(e) for e in _edges(d.new.experiment if d.new else {})}
+    edges = {labels.edge_key_nodes(e) for e in graph_edges(d.old.experiment if d.old else {})}
+    new_edges = {labels.edge_key_nodes(e) for e in graph_edges(d.new.experiment if d.new else {})}
     removed_edges = edges - new_edges
     all_edges = sorted(edges | new_edges)
     keep = set(nodes)
@@ -125,15 +136,3 @@ def mermaid(d: ExperimentDiff) -> str:
     if omitted:
         lines.append(f'  more["… {omitted} unchanged nodes not shown"]')
     return "\n".join(lines)
-
-
-def _nodes(experiment: Mapping[str, Any]) -> dict[str, Any]:
-    graph = experiment.get("Graph") or {}
-    nodes = graph.get("ModuleNodes") if isinstance(graph, Mapping) else None
-    return dict(nodes) if isinstance(nodes, Mapping) else {}
-
-
-def _edges(experiment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    graph = experiment.get("Graph") or {}
-    edges = graph.get("EdgesInternal") if isinstance(graph, Mapping) else None
-    return [e for e in edges if isinstance(e, Mapping)] if isinstance(edges, list) else []

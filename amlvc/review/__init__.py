@@ -1,0 +1,1 @@
+"""Change records, the semantic diff, the three-way merge and the git drivers."""
