@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import tomli_w
 
 from amlvc import repo
+from amlvc.credentials import ENV_NAME, looks_like_token
 from amlvc.errors import ConfigError, UsageError
 from amlvc.rules import CONFIG_FILE, IMPORT_REMOTE
 
@@ -20,7 +21,6 @@ FORMAT = 1
 
 REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 WORKSPACE_ID = re.compile(r"^[0-9a-f]{32}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REMOTE_KEYS = ("workspace_id", "endpoint", "location", "token_env")
 
 
@@ -155,9 +155,10 @@ def validate_remote(remote: Remote, source: str = CONFIG_FILE) -> None:
                               f"put the token in an environment variable")
     if remote.location is not None and not remote.location.strip():
         raise ConfigError(f"{where}.location: empty region name")
-    if remote.token_env is not None and not ENV_NAME.match(remote.token_env):
-        raise ConfigError(f"{where}.token_env: {remote.token_env!r} is not an environment variable name "
-                          f"(the name of the variable holding the token, never the token)")
+    if remote.token_env is not None and (looks_like_token(remote.token_env) or not ENV_NAME.match(remote.token_env)):
+        shown = "this value looks like a token" if looks_like_token(remote.token_env) else repr(remote.token_env)
+        raise ConfigError(f"{where}.token_env: {shown}; give the name of the environment variable holding the "
+                          f"token, never the token")
 
 
 def load(root: Path) -> Config:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from amlvc.errors import ConfigError
+from amlvc.errors import ConfigError, UsageError
 
 DEFAULT_TOKEN_ENV = "AMLVC_TOKEN"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEX_TOKEN = re.compile(r"^[0-9a-fA-F]{20,}$")
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,32 @@ def read_azureml_settings(home: Path | None = None) -> AzuremlSettings | None:
                            text("management_endpoint"))
 
 
+def looks_like_token(value: str) -> bool:
+    """A value that is more likely a token or key than the name of an environment variable (which is short,
+    upper case with underscores): long, without underscores, with digits, or hexadecimal."""
+    if _HEX_TOKEN.fullmatch(value):
+        return True
+    return len(value) >= 16 and "_" not in value and any(c.isdigit() for c in value) and not value.isupper()
+
+
+def check_token_env(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """`--token-env NAME`: the name of a set environment variable, never a token; UsageError (exit 2) otherwise.
+
+    The messages never repeat a value that looks like a token, nor any variable's value.
+    """
+    env = os.environ if environ is None else environ
+    if looks_like_token(name):
+        raise UsageError("--token-env takes the NAME of the environment variable that holds the token (for example "
+                         "AMLVC_DEV_TOKEN), not the token itself; nothing was written. Export the token in a "
+                         "variable and give its name")
+    if not ENV_NAME.match(name):
+        raise UsageError(f"--token-env {name!r} is not an environment variable name (letters, digits, '_')")
+    if not env.get(name):
+        raise UsageError(f"--token-env {name}: no environment variable of that name is set; export it with the "
+                         f"workspace's token (`export {name}=…`), then run the command again")
+    return name
+
+
 def resolve_token(
     remote: str,
     *,
@@ -75,11 +104,7 @@ def resolve_token(
     """
     env = os.environ if environ is None else environ
     if token_env:
-        value = env.get(token_env)
-        if not value:
-            raise ConfigError(f"--token-env {token_env}: the environment variable {token_env} is not set; "
-                              f"export it with the token of workspace '{remote}'")
-        return Credentials(value, f"${token_env}")
+        return Credentials(env[check_token_env(token_env, env)], f"${token_env}")
     looked = []
     for name in (remote_token_env, DEFAULT_TOKEN_ENV):
         if name:

@@ -16,13 +16,13 @@ ALLOWED: dict[str, set[str]] = {
     "review": {"canonical", "worktree", "errors", "rules", "repo"},
     "render": {"canonical", "review", "errors", "rules"},
     "sync": {"canonical", "worktree", "review", "errors", "rules", "repo", "client", "config", "credentials"},
-    "offline": {"canonical", "worktree", "errors", "rules", "repo", "config"},
+    "offline": {"canonical", "worktree", "errors", "rules", "repo", "config", "credentials"},
     "server": {"rules"},
     "errors": set(),
     "rules": set(),
     "repo": {"errors", "rules"},
     "client": {"errors", "amlvc"},
-    "config": {"errors", "rules", "repo"},
+    "config": {"errors", "rules", "repo", "credentials"},
     "credentials": {"errors"},
 }
 # Third-party libraries that belong to one edge each.

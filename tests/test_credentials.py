@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from amlvc.credentials import read_azureml_settings, resolve_token
-from amlvc.errors import ConfigError, ExitCode
+from amlvc.errors import ConfigError, ExitCode, UsageError
 
 WS = "0123456789abcdef0123456789abcdef"
 
@@ -52,9 +52,9 @@ def test_settings_file_of_another_workspace_is_not_used(tmp_path: Path) -> None:
 
 
 def test_token_env_option_naming_an_unset_variable_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(UsageError) as info:
         resolve_token("dev", workspace_id=WS, token_env="NOPE", environ={"AMLVC_TOKEN": "x"}, home=tmp_path)
-    assert "NOPE" in info.value.message and "'dev'" in info.value.message
+    assert "NOPE" in info.value.message and "is set" in info.value.message
 
 
 def test_settings_reader_reads_the_sdk_fields(tmp_path: Path) -> None:

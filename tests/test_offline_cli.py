@@ -49,7 +49,7 @@ def test_init_adds_remotes_later_and_is_idempotent(run_cli: Any, repo: Path) -> 
     assert run_cli(["init"], cwd=repo).exit_code == 0
     assert git(repo, "rev-parse", "HEAD") == head  # nothing changed, no commit
     result = run_cli(["init", "--remote", "dev", "--endpoint", "http://127.0.0.1:8765", "--workspace-id", WS,
-                      "--token-env", "DEV_TOKEN"], cwd=repo)
+                      "--token-env", "DEV_TOKEN"], cwd=repo, env={"DEV_TOKEN": "a-token"})
     assert result.exit_code == 0, result.stderr
     assert "Remote 'dev'" in result.stderr
     result = run_cli(["init", "--remote", "prod", "--location", "West Europe", "--workspace-id", WS], cwd=repo)

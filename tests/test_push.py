@@ -354,7 +354,7 @@ def imported_repo(tmp_path: Path, server: Any, run_cli: Any) -> Path:
     root = tmp_path / "imported"
     root.mkdir()
     init = run_cli(["init", "--remote", "dev", "--endpoint", server.url, "--workspace-id", DEV,
-                    "--token-env", "AMLVC_TOKEN_DEV"], cwd=root)
+                    "--token-env", "AMLVC_TOKEN_DEV"], cwd=root, env=token_env())
     assert init.exit_code == 0, init.stderr
     with client(server) as c:
         export = tmp_path / "export.json"

@@ -14,8 +14,9 @@ from amlvc.canonical.jsonio import content_hash, load_json_file, loads
 from amlvc.canonical.normalize import Normalized, normalize
 from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd
 from amlvc.errors import DirtyTree, InvalidDocument, UsageError
-from amlvc.rules import EXPERIMENT_FILE, IMPORT_REMOTE, LOCK_FILE, WEBSERVICE_FILE
+from amlvc.rules import EXPERIMENT_FILE, IMPORT_REMOTE, LOCK_FILE, SECRETS_FILE, WEBSERVICE_FILE
 from amlvc.worktree import experiments, lockfile, secretfile
+from amlvc.worktree.files import check_targets
 
 WSD_VOLATILE_SECTION = "webservices"  # lock section (per remote) holding a WSD's read-only fields
 
@@ -80,6 +81,8 @@ def import_files(cwd: Path, files: Sequence[Path], progress: Callable[[int, int]
     if dirty:
         raise DirtyTree(f"uncommitted changes in {', '.join(dirty[:3])}{' …' if len(dirty) > 3 else ''} would be "
                         f"overwritten by the import; commit or discard them first")
+    targets = [experiments.path(item.slug, name) for item in planned for name in item.normalized.files]
+    check_targets(root, [*targets, LOCK_FILE, SECRETS_FILE])
     imported: list[Imported] = []
     touched: list[str] = []
     for item in planned:

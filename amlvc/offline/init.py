@@ -10,10 +10,11 @@ from typing import Any
 from amlvc import config as configmod
 from amlvc import repo
 from amlvc.config import Config, Remote
+from amlvc.credentials import check_token_env
 from amlvc.errors import ConfigError, UsageError
 from amlvc.rules import CONFIG_FILE, LOCK_FILE
 from amlvc.worktree import lockfile
-from amlvc.worktree.files import atomic_write
+from amlvc.worktree.files import atomic_write, check_targets
 
 GITIGNORE = ".gitignore"
 GITATTRIBUTES = ".gitattributes"
@@ -58,6 +59,8 @@ def init(cwd: Path, remote: Remote | None = None) -> InitResult:
             configmod.validate_remote(remote, "--remote")
         except ConfigError as exc:  # it came from the command line, not from a file
             raise UsageError(exc.message) from None
+        if remote.token_env is not None:
+            check_token_env(remote.token_env)
     root = repo.git_root(cwd) or cwd.resolve()
     _, created_git = repo.init_repo(root)
     config_file = configmod.config_path(root)
@@ -69,6 +72,7 @@ def init(cwd: Path, remote: Remote | None = None) -> InitResult:
         if known is not None and remote.token_env is None:  # an update keeps what it does not say
             remote = replace(remote, token_env=known.token_env)
         cfg = cfg.with_remote(remote)
+    check_targets(root, [CONFIG_FILE, GITATTRIBUTES, GITIGNORE, LOCK_FILE])
     written: list[str] = []
     if atomic_write(config_file, configmod.dumps(cfg)):
         written.append(CONFIG_FILE)

@@ -17,6 +17,7 @@ from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd
 from amlvc.errors import LocalError
 from amlvc.rules import CONFIG_FILE, EXPERIMENT_FILE, EXPERIMENTS_DIR, WEBSERVICE_FILE
 from amlvc.worktree import experiments, lockfile
+from amlvc.worktree.files import check_targets
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,17 @@ def normalize_tree(cwd: Path, *, fix: bool, paths: Sequence[str] = ()) -> Normal
         wanted = {_slug_of_path(root, cwd, p) for p in paths}
         slugs = [s for s in slugs if s in wanted]
     wrong: list[str] = []
-    rewritten: list[str] = []
+    fixes: dict[str, dict[str, bytes]] = {}
     for slug in slugs:
         current, canonical = _canonical(root, slug)
         differing = sorted(name for name in set(current) | set(canonical) if current.get(name) != canonical.get(name))
         wrong += [experiments.path(slug, name) for name in differing]
-        if fix and differing:
+        if differing:
+            fixes[slug] = canonical
+    rewritten: list[str] = []
+    if fix:  # every target checked before the first write
+        check_targets(root, [experiments.path(slug, name) for slug, files in fixes.items() for name in files])
+        for slug, canonical in fixes.items():
             rewritten += experiments.write(root, slug, canonical)
     return NormalizeResult(tuple(slugs), tuple(wrong), tuple(rewritten))
 

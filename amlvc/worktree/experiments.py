@@ -214,6 +214,7 @@ def write(root: Path, slug: str, files: Mapping[str, bytes], *, keep: Iterable[s
     """
     wanted = {safe_name(name, path(slug)): data for name, data in files.items()}
     base = folder(root, slug)
+    disk.check_targets(root, [path(slug, name) for name in wanted] or [path(slug)])
     kept = set(keep)
     stale = [rel for rel in names(root, slug) if rel not in wanted and rel not in kept]
     return [path(slug, rel) for rel in disk.write_folder(base, wanted, stale)]

@@ -6,7 +6,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from amlvc.errors import LocalError
 
@@ -57,14 +57,37 @@ def remove_file(path: Path) -> bool:
 
 
 def regular_files(base: Path) -> list[str]:
-    """The files under a folder that amlvc reads (regular, not symlinks, not hidden), as sorted POSIX paths."""
+    """The files under a folder that amlvc reads (regular, not behind a symlink, not hidden), sorted POSIX paths."""
     names: list[str] = []
-    if not base.is_dir():
+    if not base.is_dir() or base.is_symlink():
         return names
-    for path in base.rglob("*"):
-        if path.is_file() and not path.is_symlink() and not path.name.startswith("."):
-            names.append(path.relative_to(base).as_posix())
+    for top, dirs, found in os.walk(base):  # never follows a link to a folder
+        rel = Path(top).relative_to(base)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in found:
+            if not name.startswith(".") and not os.path.islink(os.path.join(top, name)):
+                names.append((rel / name).as_posix())
     return sorted(names)
+
+
+def check_targets(root: Path, paths: Iterable[str]) -> None:
+    """Refuse, before anything is written, any repository-relative target that is or lies behind a symbolic
+    link, or that would leave the repository: a committed link could point anywhere on the disk."""
+    checked: set[Path] = set()
+    for rel in paths:
+        parts = PurePosixPath(rel).parts
+        if not parts or rel.startswith("/") or ".." in parts:
+            raise LocalError(f"{rel}: refusing to write outside the repository {root}")
+        where = root
+        for part in parts:
+            where = where / part
+            if where in checked:
+                continue
+            if where.is_symlink():
+                raise LocalError(f"{where.relative_to(root).as_posix()}: is a symbolic link; amlvc writes only into "
+                                 f"real folders inside the repository, so nothing was written. Replace the link by "
+                                 f"a folder (or remove it) and try again")
+            checked.add(where)
 
 
 def write_folder(base: Path, files: Mapping[str, bytes], delete: Iterable[str]) -> list[str]:
@@ -73,20 +96,16 @@ def write_folder(base: Path, files: Mapping[str, bytes], delete: Iterable[str]) 
     Unchanged files are not rewritten. Each file goes through a temp file and a rename, without an fsync
     (hundreds per pull would dominate its time): a killed process cannot lose page-cache data, and after a
     power cut the pull journal makes the next pull redo the writes, while git never commits a half file.
+    The caller has checked the targets (`check_targets`): no symlink on the way, nothing outside the repository.
     """
-    # A directory this call creates holds no symlink, so a plain relative path cannot leave it: the
-    # per-file resolve() (a third of the write time of a first pull) is only needed for existing ones.
-    fresh = not os.path.lexists(base)
     made: set[str] = set()
     touched: list[str] = []
     for rel in sorted(files):
-        path = base / rel if fresh and _plain(rel) else _inside(base, rel)
-        if replace_bytes(path, files[rel], made):
+        if replace_bytes(base / rel, files[rel], made):
             touched.append(rel)
-    if not fresh:
-        for rel in sorted(delete):
-            if rel not in files and remove_file(base / rel):
-                touched.append(rel)
+    for rel in sorted(delete):
+        if rel not in files and remove_file(base / rel):
+            touched.append(rel)
     return touched
 
 
@@ -110,16 +129,3 @@ def replace_bytes(path: Path, data: bytes, made: set[str]) -> bool:
     except OSError as exc:
         raise LocalError(f"{path}: cannot write ({exc.strerror}); check permissions and free space") from None
     return True
-
-
-def _plain(rel: str) -> bool:
-    """A relative POSIX path of ordinary names (no `..`, `.`, empty or absolute parts)."""
-    parts = rel.split("/")
-    return bool(rel) and "\\" not in rel and all(part not in ("", ".", "..") for part in parts)
-
-
-def _inside(base: Path, rel: str) -> Path:
-    path = (base / rel).resolve()
-    if not path.is_relative_to(base.resolve()):
-        raise LocalError(f"{rel}: refusing to write outside {base}")
-    return path

@@ -23,9 +23,9 @@ from pathlib import Path
 from amlvc import repo
 from amlvc.canonical.jsonio import dumps
 from amlvc.errors import LocalError
-from amlvc.rules import JOURNAL_FILE, LOCK_FILE
+from amlvc.rules import JOURNAL_FILE, LOCK_FILE, SECRETS_FILE
 from amlvc.worktree import experiments, lockfile, secretfile
-from amlvc.worktree.files import atomic_write, remove_file
+from amlvc.worktree.files import atomic_write, check_targets, remove_file
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,10 @@ def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], d
     if lock_bytes is not None:
         planned[LOCK_FILE] = _digest(lock_bytes)
         paths.append(LOCK_FILE)
+    # Every target checked before the first byte is written: a refusal leaves the repository as it was.
+    targets = [*planned, JOURNAL_FILE, *([SECRETS_FILE] if secrets is not None else [])]
+    targets += [experiments.path(s) for s in writes if not writes[s]]
+    check_targets(root, targets)
     journal = {"head": repo.head(root), "paths": paths, "files": planned}
     atomic_write(root / JOURNAL_FILE, dumps(journal))
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 from amlvc.errors import ConfigError, UsageError
 from amlvc.rules import IMPORT_REMOTE, LOCK_FILE
-from amlvc.worktree.files import atomic_write
+from amlvc.worktree.files import atomic_write, check_targets
 
 FORMAT = 1
 _ENTRY_KEYS = ("content_hash", "etag", "id", "identity", "run_id")
@@ -155,6 +155,7 @@ def dumps(lock: Lock) -> bytes:
 
 def write(root: Path, lock: Lock) -> bool:
     """Write the lock atomically; False when the bytes did not change."""
+    check_targets(root, [LOCK_FILE])
     return atomic_write(lock_path(root), dumps(lock))
 
 

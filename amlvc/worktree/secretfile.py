@@ -11,7 +11,7 @@ from typing import Any
 
 from amlvc.errors import ConfigError
 from amlvc.rules import SECRET_ENV_PREFIX, SECRETS_FILE, STATE_DIR
-from amlvc.worktree.files import atomic_write
+from amlvc.worktree.files import atomic_write, check_targets
 
 Secrets = dict[str, dict[str, dict[str, str]]]  # remote -> slug -> NAME -> value
 
@@ -68,6 +68,7 @@ def store(root: Path, remote: str, values: Mapping[str, Mapping[str, str]]) -> b
         changed = True
     if not changed:
         return False
+    check_targets(root, [SECRETS_FILE])
     (root / STATE_DIR).mkdir(mode=0o700, exist_ok=True)
     text = json.dumps({"remotes": data}, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     return atomic_write(root / SECRETS_FILE, text.encode("utf-8"), mode=0o600)
