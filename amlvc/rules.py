@@ -80,6 +80,9 @@ VOLATILE_WEBSERVICE_PREFIX = "WebService."
 
 # --- identity: per-workspace provenance, kept in amlvc.lock ------------------------------------------------------
 
+# Free-text fields of an experiment: a string or null (an export with another type is refused).
+TEXT_FIELDS = ("Description", "Summary")
+
 IDENTITY_TOP_LEVEL = ("ExperimentId", "Creator", "IsLeaf", "Category", "Tags", "OriginalExperimentDocumentationLink")
 
 # --- layout: cosmetic canvas state, kept in layout.json ----------------------------------------------------------

@@ -189,6 +189,7 @@ def test_check_shows_the_batch_a_family_remap_would_use_and_push_uses_it(world: 
     # --remap family moves the pin; the push writes it and records it
     path = root / "experiments" / TRAINING / "experiment.json"
     path.write_text(path.read_text(encoding="utf-8").replace('"Summary": "', '"Summary": "v2 '), encoding="utf-8")
+    commit_all(root, "v2")
     pushed = run_cli(["push", "--remap", "family"], cwd=root, env=token_env())
     assert pushed.exit_code == 0, pushed.stderr
     with client(server) as c:

@@ -117,5 +117,51 @@ def test_pull_never_echoes_a_token_given_as_token_env(world: tuple[Any, Path], r
     assert repo_state(root) == before
 
 
+# --- 3. secrets in free text never reach git ---------------------------------------------------------------------
+
+
+def _storage_key(captured: Path | None) -> str:
+    """The captured sample's storage key when ../shared is there, else a key of the same shape."""
+    if captured is not None:
+        doc = json.loads((captured / "experiment-training-2016.json").read_text(encoding="utf-8-sig"))
+        return str(next(p["Value"] for n in doc["Graph"]["ModuleNodes"] for p in n["ModuleParameters"]
+                        if p["Name"] == "Account Key"))
+    return "Zm9vYmFy" * 10 + "QUJDRA=="  # 88 characters of base64
+
+
+@pytest.mark.parametrize("with_sample", [True, False])
+def test_secrets_in_description_summary_and_comments_never_reach_git(
+        world: tuple[Any, Path], run_cli: Any, request: pytest.FixtureRequest, with_sample: bool) -> None:
+    from test_git_secrets import assert_not_in_git
+
+    captured = request.getfixturevalue("captured") if with_sample else None
+    key = _storage_key(captured)
+    server, root = world
+    with client(server) as c:
+        doc = c.get_experiment(TRAINING_ID)
+        doc["Description"] = f"Churn DefaultEndpointsProtocol=https;AccountName=x;AccountKey={key}"
+        doc["Summary"] = f"copy of https://x.blob.core.windows.net/c/b?sv=1&sig={key[:40]}&se=2 Password=hunter2x"
+        doc["Graph"]["ModuleNodes"][0]["Comment"] = f"key: {key}"
+        c.save_experiment(TRAINING_ID, to_push_body(doc))
+    pulled = run_cli(["pull"], cwd=root, env=token_env())
+    assert pulled.exit_code == 0, pulled.stderr
+    assert_not_in_git(root, {key, key[:40], "hunter2x"})
+    assert all(key[:12].lower() not in p.name for p in (root / "experiments").iterdir())
+    assert key in (root / ".amlvc" / "secrets.json").read_text(encoding="utf-8")
+    # an unrelated local edit, committed and pushed, sends the free text back as it was
+    experiment = root / "experiments" / TRAINING / "experiment.json"
+    data = json.loads(experiment.read_text(encoding="utf-8"))
+    data["Graph"]["ModuleNodes"][next(iter(data["Graph"]["ModuleNodes"]))]["Comment"] = "reviewed"
+    experiment.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    commit_all(root, "review note")
+    pushed = run_cli(["push"], cwd=root, env=token_env())
+    assert pushed.exit_code == 0, pushed.stderr
+    with client(server) as c:
+        after = c.get_experiment(TRAINING_ID)
+    assert after["Description"] == f"Churn DefaultEndpointsProtocol=https;AccountName=x;AccountKey={key}"
+    assert "hunter2x" in after["Summary"] and key[:40] in after["Summary"]
+    assert_not_in_git(root, {key, key[:40], "hunter2x"})
+
+
 def _unused(*_: Any) -> None:  # keep the shared helpers referenced while later items arrive
     _ = (TRAINING_ID, client, commit_all, json, to_push_body)

@@ -39,7 +39,7 @@ def test_init_offline_writes_and_commits_the_settings(run_cli: Any, tmp_path: Pa
     assert sorted(git(tmp_path, "ls-files").split()) == [".gitattributes", ".gitignore", "amlvc.lock", "amlvc.toml"]
     assert ".amlvc/" in (tmp_path / ".gitignore").read_text().splitlines()
     assert "experiments/**/scripts/** -text diff" in (tmp_path / ".gitattributes").read_text()
-    assert json.loads((tmp_path / "amlvc.lock").read_text()) == {"format": 1, "remotes": {}}
+    assert json.loads((tmp_path / "amlvc.lock").read_text()) == {"format": 2, "remotes": {}}
     assert "[remotes" not in (tmp_path / "amlvc.toml").read_text()
     assert git(tmp_path, "status", "--porcelain") == ""
 

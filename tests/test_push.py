@@ -60,6 +60,7 @@ def test_unchanged_experiment_makes_no_write(world: tuple[Any, Path], run_cli: A
 def test_dry_run_prints_the_plan_and_writes_nothing(world: tuple[Any, Path], run_cli: Any) -> None:
     server, root = world
     edit_locally(root)
+    commit_all(root, "local edit")
     ws_before, repo_before = workspace_state(server), repo_state(root)
     result = push(run_cli, root, "--dry-run")
     assert result.exit_code == 0, result.stderr
@@ -72,6 +73,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(world: tuple[Any, Path], run
 def test_local_edit_is_saved_as_draft_and_recorded_in_one_commit(world: tuple[Any, Path], run_cli: Any) -> None:
     server, root = world
     edit_locally(root, summary="pushed from git")
+    commit_all(root, "local edit")
     head_before = repo_state(root).head
     result = push(run_cli, root, TRAINING)
     assert result.exit_code == 0, result.stderr
@@ -93,6 +95,7 @@ def test_local_edit_is_saved_as_draft_and_recorded_in_one_commit(world: tuple[An
 def test_json_output_describes_plan_and_writes(world: tuple[Any, Path], run_cli: Any) -> None:
     _server, root = world
     edit_locally(root)
+    commit_all(root, "local edit")
     result = push(run_cli, root, "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -122,6 +125,7 @@ def test_run_saves_and_runs(world: tuple[Any, Path], run_cli: Any) -> None:
     with client(server) as c:
         run_before = c.get_experiment(TRAINING_ID)["RunId"]
     edit_locally(root)
+    commit_all(root, "local edit")
     result = push(run_cli, root, "--run")
     assert result.exit_code == 0, result.stderr
     with client(server) as c:
@@ -161,6 +165,7 @@ def test_stale_etag_is_refused_with_exit_4(world: tuple[Any, Path], run_cli: Any
     server, root = world
     edit_in_workspace(server)
     edit_locally(root)
+    commit_all(root, "local edit")
     ws_before, repo_before = workspace_state(server), repo_state(root)
     result = push(run_cli, root)
     assert result.exit_code == 4
@@ -184,6 +189,7 @@ def test_force_backs_up_the_workspace_version_then_overwrites(world: tuple[Any, 
     with client(server) as c:
         theirs = normalize(c.get_experiment(TRAINING_ID)).files
     edit_locally(root, summary="git's version")
+    commit_all(root, "local edit")
     result = push(run_cli, root, "--force")
     assert result.exit_code == 0, result.stderr
     refs = git(root, "for-each-ref", "--format=%(refname)", "refs/amlvc/backup/").split()
@@ -207,6 +213,7 @@ def test_missing_asset_is_refused_with_exit_6(world: tuple[Any, Path], run_cli: 
     path = root / "experiments" / TRAINING / "experiment.json"
     ghost = DATASET_ID.replace("2a4c6e8b0d1f43a5b7c9e1f3a5b7c9d1", "0" * 31 + "1")
     path.write_text(path.read_text(encoding="utf-8").replace(DATASET_ID, ghost), encoding="utf-8")
+    commit_all(root, "a dataset that does not exist")
     ws_before, repo_before = workspace_state(server), repo_state(root)
     result = push(run_cli, root)
     assert result.exit_code == 6
@@ -220,6 +227,7 @@ def test_missing_secret_is_refused_with_exit_6_and_env_fills_it(world: tuple[Any
     stored = json.loads((root / ".amlvc" / "secrets.json").read_text())["remotes"]["dev"][TRAINING]
     (root / ".amlvc" / "secrets.json").unlink()
     edit_locally(root)
+    commit_all(root, "local edit")
     ws_before, repo_before = workspace_state(server), repo_state(root)
     result = push(run_cli, root)
     assert result.exit_code == 6
@@ -238,6 +246,7 @@ def test_missing_secret_is_refused_with_exit_6_and_env_fills_it(world: tuple[Any
 def test_unknown_remote_is_a_usage_error(world: tuple[Any, Path], run_cli: Any) -> None:
     server, root = world
     edit_locally(root)
+    commit_all(root, "local edit")
     ws_before, repo_before = workspace_state(server), repo_state(root)
     result = push(run_cli, root, "--remote", "staging")
     assert result.exit_code == 2
@@ -248,6 +257,7 @@ def test_unknown_remote_is_a_usage_error(world: tuple[Any, Path], run_cli: Any) 
 def test_wrong_token_is_refused_with_exit_5(world: tuple[Any, Path], run_cli: Any) -> None:
     server, root = world
     edit_locally(root)
+    commit_all(root, "local edit")
     ws_before, repo_before = workspace_state(server), repo_state(root)
     result = push(run_cli, root, env={"AMLVC_TOKEN_DEV": "not-the-token"})
     assert result.exit_code == 5
@@ -264,6 +274,7 @@ def test_unreachable_workspace_is_refused_with_exit_5(tmp_path: Path, run_cli: A
         gone = config.Remote("gone", DEV, endpoint=f"http://127.0.0.1:{port}", token_env="AMLVC_TOKEN_DEV")
         root = pulled_repo(run_cli, tmp_path, server, extra={"gone": gone})
         edit_locally(root)
+        commit_all(root, "local edit")
         ws_before, repo_before = workspace_state(server), repo_state(root)
         result = push(run_cli, root, "--remote", "gone")
         assert result.exit_code == 5
@@ -290,6 +301,7 @@ def test_no_secret_value_reaches_a_git_object_after_push(world: tuple[Any, Path]
     _server, root = world
     stored = json.loads((root / ".amlvc" / "secrets.json").read_text())["remotes"]["dev"][TRAINING]
     edit_locally(root)
+    commit_all(root, "local edit")
     assert push(run_cli, root, env={"AMLVC_TOKEN_DEV": TOKENS["dev"]}).exit_code == 0
     objects = subprocess.run("git cat-file --batch-all-objects --batch", shell=True, cwd=root,
                              capture_output=True, check=True).stdout
@@ -301,6 +313,7 @@ def test_no_secret_value_reaches_a_git_object_after_push(world: tuple[Any, Path]
 def test_public_azureml_client_still_lists_experiments_and_datasets(world: tuple[Any, Path], run_cli: Any) -> None:
     server, root = world
     edit_locally(root)
+    commit_all(root, "local edit")
     assert push(run_cli, root).exit_code == 0
     assert push(run_cli, root, TRAINING, "--as-new", "Churn copy").exit_code == 0
     from azureml import Workspace
@@ -319,6 +332,7 @@ def test_push_completes_under_twenty_percent_faults(tmp_path: Path, run_cli: Any
     with start(tmp_path, fault_rate=0.2, fault_seed=11) as server:
         root = pulled_repo(run_cli, tmp_path, server)
         edit_locally(root, summary="through a flaky gateway")
+        commit_all(root, "local edit")
         result = push(run_cli, root)
         assert result.exit_code == 0, result.stderr
         with client(server) as c:
@@ -336,6 +350,7 @@ def test_always_failing_workspace_exits_5_and_changes_nothing(tmp_path: Path, ru
         ws_before = workspace_state(server)
         data, port = server.data_dir, server.port
     edit_locally(root)
+    commit_all(root, "local edit")
     repo_before = repo_state(root)
     with start_server(data, workspaces=[(DEV, TOKENS["dev"])], port=port, fault_rate=1.0):
         result = push(run_cli, root)
@@ -369,6 +384,7 @@ def test_push_of_an_imported_export_updates_that_experiment(tmp_path: Path, run_
         root = imported_repo(tmp_path, server, run_cli)
         (slug,) = [p.name for p in (root / "experiments").iterdir()]
         edit_locally(root, slug, summary="from an export")
+        commit_all(root, "local edit")
         before = workspace_state(server)
         result = push(run_cli, root)
         assert result.exit_code == 0, result.stderr
@@ -405,6 +421,7 @@ def test_uncommitted_lock_is_refused_with_exit_3(world: tuple[Any, Path], run_cl
     lock = root / "amlvc.lock"
     lock.write_text(lock.read_text() + "\n")
     edit_locally(root)
+    commit_all(root, "local edit")
     ws_before, repo_before = workspace_state(server), repo_state(root)
     result = push(run_cli, root)
     assert result.exit_code == 3 and "amlvc.lock has uncommitted changes" in result.stderr
@@ -422,6 +439,7 @@ def test_several_experiments_are_written_in_parallel_and_recorded_in_one_commit(
         root = pulled_repo(run_cli, tmp_path, server)
         edit_locally(root, TRAINING, summary="one")
         edit_locally(root, "churn-copy", summary="two")
+        commit_all(root, "local edit")
         head_before = repo_state(root).head
         result = push(run_cli, root, "--jobs", "2")
         assert result.exit_code == 0, result.stderr
@@ -445,10 +463,12 @@ def test_a_failed_write_still_records_the_writes_that_happened(tmp_path: Path, r
         root = pulled_repo(run_cli, tmp_path, server)
         copy_etag = lock_entry(root, "dev", "churn-copy")["etag"]
         edit_locally(root, TRAINING, summary="this one goes through")
+        commit_all(root, "local edit")
         path = root / "experiments" / "churn-copy" / "experiment.json"
         data = json.loads(path.read_text(encoding="utf-8"))
         data["Description"] = ""  # the service refuses an empty name (400)
         path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        commit_all(root, "local edits")
         result = push(run_cli, root)
         assert result.exit_code == 5
         assert "HTTP 400" in result.stderr and "workspace 'dev'" in result.stderr
@@ -459,5 +479,5 @@ def test_a_failed_write_still_records_the_writes_that_happened(tmp_path: Path, r
         # what was written is recorded, so the next push is not refused as stale
         assert lock_entry(root, "dev", TRAINING)["etag"] == doc["Etag"]
         assert lock_entry(root, "dev", "churn-copy")["etag"] == copy_etag
-        assert git(root, "status", "--porcelain").strip() == "M experiments/churn-copy/experiment.json"
+        assert git(root, "status", "--porcelain").strip() == ""
         assert git(root, "log", "-1", "--format=%s").startswith(f"Push to dev: update {TRAINING}")

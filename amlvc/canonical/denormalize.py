@@ -13,7 +13,7 @@ from amlvc.canonical.checks import expect_dict, expect_list, expect_str, fail
 from amlvc.canonical.jsonio import load_canonical
 from amlvc.canonical.normalize import gc_paused, port_key
 from amlvc.canonical.paths import Where
-from amlvc.canonical.secrets import fill
+from amlvc.canonical.secrets import fill, fill_strings
 
 __all__ = ["denormalize", "recorded_module_names"]
 
@@ -308,6 +308,8 @@ def _denormalize(files: Mapping[str, bytes], identity: Mapping[str, Any] | None,
     doc = _Denormalizer(files, layout_doc, volatile, secrets, source).document(canon)
     if identity:
         doc.update(identity)
+    if secrets is not None:  # placeholders in free text and identity (the fields above filled their own)
+        doc = fill_strings(doc, secrets, source)
     return reorder(doc, rules.TOP_LEVEL_ORDER)
 
 

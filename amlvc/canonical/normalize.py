@@ -25,7 +25,14 @@ from amlvc.canonical.checks import (
 )
 from amlvc.canonical.jsonio import content_hash, dumps
 from amlvc.canonical.paths import Where
-from amlvc.canonical.secrets import SecretNamer, is_credential_definition, is_secret_name, scrub, scrub_shapes
+from amlvc.canonical.secrets import (
+    SecretNamer,
+    is_credential_definition,
+    is_secret_name,
+    scrub,
+    scrub_shapes,
+    scrub_strings,
+)
 from amlvc.errors import InvalidDocument
 
 __all__ = ["Normalized", "content_hash", "dumps", "gc_paused", "normalize", "port_key", "to_push_body"]
@@ -78,13 +85,20 @@ class _Normalizer:
         if classify(doc, self.source) == "wsd":
             fail(self.source, "", "this is a web-service definition, not an experiment; normalize it with wsd.py")
         check_no_reserved(doc, self.source, "")
+        if doc.get("Graph") is None:
+            fail(self.source, "/Graph", "missing: an experiment document holds its graph here (an export without "
+                                        "one would delete every node)")
+        expect_dict(doc["Graph"], self.source, ("", "Graph"))
+        for key in rules.TEXT_FIELDS:
+            check_tree(doc.get(key), self.source, ("", key))
+            expect_opt_str(doc.get(key), self.source, ("", key))
         self.credential_parameters = self._credential_parameters(doc.get("WebService"))
         canon: dict[str, Any] = {"$format": rules.EXPERIMENT_FORMAT}
         for key, value in doc.items():
             path = ("", key)
             if key in rules.IDENTITY_TOP_LEVEL:
                 check_tree(value, self.source, path)
-                self.identity[key] = value
+                self.identity[key] = scrub_strings(value, self.namer, key)
             elif key in rules.VOLATILE_TOP_LEVEL:
                 self.volatile[key] = value
             elif key == "Graph":
@@ -94,7 +108,24 @@ class _Normalizer:
             else:
                 check_tree(value, self.source, path)
                 canon[key] = value
+        # Secrets by shape in any other string (free text, comments, unknown keys): none may reach git.
+        for key in canon.keys() - {"Graph"}:
+            canon[key] = scrub_strings(canon[key], self.namer, key)
+        if isinstance(canon.get("Graph"), dict):
+            canon["Graph"] = self._scrub_graph(canon["Graph"])
         return canon
+
+    def _scrub_graph(self, graph: dict[str, Any]) -> dict[str, Any]:
+        """The graph's strings scrubbed by shape, each node's under its own id (so NAMEs carry its counter)."""
+        out = {key: value if key == "ModuleNodes" else scrub_strings(value, self.namer, key)
+               for key, value in graph.items()}
+        nodes = graph.get("ModuleNodes")
+        if isinstance(nodes, dict):
+            out["ModuleNodes"] = {node_id: {key: value if key == "ModuleParameters" else
+                                            scrub_strings(value, self.namer, key, node_id)
+                                            for key, value in node.items()}
+                                  for node_id, node in nodes.items()}
+        return out
 
     def _credential_parameters(self, webservice: Any) -> set[str]:
         names: set[str] = set()

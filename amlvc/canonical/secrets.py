@@ -148,6 +148,42 @@ def placeholder_names(value: str) -> list[str]:
     return [m.group("name") for m in rules.SECRET_PLACEHOLDER.finditer(value)]
 
 
+def scrub_strings(value: Any, namer: SecretNamer, label: str = "", node_id: str | None = None) -> Any:
+    """`value` with every secret-shaped part of every string replaced by a placeholder (SAS `sig=`,
+    `AccountKey=`, `Password=`, connection strings, bare storage keys), wherever it is: free text such as
+    Description, Summary and node comments too. amlvc's own annotations (keys starting with '$') are left
+    alone; NAMEs come from the key the string is under (and the node it is on)."""
+    if isinstance(value, str):
+        return scrub_shapes(value, label or "value", node_id, namer)
+    if isinstance(value, list):
+        return [scrub_strings(item, namer, label, node_id) for item in value]
+    if isinstance(value, dict):
+        return {key: item if key[:1] == "$" else scrub_strings(item, namer, key, node_id)
+                for key, item in value.items()}
+    return value
+
+
+def redact(text: str) -> str:
+    """`text` with its secret-shaped parts cut out (for names, slugs and commit messages, which have no
+    placeholders to fill back)."""
+    if not _might_hold_secret(text):
+        return text
+    for _kind, pattern in rules.SECRET_VALUE_PATTERNS:
+        text = pattern.sub(lambda m: m.group(0)[: m.start("secret") - m.start(0)] + "…", text)
+    return text
+
+
+def fill_strings(value: Any, secrets: Mapping[str, str], source: str, path: Where = "") -> Any:
+    """`value` with every placeholder in every string filled from `secrets` (MissingSecret naming the path)."""
+    if isinstance(value, str):
+        return fill(value, secrets, source, path) if PLACEHOLDER_MARK in value else value
+    if isinstance(value, list):
+        return [fill_strings(item, secrets, source, (path, index)) for index, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: fill_strings(item, secrets, source, (path, key)) for key, item in value.items()}
+    return value
+
+
 def placeholders_of(files: Mapping[str, bytes]) -> tuple[str, ...]:
     """The placeholder names used in some files' bytes, sorted."""
     names: set[str] = set()

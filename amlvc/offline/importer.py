@@ -12,6 +12,7 @@ from amlvc.canonical.checks import classify
 from amlvc.canonical.denormalize import denormalize
 from amlvc.canonical.jsonio import content_hash, load_json_file, loads
 from amlvc.canonical.normalize import Normalized, normalize
+from amlvc.canonical.secrets import redact
 from amlvc.canonical.webservice import denormalize_wsd, normalize_wsd
 from amlvc.errors import DirtyTree, InvalidDocument, UsageError
 from amlvc.rules import EXPERIMENT_FILE, IMPORT_REMOTE, LOCK_FILE, SECRETS_FILE, WEBSERVICE_FILE
@@ -96,8 +97,8 @@ def import_files(cwd: Path, files: Sequence[Path], progress: Callable[[int, int]
     lockfile.write(root, lock)
     names = ", ".join(sorted({i.slug for i in imported}))
     trailers = [("Amlvc-Remote", IMPORT_REMOTE)] + [("Amlvc-Source", Path(i.source).name) for i in imported]
-    commit = repo.commit_paths(root, [*sorted(set(touched)), LOCK_FILE],
-                               f"Import {names}", trailers=trailers)
+    commit = repo.commit_paths(root, [*sorted(set(touched)), LOCK_FILE], redact(f"Import {names}"),
+                               trailers=[(key, redact(value)) for key, value in trailers])
     return ImportResult(tuple(imported), commit)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from amlvc import repo
 from amlvc.canonical.normalize import normalize
+from amlvc.canonical.secrets import redact
 from amlvc.rules import BACKUP_REF_PREFIX
 from amlvc.sync.remote import Target
 from amlvc.worktree import experiments, secretfile
@@ -24,6 +25,6 @@ def save_backup(root: Path, target: Target, slug: str, experiment_id: str, etag:
     ref = f"{BACKUP_REF_PREFIX}/{target.name}/{slug}/{stamp}"
     secretfile.store(root, target.name, {f"{slug}@{stamp}": dict(norm.secrets)})
     repo.write_backup(root, ref, experiments.path(slug), norm.files,
-                      f"Backup of '{slug}' from workspace '{target.name}' before {before}\n\n"
-                      f"Amlvc-Remote: {target.name}\nAmlvc-Experiment-Id: {experiment_id}\nAmlvc-Etag: {etag}\n")
+                      redact(f"Backup of '{slug}' from workspace '{target.name}' before {before}\n\n"
+                      f"Amlvc-Remote: {target.name}\nAmlvc-Experiment-Id: {experiment_id}\nAmlvc-Etag: {etag}\n"))
     return ref

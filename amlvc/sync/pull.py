@@ -275,20 +275,24 @@ def _decide(entries: Mapping[str, Mapping[str, Any]], fetched: Mapping[str, Fetc
         entry = entries.get(slug)
         mine = local.get(slug) or {}
         base = entry.get("content_hash") if entry else None
+        theirs = lockfile.hash_like(entry, item.files)
         if entry is None:
             added.append(slug)
             writes[slug] = item.files
-        elif item.content_hash == base:
-            # Saved or run in the workspace without a content change: local edits stay, the Etag is recorded.
-            if entry.get("etag") != item.etag or entry.get("run_id") != item.run_id:
+        elif theirs == base:
+            # Saved or run in the workspace without a content change: local edits stay, the Etag is recorded
+            # (and an entry of lock format 1 gets today's hash, which counts webservice.json too).
+            legacy = entry.get(lockfile.HASH_SCOPE) == lockfile.LEGACY_SCOPE
+            if entry.get("etag") != item.etag or entry.get("run_id") != item.run_id or legacy:
                 recorded.append(slug)
-            wsd_moved = item.files.get(WSD) != mine.get(WSD)
-            if slug in rewritten or wsd_moved:  # history commits replaced the files, or a new WSD: write
-                kept = {k: v for k, v in mine.items() if k != WSD} if mine else dict(item.files)
+            if slug in rewritten:  # history commits replaced the files: the local ones go back
+                writes[slug] = dict(mine) if mine else dict(item.files)
+            elif legacy and mine and item.files.get(WSD) != mine.get(WSD):  # format 1 did not track the WSD
+                kept = {k: v for k, v in mine.items() if k != WSD}
                 writes[slug] = {**kept, **({WSD: item.files[WSD]} if WSD in item.files else {})}
         else:
             changed.append(slug)
-            if mine and folders.content_hash_of(mine) not in (base, item.content_hash):
+            if mine and lockfile.hash_like(entry, mine) not in (base, theirs):
                 diverged.append(slug)
             writes[slug] = item.files
     lock_changes = bool(added or changed or recorded)
@@ -336,14 +340,17 @@ def _write_leaves(root: Path, target: Target, lock: lockfile.Lock,
         return None
     new_entries = {slug: dict(e) for slug, e in entries.items()}
     for slug, item in fetched.items():
-        entry = entries.get(slug)
-        digest = item.content_hash if (entry is None or slug in decision.changed) else str(entry.get("content_hash"))
-        new_entries[slug] = lockfile.record(item.experiment_id, item.etag, item.run_id, item.identity, digest)
+        # The workspace's files are the new base: for a content-unchanged one they are the old base (and a
+        # format-1 entry is rehashed over every file); for a merged one, push then sends the local merge.
+        new_entries[slug] = lockfile.record(item.experiment_id, item.etag, item.run_id, item.identity,
+                                            item.content_hash)
     for slug in removed:
         new_entries.pop(slug, None)
     new_lock = lockfile.with_entries(lock, target.name, new_entries)
     delete_dirs = [slug for slug in removed if not lockfile.used_elsewhere(lock, target.name, slug)]
-    secrets = {slug: fetched[slug].secrets for slug in decision.writes if slug in fetched}
+    # The workspace's current secret values, for every fetched experiment (a key changed in Studio changes
+    # no canonical file, but a later push must send the new one).
+    secrets = {slug: item.secrets for slug, item in fetched.items()}
     message = messages.pull_message(target.name, target.workspace_id, decision.added, decision.changed,
                                    removed, decision.recorded, subject=subject)
     message = pullmerge.note_merges(message, decision.merged)

@@ -53,7 +53,7 @@ def merge_diverged(root: Path, entries: Mapping[str, Mapping[str, Any]],
     merged: dict[str, dict[str, bytes]] = {}
     conflicts: list[Conflict] = []
     for slug in sorted(theirs):
-        outcome = merge_one(root, slug, str(entries.get(slug, {}).get("content_hash")), theirs[slug])
+        outcome = merge_one(root, slug, entries.get(slug, {}), theirs[slug])
         conflicts.extend(outcome.conflicts)
         merged[slug] = outcome.files
     if conflicts:
@@ -61,8 +61,8 @@ def merge_diverged(root: Path, entries: Mapping[str, Mapping[str, Any]],
     return merged
 
 
-def merge_one(root: Path, slug: str, base_hash: str, theirs: Mapping[str, bytes]) -> Outcome:
-    base = experiments.synced_files(root, slug, base_hash)
+def merge_one(root: Path, slug: str, entry: Mapping[str, Any], theirs: Mapping[str, bytes]) -> Outcome:
+    base = experiments.synced_files(root, slug, entry)
     if base is None:
         return Outcome({}, (Conflict(slug, "", "", "cannot merge: the last pulled or pushed version (the hash in "
                                                     "amlvc.lock) is not in the recent history of this directory"),))

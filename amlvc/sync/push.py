@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from amlvc import repo, rules
+from amlvc import repo
 from amlvc.canonical.normalize import normalize, to_push_body
 from amlvc.client import Client
 from amlvc.errors import ApiError
@@ -58,7 +58,7 @@ def push(start: Path, options: PushOptions, *, show_plan: Callable[[PushPlan], N
         if show_plan is not None:
             show_plan(plan)
         refuse(plan)
-        if options.dry_run or not any(e.writes for e in plan.experiments):
+        if options.dry_run or not any(e.writes or e.reconciled for e in plan.experiments):
             return PushResult(plan, (), None, target.client.requests_made)
         result = _execute(root, target, plan, progress)
         return replace(result, requests=target.client.requests_made)
@@ -78,14 +78,17 @@ def _execute(root: Path, target: Target, plan: PushPlan, progress: Progress | No
                                           "a forced push")
     entries = lockfile.entries(lockfile.load(root), target.name)
     pushed: list[PushedExperiment] = []
-    new_entries: dict[str, dict[str, Any]] = {}
+    new_entries = {e.slug: lockfile.record(e.reconciled.experiment_id, e.reconciled.etag, e.reconciled.run_id,
+                                           e.reconciled.identity, e.reconciled.content_hash)
+                   for e in plan.experiments if e.reconciled is not None}
     copies: dict[str, tuple[dict[str, bytes], dict[str, str]]] = {}  # --as-new: slug -> (files, secrets)
+    sent: dict[str, dict[str, str]] = {}  # slug -> the secret values written to the workspace
     failure: BaseException | None = None
     try:
         # Writes go out in parallel (the pool holds --jobs connections); results are recorded in plan order.
         with ThreadPoolExecutor(max_workers=max(1, min(plan.options.jobs, len(todo)))) as pool:
             futures = {pool.submit(_push_one, root, target, plan, e): e for e in todo}
-            written: dict[str, tuple[str, dict[str, Any]]] = {}
+            written: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {}
             for done, future in enumerate(as_completed(futures)):
                 e = futures[future]
                 try:
@@ -97,35 +100,38 @@ def _execute(root: Path, target: Target, plan: PushPlan, progress: Progress | No
         for e in todo:
             if e.slug not in written:
                 continue
-            exp_id, current = written[e.slug]
+            exp_id, current, sent[e.slug] = written[e.slug]
             etag = _str(current.get("Etag"))
             slug, digest = e.slug, e.content_hash
+            norm = normalize(current, source=f"{target.name}:{exp_id}")  # identity as a pull records it
             if plan.options.as_new is not None:
                 # The copy becomes an experiment of its own in the repository, as a pull would write it.
                 slug = experiments.unique_slug(plan.options.as_new, exp_id,
                                                experiments.taken_slugs(root, lockfile.load(root)) | set(copies))
-                norm = normalize(current, source=f"{target.name}:{exp_id}")
                 copies[slug] = (dict(norm.files), dict(norm.secrets))
                 digest = experiments.content_hash_of(norm.files)
-            new_entries[slug] = lockfile.record(exp_id, etag or "", _str(current.get("RunId")),
-                                                  _identity(current), digest)
+            new_entries[slug] = lockfile.record(exp_id, etag or "", _str(current.get("RunId")), norm.identity,
+                                                digest)
             pushed.append(PushedExperiment(slug, e.action, exp_id, etag, backups.get(e.slug)))
     finally:
-        commit = _record(root, target, plan, entries, new_entries, pushed, copies) if pushed else None
+        commit = _record(root, target, plan, {**entries, **new_entries}, pushed, copies, sent) \
+            if pushed or new_entries else None
     if failure is not None:
         raise failure
     return PushResult(plan, tuple(pushed), commit)
 
 
-def _push_one(root: Path, target: Target, plan: PushPlan, e: PlannedExperiment) -> tuple[str, dict[str, Any]]:
-    """Write one experiment, then GET it: its id and the document the workspace now has (new Etag, RunId)."""
-    exp_id = _write_one(root, target, plan, e)
-    return exp_id, target.client.get_experiment(exp_id)
-
-
-def _write_one(root: Path, target: Target, plan: PushPlan, e: PlannedExperiment) -> str:
+def _push_one(root: Path, target: Target, plan: PushPlan, e: PlannedExperiment
+              ) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """Write one experiment, then GET it: its id, the document the workspace now has (new Etag, RunId) and
+    the secret values sent."""
     names = [fill.name for fill in e.secrets]
     _, values = secretfile.lookup(names, secretfile.stored(root, e.slug, e.secret_sections))
+    exp_id = _write_one(target, plan, e, values)
+    return exp_id, target.client.get_experiment(exp_id), values
+
+
+def _write_one(target: Target, plan: PushPlan, e: PlannedExperiment, values: Mapping[str, str]) -> str:
     doc = e.document(values)
     if e.check is not None:
         doc = apply_remaps(doc, e.check.remaps)
@@ -158,39 +164,34 @@ def _create(client: Client, body: Mapping[str, Any], name: str) -> str:
 
 
 def _record(root: Path, target: Target, plan: PushPlan, entries: Mapping[str, Mapping[str, Any]],
-            new_entries: Mapping[str, Mapping[str, Any]], pushed: Sequence[PushedExperiment],
-            copies: Mapping[str, tuple[dict[str, bytes], dict[str, str]]]) -> str | None:
-    """One commit: the lock, the pushed experiment files (working-tree pushes) and --as-new copies."""
-    lock = lockfile.with_entries(lockfile.load(root), target.name, {**entries, **new_entries})
-    writes: dict[str, Mapping[str, bytes]] = {}
-    by_slug = {e.slug: e for e in plan.experiments}
-    for p in pushed:
-        if p.slug in copies:
-            writes[p.slug] = copies[p.slug][0]
-        elif plan.rev is None:
-            writes[p.slug] = by_slug[p.slug].files
-    secrets = (target.name, {slug: values for slug, (_, values) in copies.items()})
-    return journal.write_and_commit(root, writes=writes, delete=[], lock=lock, secrets=secrets,
+            pushed: Sequence[PushedExperiment], copies: Mapping[str, tuple[dict[str, bytes], dict[str, str]]],
+            sent: Mapping[str, Mapping[str, str]]) -> str | None:
+    """One commit: the lock, and --as-new copies as experiments of their own; the secret values the
+    workspace now has are recorded in the secrets file (what the next push compares with)."""
+    lock = lockfile.with_entries(lockfile.load(root), target.name, entries)
+    writes = {slug: files for slug, (files, _) in copies.items()}
+    secrets = {**sent, **{slug: values for slug, (_, values) in copies.items()}}
+    if plan.options.as_new is not None:
+        secrets = {slug: values for slug, (_, values) in copies.items()}
+    return journal.write_and_commit(root, writes=writes, delete=[], lock=lock, secrets=(target.name, secrets),
                                    message=_commit_message(plan, pushed))
 
 
 def _commit_message(plan: PushPlan, pushed: Sequence[PushedExperiment]) -> str:
     created = [p.slug for p in pushed if p.action == "create"]
     updated = [p.slug for p in pushed if p.action == "update"]
-    parts = ([f"create {', '.join(created)}"] if created else []) + ([f"update {', '.join(updated)}"]
-                                                                     if updated else [])
+    recorded = [e.slug for e in plan.experiments if e.reconciled is not None]
+    parts = [f"{verb} {', '.join(slugs)}" for verb, slugs in
+             (("create", created), ("update", updated), ("record", recorded)) if slugs]
     lines = [f"Push to {plan.remote}: {'; '.join(parts)}", ""]
     for p in pushed:
         backup = f" (previous version: {p.backup_ref})" if p.backup_ref else ""
         lines.append(f"- {p.slug}: {p.action}d {p.experiment_id}{backup}")
+    lines += [f"- {slug}: already in the workspace (an interrupted push); its Etag recorded" for slug in recorded]
     lines += ["", f"Amlvc-Remote: {plan.remote}", f"Amlvc-Workspace: {plan.workspace_id}"]
     if plan.rev:
         lines.append(f"Amlvc-Rev: {plan.rev}")
     return "\n".join(lines) + "\n"
-
-
-def _identity(doc: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: doc[k] for k in rules.IDENTITY_TOP_LEVEL if k in doc}
 
 
 def _str(value: Any) -> str | None:

@@ -3,7 +3,7 @@ anything is written, and the refusals of SPEC "Push safety"."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from amlvc.canonical.secrets import placeholders_of
 from amlvc.errors import ConflictError, DirtyTree, MissingAssets, MissingSecret, UsageError, some
 from amlvc.rules import BACKUP_REF_PREFIX, IMPORT_REMOTE, LOCK_FILE, SECRET_ENV_PREFIX, SECRETS_FILE
 from amlvc.sync.check import CheckResult, Inventory, Sources, check_experiment, parse_remap
-from amlvc.sync.remote import Target
+from amlvc.sync.remote import Fetched, Target, fetch_one, module_names
 from amlvc.worktree import experiments, lockfile, secretfile
 from amlvc.worktree.secretfile import SecretFill
 
@@ -52,6 +52,7 @@ class PlannedExperiment:
     secrets: tuple[SecretFill, ...]
     secret_sections: tuple[str, ...] = ()  # sections of the secrets file to read, first wins
     files: Mapping[str, bytes] = field(repr=False, default_factory=dict)
+    reconciled: Fetched | None = field(repr=False, default=None)  # the workspace has these files: record it
 
     @property
     def writes(self) -> bool:
@@ -72,7 +73,7 @@ class PlannedExperiment:
             "experiment_id": self.experiment_id, "stale": self.stale,
             "remaps": self.check.remaps if self.check else {},
             "missing": [r.reference.id for r in self.check.missing] if self.check else [],
-            "secrets": [{"name": s.name, "source": s.source} for s in self.secrets],
+            "secrets": [{"name": s.name, "source": s.source, "changed": s.changed} for s in self.secrets],
         }
 
 
@@ -99,44 +100,125 @@ class PushPlan:
 
 
 def make_plan(root: Path, target: Target, options: PushOptions) -> PushPlan:
-    """Work out what the push would do; reads the workspace, writes nothing, raises only on usage errors."""
-    slugs = experiments.select(root, options.experiments, options.rev)
-    if options.as_new is not None and (len(slugs) != 1 or len(options.experiments) != 1 or not options.as_new.strip()):
-        raise UsageError("--as-new NAME needs a non-empty NAME and exactly one experiment named on the command line")
+    """Work out what the push would do; reads the workspace, writes nothing, raises only on usage errors.
+
+    A push sends a revision: `--rev`, else HEAD. Uncommitted changes to what it would send are refused
+    (exit 3): a push never commits on the user's behalf, past their pre-commit hooks.
+    """
+    source = options.rev or "HEAD"
     if options.rev is not None:
         repo.resolve(root, options.rev)
-    dirty = repo.dirty_paths(root, [LOCK_FILE])
-    if dirty:
+    slugs = _select(root, options)
+    if options.as_new is not None and (len(slugs) != 1 or len(options.experiments) != 1 or not options.as_new.strip()):
+        raise UsageError("--as-new NAME needs a non-empty NAME and exactly one experiment named on the command line")
+    _refuse_uncommitted(root, slugs if options.rev is None else [])
+    planner = _Planner(root, target, options)
+    planned = [planner.plan(slug, experiments.read(root, slug, source)) for slug in slugs]
+    return PushPlan(target.name, target.workspace_id, options.rev, options, tuple(planned))
+
+
+def _select(root: Path, options: PushOptions) -> list[str]:
+    try:
+        return experiments.select(root, options.experiments, options.rev or "HEAD")
+    except UsageError:
+        fresh = [name for name in options.experiments if options.rev is None
+                 and name.rstrip("/").removeprefix("experiments/") in experiments.slugs(root, with_experiment=True)]
+        if fresh:
+            raise DirtyTree(f"experiment {some(fresh)} is not committed; a push sends a revision: commit it "
+                            f"(`git add experiments/ && git commit`), then push") from None
+        raise
+
+
+def _refuse_uncommitted(root: Path, slugs: Sequence[str]) -> None:
+    dirty = repo.dirty_paths(root, [LOCK_FILE, *(experiments.path(s) for s in slugs)])
+    if LOCK_FILE in dirty:
         raise DirtyTree(f"{LOCK_FILE} has uncommitted changes; commit or discard them before pushing "
                         f"(`git diff {LOCK_FILE}`)")
-    remap = parse_remap(options.remap)
-    client = target.client
-    listed = {e.get("ExperimentId"): e for e in client.list_experiments()}
-    lock = lockfile.load(root)
-    entries = lockfile.entries(lock, target.name)
-    imported = lockfile.entries(lock, IMPORT_REMOTE)
-    inventory: Inventory | None = None
-    sources = Sources()
-    planned = []
-    for slug in slugs:
-        files = experiments.read(root, slug, options.rev)
-        digest = experiments.content_hash_of(files)
-        entry = entries.get(slug) or _imported_from(imported.get(slug), target.workspace_id)
-        action, reason, exp_id, lock_etag, ws_etag, stale = _decide(options, entry, listed, digest)
+    if dirty:
+        raise DirtyTree(f"uncommitted changes in {some(dirty)}: a push sends committed revisions (HEAD by default); "
+                        f"commit them (`git commit`) or stash them, then push")
+
+
+class _Planner:
+    """What one plan reads once, however many experiments it covers: the listing, the lock, asset lists."""
+
+    def __init__(self, root: Path, target: Target, options: PushOptions) -> None:
+        self.root, self.target, self.options = root, target, options
+        self.remap = parse_remap(options.remap)
+        self.listed = {e.get("ExperimentId"): e for e in target.client.list_experiments()}
+        lock = lockfile.load(root)
+        self.entries = lockfile.entries(lock, target.name)
+        self.imported = lockfile.entries(lock, IMPORT_REMOTE)
+        self.inventory: Inventory | None = None
+        self.names: dict[str, str] | None = None
+        self.sources = Sources()
+
+    def plan(self, slug: str, files: Mapping[str, bytes]) -> PlannedExperiment:
+        options, target = self.options, self.target
+        entry = self.entries.get(slug) or _imported_from(self.imported.get(slug), target.workspace_id)
+        decision = self._decide(slug, entry, files)
         name, result = options.as_new or slug, None
-        if action != "unchanged":  # an unchanged experiment is neither rebuilt nor checked: nothing is sent
+        if decision.action != "unchanged":  # an unchanged experiment is neither rebuilt nor checked
             doc = denormalize(experiments.without_webservice(files), source=experiments.path(slug))
             name = options.as_new or str(doc.get("Description") or slug)
-            if inventory is None:
-                inventory = Inventory.fetch(client)
-            result = check_experiment(root, target, slug, doc, files, inventory, remap, sources)
+            if self.inventory is None:
+                self.inventory = Inventory.fetch(target.client)
+            result = check_experiment(self.root, target, slug, doc, files, self.inventory, self.remap, self.sources)
         # An adopted import is this workspace's own export: the values scrubbed from it are this workspace's.
-        sections = (target.name,) if slug in entries or entry is None else (target.name, IMPORT_REMOTE)
+        sections = (target.name,) if slug in self.entries or entry is None else (target.name, IMPORT_REMOTE)
         names = placeholders_of(experiments.without_webservice(files))
-        fills, _ = secretfile.lookup(names, secretfile.stored(root, slug, sections))
-        planned.append(PlannedExperiment(slug, name, action, reason, exp_id, lock_etag, ws_etag, stale, digest,
-                                         result, fills, sections, files))
-    return PushPlan(target.name, target.workspace_id, options.rev, options, tuple(planned))
+        fills, _ = secretfile.lookup(names, secretfile.stored(self.root, slug, sections),
+                                     seen=secretfile.synced(self.root, target.name, slug))
+        return PlannedExperiment(slug, name, decision.action, decision.reason, decision.experiment_id,
+                                 decision.lock_etag, decision.workspace_etag, decision.stale,
+                                 experiments.content_hash_of(files), result, fills, sections, files,
+                                 decision.reconciled)
+
+    def _decide(self, slug: str, entry: Mapping[str, Any] | None, files: Mapping[str, bytes]) -> _Decision:
+        options = self.options
+        if options.as_new is not None:
+            return _Decision("create", f"as a new experiment {options.as_new!r}")
+        if entry is None or not entry.get("id"):
+            return _Decision("create", "not in this workspace yet")
+        exp_id = str(entry["id"])
+        lock_etag = entry.get("etag")
+        current = self.listed.get(exp_id)
+        if current is None:
+            return _Decision("create", "deleted in the workspace since the last pull; created again")
+        ws_etag = current.get("Etag")
+        if ws_etag != lock_etag:
+            fetched = self._fetch(slug, current)
+            if fetched.files == dict(files):  # an earlier push of these files was cut off before recording
+                return _Decision("unchanged", "the workspace already has these files (a push cut off before it "
+                                              "recorded them); its Etag is recorded", exp_id, lock_etag, ws_etag,
+                                 reconciled=fetched)
+            reason = "changed in the workspace since the last pull"
+            if options.force:
+                reason += "; --force: its current version is backed up, then overwritten"
+            return _Decision("update", reason, exp_id, lock_etag, ws_etag, stale=True)
+        if entry.get("content_hash") == lockfile.hash_like(entry, files):
+            return _Decision("unchanged", "the workspace has these files", exp_id, lock_etag, ws_etag)
+        synced = experiments.synced_files(self.root, slug, entry) if entry.get("content_hash") else None
+        if synced is not None and experiments.without_webservice(synced) == experiments.without_webservice(files):
+            return _Decision("unchanged", "only webservice.json changed here, which push does not send",
+                             exp_id, lock_etag, ws_etag)
+        return _Decision("update", "local changes", exp_id, lock_etag, ws_etag)
+
+    def _fetch(self, slug: str, summary: Mapping[str, Any]) -> Fetched:
+        if self.names is None:
+            self.names = module_names(self.target.client)
+        return fetch_one(self.target, slug, summary, self.names)
+
+
+@dataclass(frozen=True)
+class _Decision:
+    action: str
+    reason: str
+    experiment_id: str | None = None
+    lock_etag: str | None = None
+    workspace_etag: str | None = None
+    stale: bool = False
+    reconciled: Fetched | None = None
 
 
 def _imported_from(entry: Mapping[str, Any] | None, workspace_id: str) -> dict[str, Any] | None:
@@ -144,29 +226,6 @@ def _imported_from(entry: Mapping[str, Any] | None, workspace_id: str) -> dict[s
     if entry is None or not str(entry.get("id") or "").startswith(workspace_id + "."):
         return None
     return {"id": entry["id"], "etag": entry.get("etag"), "content_hash": None}
-
-
-def _decide(options: PushOptions, entry: Mapping[str, Any] | None, listed: Mapping[Any, Mapping[str, Any]],
-            digest: str) -> tuple[str, str, str | None, str | None, str | None, bool]:
-    """(action, reason, experiment id, lock Etag, workspace Etag, stale) of one experiment."""
-    if options.as_new is not None:
-        return "create", f"as a new experiment {options.as_new!r}", None, None, None, False
-    if entry is None or not entry.get("id"):
-        return "create", "not in this workspace yet", None, None, None, False
-    exp_id = str(entry["id"])
-    lock_etag = entry.get("etag")
-    current = listed.get(exp_id)
-    if current is None:
-        return "create", "deleted in the workspace since the last pull; created again", None, None, None, False
-    ws_etag = current.get("Etag")
-    if ws_etag != lock_etag:
-        reason = "changed in the workspace since the last pull"
-        if options.force:
-            reason += "; --force: its current version is backed up, then overwritten"
-        return "update", reason, exp_id, lock_etag, ws_etag, True
-    if entry.get("content_hash") == digest:
-        return "unchanged", "the workspace has these files", exp_id, lock_etag, ws_etag, False
-    return "update", "local changes", exp_id, lock_etag, ws_etag, False
 
 
 def refuse(plan: PushPlan) -> None:

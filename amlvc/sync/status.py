@@ -110,10 +110,10 @@ def _compare(root: Path, slug: str, entry: Mapping[str, Any], summary: Mapping[s
         nonlocal base
         if not files:
             return ABSENT
-        if experiments.content_hash_of(files) == base_hash:
+        if lockfile.hash_like(entry, files) == base_hash:
             return NONE
         if base is None:
-            base = experiments.synced_files(root, slug, str(base_hash))
+            base = experiments.synced_files(root, slug, entry)
         return LAYOUT if base is not None and _layout_only(base, files) else CONTENT
 
     local_side = side(local)

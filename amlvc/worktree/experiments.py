@@ -7,13 +7,15 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from amlvc import repo
 from amlvc.canonical.jsonio import content_hash
+from amlvc.canonical.secrets import redact
 from amlvc.errors import InvalidDocument, LocalError, UsageError
 from amlvc.rules import CANONICAL_FILES, EXPERIMENT_FILE, EXPERIMENTS_DIR, SCRIPTS_DIR, WEBSERVICE_FILE
 from amlvc.worktree import files as disk
-from amlvc.worktree.lockfile import Lock
+from amlvc.worktree.lockfile import Lock, hash_like
 
 Files = dict[str, bytes]
 MAX_SLUG = 64
@@ -25,8 +27,9 @@ _SAFE_PART = re.compile(r"^[^\x00-\x1f/\\:*?\"<>|]+$")
 
 
 def slugify(name: str) -> str:
-    """Lowercase `[a-z0-9-]`, at most 64 characters; accents folded ("Kündigung" -> "kundigung")."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii").lower()
+    """Lowercase `[a-z0-9-]`, at most 64 characters; accents folded ("Kündigung" -> "kundigung"); a secret in
+    the name (a key pasted into a description) never names a folder."""
+    folded = unicodedata.normalize("NFKD", redact(name)).encode("ascii", "ignore").decode("ascii").lower()
     slug = re.sub(r"[^a-z0-9]+", "-", folded).strip("-")
     return slug[:MAX_SLUG].rstrip("-") or "experiment"
 
@@ -106,8 +109,9 @@ def without_webservice(files: Mapping[str, bytes]) -> Files:
 
 
 def content_hash_of(files: Mapping[str, bytes]) -> str:
-    """The lock's content hash of an experiment: its files without webservice.json (which push never sends)."""
-    return content_hash(without_webservice(files))
+    """The lock's content hash of an experiment: every canonical file of its folder, webservice.json included
+    (so a local edit of any of them is seen, merged and never silently overwritten)."""
+    return content_hash(files)
 
 
 # -------------------------------------------------------------------------------------------- listing
@@ -195,11 +199,11 @@ def require_experiment(files: Mapping[str, bytes], slug: str, rev: str | None = 
     return dict(files)
 
 
-def synced_files(root: Path, slug: str, digest: str, *, depth: int = 50) -> Files | None:
+def synced_files(root: Path, slug: str, entry: Mapping[str, Any], *, depth: int = 50) -> Files | None:
     """The experiment's files as last pulled or pushed (the newest commit whose files have the lock's hash)."""
     for rev in repo.revisions(root, path(slug), limit=depth):
         files = read(root, slug, rev)
-        if content_hash_of(files) == digest:
+        if hash_like(entry, files) == entry.get("content_hash"):
             return files
     return None
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from amlvc import repo
 from amlvc.canonical.jsonio import dumps
+from amlvc.canonical.secrets import redact
 from amlvc.errors import LocalError
 from amlvc.rules import JOURNAL_FILE, LOCK_FILE, SECRETS_FILE
 from amlvc.worktree import experiments, lockfile, secretfile
@@ -119,7 +120,7 @@ def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], d
             recover_interrupted(root)
         raise
     sha = repo.commit_paths(
-        root, paths, message,
+        root, paths, redact(message),
         author_name=author.name if author else None,
         author_email=author.email if author else None,
         author_date=author.date if author else None,

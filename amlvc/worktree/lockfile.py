@@ -8,11 +8,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from amlvc.canonical.jsonio import content_hash
 from amlvc.errors import ConfigError, UsageError
-from amlvc.rules import IMPORT_REMOTE, LOCK_FILE
+from amlvc.rules import IMPORT_REMOTE, LOCK_FILE, WEBSERVICE_FILE
 from amlvc.worktree.files import atomic_write, check_targets
 
-FORMAT = 1
+FORMAT = 2
+# Format 1 hashed an experiment's files without webservice.json; its entries keep that scope until rewritten.
+HASH_SCOPE = "hash_scope"
+LEGACY_SCOPE = "without-webservice"
 _ENTRY_KEYS = ("content_hash", "etag", "id", "identity", "run_id")
 
 
@@ -90,8 +94,9 @@ def parse(text: str, source: str = LOCK_FILE) -> Lock:
         raise ConfigError(f"{source}: invalid JSON ({exc}); restore it with `git checkout -- {LOCK_FILE}`") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a JSON object")
-    if data.get("format", FORMAT) != FORMAT:
-        raise ConfigError(f"{source}: /format: this amlvc reads format {FORMAT}; upgrade amlvc")
+    version = data.get("format", FORMAT)
+    if version not in (1, FORMAT):
+        raise ConfigError(f"{source}: /format: this amlvc reads formats 1 and {FORMAT}; upgrade amlvc")
     remotes = data.get("remotes", {})
     if not isinstance(remotes, dict):
         raise ConfigError(f"{source}: /remotes: expected an object")
@@ -104,7 +109,7 @@ def parse(text: str, source: str = LOCK_FILE) -> Lock:
         if not isinstance(entries, dict):
             raise ConfigError(f"{source}: /remotes/{remote}/experiments: expected an object")
         if "experiments" in body:
-            experiments[remote] = {slug: _entry(value, f"{source}: /remotes/{remote}/experiments/{slug}")
+            experiments[remote] = {slug: _entry(value, f"{source}: /remotes/{remote}/experiments/{slug}", version)
                                    for slug, value in entries.items()}
         others = {k: v for k, v in body.items() if k != "experiments"}
         if others:
@@ -113,7 +118,7 @@ def parse(text: str, source: str = LOCK_FILE) -> Lock:
     return Lock(experiments=experiments, sections=sections, extra=extra)
 
 
-def _entry(value: Any, where: str) -> LockEntry:
+def _entry(value: Any, where: str, version: int = FORMAT) -> LockEntry:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: expected an object")
     for key in ("content_hash", "etag", "id", "run_id"):
@@ -122,9 +127,11 @@ def _entry(value: Any, where: str) -> LockEntry:
     identity = value.get("identity", {})
     if not isinstance(identity, dict):
         raise ConfigError(f"{where}/identity: expected an object")
+    extra = {k: v for k, v in value.items() if k not in _ENTRY_KEYS}
+    if version == 1:
+        extra.setdefault(HASH_SCOPE, LEGACY_SCOPE)
     return LockEntry(id=value.get("id"), etag=value.get("etag"), run_id=value.get("run_id"),
-                     content_hash=value.get("content_hash"), identity=identity,
-                     extra={k: v for k, v in value.items() if k not in _ENTRY_KEYS})
+                     content_hash=value.get("content_hash"), identity=identity, extra=extra)
 
 
 def load(root: Path) -> Lock:
@@ -184,6 +191,14 @@ def _from_dict(data: Mapping[str, Any]) -> LockEntry:
     return LockEntry(id=data.get("id"), etag=data.get("etag"), run_id=data.get("run_id"),
                      content_hash=data.get("content_hash"), identity=dict(data.get("identity") or {}),
                      extra={k: v for k, v in data.items() if k not in _ENTRY_KEYS})
+
+
+def hash_like(entry: Mapping[str, Any] | None, files: Mapping[str, bytes]) -> str:
+    """The content hash of an experiment's files computed as `entry`'s was: over every canonical file, or
+    (entries of format 1) without webservice.json."""
+    if entry is not None and entry.get(HASH_SCOPE) == LEGACY_SCOPE:
+        files = {name: data for name, data in files.items() if name != WEBSERVICE_FILE}
+    return content_hash(files)
 
 
 def used_elsewhere(lock: Lock, remote: str, slug: str) -> bool:
