@@ -163,5 +163,122 @@ def test_secrets_in_description_summary_and_comments_never_reach_git(
     assert_not_in_git(root, {key, key[:40], "hunter2x"})
 
 
-def _unused(*_: Any) -> None:  # keep the shared helpers referenced while later items arrive
-    _ = (TRAINING_ID, client, commit_all, json, to_push_body)
+# --- 2. a secret changed in Studio is taken, never silently put back -----------------------------------------------
+
+
+def _account_key(doc: dict[str, Any]) -> dict[str, Any]:
+    return next(p for n in doc["Graph"]["ModuleNodes"] for p in n.get("ModuleParameters") or []
+                if p["Name"] == "Account Key")
+
+
+def test_a_secret_changed_in_studio_is_pulled_and_pushed_back_unchanged(world: tuple[Any, Path],
+                                                                         run_cli: Any) -> None:
+    server, root = world
+    with client(server) as c:
+        doc = c.get_experiment(TRAINING_ID)
+        _account_key(doc)["Value"] = "rotated-in-studio-" + "k" * 40
+        c.save_experiment(TRAINING_ID, to_push_body(doc))
+    assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+    assert "rotated-in-studio-" in (root / ".amlvc" / "secrets.json").read_text(encoding="utf-8")
+    experiment = root / "experiments" / TRAINING / "experiment.json"
+    experiment.write_text(experiment.read_text(encoding="utf-8").replace('"Summary": "', '"Summary": "edited: '),
+                          encoding="utf-8")
+    commit_all(root, "an unrelated edit")
+    plan = run_cli(["push", "--dry-run"], cwd=root, env=token_env())
+    assert "replaces it" not in plan.stderr
+    assert run_cli(["push"], cwd=root, env=token_env()).exit_code == 0
+    with client(server) as c:
+        after = c.get_experiment(TRAINING_ID)
+    assert _account_key(after)["Value"] == "rotated-in-studio-" + "k" * 40
+    assert after["Summary"].startswith("edited: ")
+
+
+def test_a_secret_changed_locally_on_purpose_is_named_in_the_plan(world: tuple[Any, Path], run_cli: Any) -> None:
+    _, root = world
+    secrets = json.loads((root / ".amlvc" / "secrets.json").read_text(encoding="utf-8"))
+    name = next(n for n in secrets["remotes"]["dev"][TRAINING] if n.startswith("ACCOUNT_KEY"))
+    experiment = root / "experiments" / TRAINING / "experiment.json"
+    experiment.write_text(experiment.read_text(encoding="utf-8").replace('"Summary": "', '"Summary": "v2 '),
+                          encoding="utf-8")
+    commit_all(root, "v2")
+    plan = run_cli(["push", "--dry-run"], cwd=root, env={**token_env(), f"AMLVC_SECRET_{name}": "a-new-key"})
+    assert plan.exit_code == 0, plan.stderr
+    assert f"secret {name}: from $AMLVC_SECRET_{name} (differs from the workspace's value: the push replaces it)" \
+        in plan.stderr
+
+
+# --- 6. a local edit of webservice.json counts: never silently overwritten ----------------------------------------
+
+
+def test_a_local_webservice_edit_survives_a_studio_change(tmp_path: Path, run_cli: Any) -> None:
+    from pushkit import DEV, TOKENS, pulled_repo, seed_dir
+
+    from amlvc.server.runner import start_server
+
+    seed = seed_dir(tmp_path, ("training--base.json", "predictive--base.json"))
+    with start_server(tmp_path / "server-data", workspaces=[(DEV, TOKENS["dev"])], seed=seed) as server:
+        root = pulled_repo(run_cli, tmp_path, server)
+        wsd = next((root / "experiments").glob("*/webservice.json"))
+        slug = wsd.parent.name
+        wsd.write_text(wsd.read_text(encoding="utf-8").replace('"description": "', '"description": "edited here: '),
+                       encoding="utf-8")
+        assert "edited here: " in wsd.read_text(encoding="utf-8")
+        commit_all(root, "a local edit of the web-service definition")
+        status = run_cli(["status", "--json"], cwd=root, env=token_env())
+        assert {e["experiment"]: e["state"] for e in json.loads(status.stdout)["experiments"]}[slug] \
+            == "local-changed"
+        lock = json.loads((root / "amlvc.lock").read_text(encoding="utf-8"))
+        exp_id = lock["remotes"]["dev"]["experiments"][slug]["id"]
+        with client(server) as c:
+            doc = c.get_experiment(exp_id)
+            doc["Summary"] = "changed in Studio"
+            c.save_experiment(exp_id, to_push_body(doc))
+        pulled = run_cli(["pull"], cwd=root, env=token_env())
+        assert pulled.exit_code in (0, 4), pulled.stderr
+        assert "edited here: " in wsd.read_text(encoding="utf-8")  # merged or refused, never overwritten
+
+
+# --- 10. push sends a revision, and a push cut off half-way is reconciled ---------------------------------------
+
+
+def test_push_refuses_uncommitted_edits_and_commits_nothing_itself(world: tuple[Any, Path], run_cli: Any) -> None:
+    server, root = world
+    experiment = root / "experiments" / TRAINING / "experiment.json"
+    experiment.write_text(experiment.read_text(encoding="utf-8").replace('"Summary": "', '"Summary": "wip '),
+                          encoding="utf-8")
+    before = repo_state(root)
+    with client(server) as c:
+        etag = c.get_experiment(TRAINING_ID)["Etag"]
+    result = run_cli(["push"], cwd=root, env=token_env())
+    assert result.exit_code == 3
+    assert "uncommitted changes" in result.stderr and "commit them" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert repo_state(root) == before
+    with client(server) as c:
+        assert c.get_experiment(TRAINING_ID)["Etag"] == etag
+
+
+def test_a_push_cut_off_after_its_write_is_recorded_not_refused(world: tuple[Any, Path], run_cli: Any) -> None:
+    server, root = world
+    experiment = root / "experiments" / TRAINING / "experiment.json"
+    experiment.write_text(experiment.read_text(encoding="utf-8").replace('"Summary": "', '"Summary": "v2 '),
+                          encoding="utf-8")
+    commit_all(root, "v2")
+    # what a push killed after its save and before its commit leaves: the workspace has HEAD, the lock does not
+    exported = run_cli(["export", TRAINING, "-o", "-"], cwd=root)
+    with client(server) as c:
+        c.save_experiment(TRAINING_ID, to_push_body(json.loads(exported.stdout)))
+        etag = c.get_experiment(TRAINING_ID)["Etag"]
+    status = run_cli(["status", "--json"], cwd=root, env=token_env())
+    assert json.loads(status.stdout)["experiments"][0]["state"] == "synced"
+    result = run_cli(["push"], cwd=root, env=token_env())
+    assert result.exit_code == 0, result.stderr
+    assert "already has these files" in result.stderr
+    with client(server) as c:
+        assert c.get_experiment(TRAINING_ID)["Etag"] == etag  # nothing written again
+    lock = json.loads((root / "amlvc.lock").read_text(encoding="utf-8"))
+    assert lock["remotes"]["dev"]["experiments"][TRAINING]["etag"] == etag
+    again = run_cli(["push"], cwd=root, env=token_env())
+    assert again.exit_code == 0 and "1 unchanged" in again.stderr
+
+

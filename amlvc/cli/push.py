@@ -72,7 +72,8 @@ def render_plan(plan: pushplan.PushPlan) -> list[str]:
                     lines.append("    " + _resolution_line(r).lstrip())
         for s in e.secrets:
             if e.writes:
-                lines.append(f"    secret {s.name}: " + (f"from {s.source}" if s.source else "MISSING"))
+                changed = " (differs from the workspace's value: the push replaces it)" if s.changed else ""
+                lines.append(f"    secret {s.name}: " + (f"from {s.source}{changed}" if s.source else "MISSING"))
     lines.append(f"Plan: {plan.count('create')} to create, {plan.count('update')} to update, "
                  f"{plan.count('unchanged')} unchanged.")
     return lines
