@@ -18,7 +18,8 @@ from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
 from amlvc import __version__
-from amlvc.errors import ApiError, AuthError, ConflictError, RemoteError
+from amlvc.errors import ApiError, AuthError, ConflictError, InvalidDocument, RemoteError
+from amlvc.rules import MAX_DOCUMENT_BYTES
 
 STUDIO_TOKEN_HEADER = "x-ms-metaanalytics-authorizationtoken"
 USER_AGENT = f"amlvc/{__version__}"
@@ -214,10 +215,11 @@ class Client:
         what = f"experiment {experiment_id}"
         return _as_dict(self.studio("GET", self._ws("experiments", experiment_id), what=what), what)
 
-    def get_experiment_body(self, experiment_id: str) -> bytes:
-        """`get_experiment` unparsed (pull parses and normalizes it in a worker process)."""
+    def get_experiment_body(self, experiment_id: str, *, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+        """`get_experiment` unparsed (pull parses and normalizes it in a worker process); an answer over
+        `limit` bytes is refused (InvalidDocument, exit 6) while it streams in, with bounded memory."""
         what = f"experiment {experiment_id}"
-        return bytes(self.studio("GET", self._ws("experiments", experiment_id), what=what, raw=True))
+        return bytes(self.studio("GET", self._ws("experiments", experiment_id), what=what, raw=True, limit=limit))
 
     def save_experiment(self, experiment_id: str, body: Mapping[str, Any], *, etag: str | None = None) -> Any:
         """POST experiments/{id} (save with IsDraft:true, or save and run with IsDraft:false).
@@ -281,6 +283,7 @@ class Client:
         idempotent: bool = True,
         what: str | None = None,
         raw: bool = False,
+        limit: int | None = None,
     ) -> Any:
         """Send one request with retries; returns parsed JSON (None for an empty body), or bytes if `raw`.
 
@@ -302,7 +305,7 @@ class Client:
                     wait = self.retry.delay(attempt - 1, last.retry_after, self._rng)
                 self.sleep(wait)
             try:
-                return self._attempt(method, url, data, send_headers, params, label, raw)
+                return self._attempt(method, url, data, send_headers, params, label, raw, limit)
             except ConflictError as exc:
                 if last is not None and last.processed and "If-Match" in send_headers:
                     # An earlier attempt may have been applied before its answer was lost: then the 412
@@ -330,15 +333,16 @@ class Client:
         )
 
     def _attempt(self, method: str, url: str, data: bytes | None, headers: Mapping[str, str],
-                 params: Mapping[str, str] | None, label: str, raw: bool) -> Any:
+                 params: Mapping[str, str] | None, label: str, raw: bool, limit: int | None = None) -> Any:
         with self._count_lock:
             self.requests_made += 1
         try:
             response = self.session.request(
-                method, url, data=data, headers=headers, params=params,
+                method, url, data=data, headers=headers, params=params, stream=limit is not None,
                 timeout=(self.retry.connect_timeout, self.retry.read_timeout), **self._environment(url),
             )
-            content = response.content  # reads the whole body: a cut connection raises here
+            # reads the whole body (a cut connection raises here); a success bounded by `limit` as it streams
+            content = _read_at_most(response, limit, label) if limit is not None and response.ok else response.content
         except requests.ConnectionError as exc:
             if _refused(exc):
                 raise _Retry("connection refused", processed=False, unreachable=True) from None
@@ -396,6 +400,20 @@ class Client:
             found = {"proxies": get_environ_proxies(key), "verify": bundle or True}
             self._env_settings[key] = found
         return found
+
+
+def _read_at_most(response: requests.Response, limit: int, label: str) -> bytes:
+    """The body, read in chunks and given up on (InvalidDocument) as soon as it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    with response:
+        for chunk in response.iter_content(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise InvalidDocument(label, "", f"answer of more than {limit:,} bytes refused (the limit of any "
+                                                 f"document amlvc reads); nothing was written")
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _refused(exc: requests.ConnectionError) -> bool:

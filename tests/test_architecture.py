@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "rules": set(),
     "repo": {"errors", "rules"},
-    "client": {"errors", "amlvc"},
+    "client": {"errors", "rules", "amlvc"},
     "config": {"errors", "rules", "repo", "credentials"},
     "credentials": {"errors"},
 }

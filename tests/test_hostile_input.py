@@ -346,3 +346,97 @@ def test_any_edit_of_the_canonical_files_is_refused_cleanly(data: st.DataObject)
         assert error.message.startswith("exp/") and "\n" not in error.message
         return
     assert isinstance(back, dict)
+
+
+# --- hostile answers from a workspace: pull reads them as strictly as import reads files --------------------------
+
+HOSTILE_WS = "0123456789abcdef0123456789abcdef"
+
+
+def _answer(doc: Any) -> bytes:
+    return json.dumps(doc).encode("utf-8")
+
+
+def _valid(exp_id: str, name: str) -> dict[str, Any]:
+    return {**small_doc(), "ExperimentId": exp_id, "Description": name, "Etag": "e1", "RunId": None}
+
+
+HOSTILE_ANSWERS: list[tuple[str, Any, str]] = [
+    ("nested 100,000 deep", lambda i: b'{"ExperimentId": "%s", "Graph": ' % i.encode() + b"[" * 100_000
+     + b"]" * 100_000 + b"}", "nested too deeply"),
+    ("over 64 MiB", lambda i: b'{"ExperimentId": "%s", "Summary": "' % i.encode() + b"x" * (65 << 20) + b'"}',
+     "bytes refused"),
+    ("no Graph", lambda i: _answer({k: v for k, v in _valid(i, "n").items() if k != "Graph"}), "/Graph: missing"),
+    ("Description 42", lambda i: _answer({**_valid(i, "n"), "Description": 42}),
+     "/Description: expected a string, got a number"),
+    ("Graph a list", lambda i: _answer({**_valid(i, "n"), "Graph": []}), "/Graph: expected an object, got a list"),
+    ("duplicate keys", lambda i: _answer(_valid(i, "n"))[:-1] + b', "Summary": "twice"}', "duplicate key"),
+    ("NaN", lambda i: _answer(_valid(i, "n"))[:-1] + b', "X": NaN}', "NaN"),
+    ("not UTF-8", lambda i: _answer(_valid(i, "n")).replace(b'"n"', b'"\xff"'), "not valid UTF-8"),
+    ("a list, not a document", lambda i: b"[1, 2]", "expected an object, got a list"),
+]
+
+
+class _HostileStudio:
+    """A workspace answering the Studio API with one valid experiment and one given hostile answer."""
+
+    def __init__(self, hostile: Any) -> None:
+        import http.server
+        import threading
+
+        self.ids = {"good": f"{HOSTILE_WS}.f-id.{'a' * 32}", "bad": f"{HOSTILE_WS}.f-id.{'b' * 32}"}
+        bodies = {self.ids["good"]: _answer(_valid(self.ids["good"], "Good one")),
+                  self.ids["bad"]: hostile(self.ids["bad"])}
+        listing = _answer([{"ExperimentId": i, "Description": n, "Etag": "e1", "RunId": None, "Category": "user"}
+                           for n, i in (("Good one", self.ids["good"]), ("Bad one", self.ids["bad"]))])
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                tail = self.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+                body = listing if tail == "experiments" else b"[]" if tail == "modules" else bodies.get(tail)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(("what", "hostile", "problem"), HOSTILE_ANSWERS, ids=[a[0] for a in HOSTILE_ANSWERS])
+def test_a_hostile_answer_is_refused_and_the_other_experiments_still_pulled(
+        tmp_path: Path, run_cli: Any, what: str, hostile: Any, problem: str) -> None:
+    import subprocess
+
+    studio = _HostileStudio(hostile)
+    try:
+        root = tmp_path / "repo"
+        root.mkdir()
+        env = {"HOSTILE_TOKEN": "t"}
+        assert run_cli(["init", "--remote", "dev", "--endpoint", studio.url, "--workspace-id", HOSTILE_WS,
+                        "--token-env", "HOSTILE_TOKEN"], cwd=root, env=env).exit_code == 0
+        result = run_cli(["pull", "--jobs", "2"], cwd=root, env=env)
+        assert result.exit_code == ExitCode.VALIDATION, result.stderr
+        assert "skipped  bad-one: " in result.stderr and studio.ids["bad"] in result.stderr
+        assert problem in result.stderr
+        assert result.exception is None  # a message, never a traceback
+        pulled = sorted(p.name for p in (root / "experiments").iterdir())
+        assert pulled == ["good-one"]
+        lock = json.loads((root / "amlvc.lock").read_text(encoding="utf-8"))
+        assert sorted(lock["remotes"]["dev"]["experiments"]) == ["good-one"]
+        log = subprocess.run(["git", "log", "--format=%s"], cwd=root, capture_output=True, text=True).stdout
+        assert log.splitlines()[0] == "Pull from dev: 1 added"
+        again = run_cli(["pull", "--json"], cwd=root, env=env)  # still refused, still reported, nothing new
+        assert again.exit_code == ExitCode.VALIDATION
+        assert [i["experiment"] for i in json.loads(again.stdout)["invalid"]] == ["bad-one"]
+    finally:
+        studio.close()

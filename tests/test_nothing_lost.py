@@ -282,3 +282,46 @@ def test_a_push_cut_off_after_its_write_is_recorded_not_refused(world: tuple[Any
     assert again.exit_code == 0 and "1 unchanged" in again.stderr
 
 
+# --- 5. a pull --history cut off before its last commit is completed by the next pull ------------------------------
+
+
+def test_an_interrupted_history_pull_is_completed_into_the_same_tree(tmp_path: Path, run_cli: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pullkit import TOKEN, TOKEN_ENV, create, init_repo, run_and_settle, start, tree_without_config
+    from pullkit import client as pull_client
+    from pullkit import git as pull_git
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    with start(tmp_path / "data") as server:
+        api = pull_client(server)
+        exp_id = create(api, "training--base.json", title="Kündigung Training")
+        for _ in range(3):
+            run_and_settle(api, exp_id)
+        reference = init_repo(run_cli, tmp_path, server, "reference")
+        assert run_cli(["pull", "--history"], cwd=reference).exit_code == 0
+        interrupted = 0
+        for attempt in range(8):
+            root = init_repo(run_cli, tmp_path, server, f"repo-{attempt}")
+            start_commits = int(pull_git(root, "rev-list", "--count", "HEAD"))
+            proc = subprocess.Popen([sys.executable, "-m", "amlvc", "pull", "--history"], cwd=root,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            while proc.poll() is None and int(pull_git(root, "rev-list", "--count", "HEAD") or 0) <= start_commits:
+                time.sleep(0.0005)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if pull_git(root, "log", "-1", "--format=%s").startswith("Pull from"):
+                continue  # the pull finished before the kill: try again
+            interrupted += 1
+            again = run_cli(["pull", "--history"], cwd=root)
+            assert again.exit_code == 0, again.stderr
+            assert [p.name for p in (root / "experiments").iterdir()] == ["kundigung-training"]
+            assert tree_without_config(root) == tree_without_config(reference)
+            assert pull_git(root, "log", "--format=%s").count("Run of kundigung-training") == \
+                pull_git(reference, "log", "--format=%s").count("Run of kundigung-training")
+        assert interrupted, "no attempt was cut off between the snapshot commits and the leaf commit"

@@ -96,9 +96,12 @@ def pull(experiments: tuple[str, ...], remote: str | None, with_history: bool, j
     with _progress(not as_json) as progress:
         result = run_pull(root, experiments, remote=remote, history_=with_history, jobs=jobs, prune=prune,
                           token_env=token_env, progress=progress, theirs=theirs)
+    refused = int(ExitCode.VALIDATION) if result.invalid else 0
     if as_json:
         emit_json(result.as_json())
-        return 0
+        return refused
+    for slug, why in result.invalid:
+        note(f"  skipped  {slug}: {why}")
     if result.recovered:
         note("Finished off an interrupted pull (its partial writes were put back first).")
     for slug in result.added:
@@ -122,7 +125,10 @@ def pull(experiments: tuple[str, ...], remote: str | None, with_history: bool, j
              f"{len(result.removed)} removed from '{result.remote}'.")
     else:
         note(f"Already up to date with '{result.remote}' ({result.unchanged} experiments).")
-    return 0
+    if result.invalid:
+        note(f"Error: {len(result.invalid)} experiment(s) refused as invalid and not pulled (see above); the others "
+             f"were. Fix them in the workspace (or report the service's answer), then pull again.")
+    return refused
 
 
 # -- status -----------------------------------------------------------------------------------

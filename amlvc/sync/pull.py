@@ -9,11 +9,20 @@ from pathlib import Path
 from typing import Any
 
 from amlvc import repo
-from amlvc.errors import ApiError, DirtyTree, UsageError, some
+from amlvc.errors import ApiError, DirtyTree, InvalidDocument, UsageError, some
 from amlvc.rules import LOCK_FILE
 from amlvc.rules import WEBSERVICE_FILE as WSD
 from amlvc.sync import messages, pullmerge
-from amlvc.sync.remote import Fetched, Target, canonical, fetch_one, module_names, open_remote, user_experiments
+from amlvc.sync.remote import (
+    Fetched,
+    Target,
+    canonical,
+    fetch_one,
+    get_document,
+    module_names,
+    open_remote,
+    user_experiments,
+)
 from amlvc.sync.workers import fetch_in_worker, workers_for
 from amlvc.worktree import experiments as folders
 from amlvc.worktree import journal, lockfile
@@ -40,6 +49,7 @@ class PullResult:
     recovered: bool = False
     requests: int = 0
     history_commits: tuple[str, ...] = field(default=())
+    invalid: tuple[tuple[str, str], ...] = ()  # (slug, why): refused by validation, not pulled (exit 6)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +59,7 @@ class PullResult:
             "diverged": list(self.diverged), "merged": list(self.merged), "unchanged": self.unchanged,
             "snapshots": list(self.snapshots), "history_commits": list(self.history_commits),
             "recovered": self.recovered, "requests": self.requests,
+            "invalid": [{"experiment": slug, "problem": why} for slug, why in self.invalid],
         }
 
 
@@ -78,16 +89,21 @@ def pull(
         _refuse_dirty(root, [folders.path(slug) for slug in plan.prune_slugs(prune)], prune=True)
         snapshots: list[tuple[str, dict[str, Any]]] = []
         wanted = dict(plan.fetch)
+        invalid: dict[str, str] = {}
         if history_:
             imported = repo.trailer_values(root, messages.TRAILER_SNAPSHOT)
-            snapshots = _fetch_history(target, plan, imported, jobs, progress)
+            snapshots = _fetch_history(target, plan, imported, jobs, progress, invalid)
             for slug, _doc in snapshots:
                 wanted.setdefault(slug, plan.by_slug[slug])
+            for slug in invalid:
+                wanted.pop(slug, None)
         fetched: dict[str, Fetched] = {}
         names: dict[str, str] = {}
         if wanted:
             names = module_names(target.client)
-            fetched = _fetch_all(target, wanted, names, jobs, progress)
+            fetched, refused = _fetch_all(target, wanted, names, jobs, progress)
+            invalid.update(refused)
+            snapshots = [(slug, doc) for slug, doc in snapshots if slug not in invalid]
         local = {slug: folders.read(root, slug) for slug in fetched}
         rewritten = {slug for slug, _doc in snapshots}
         decision = _decide(entries, fetched, local, rewritten)
@@ -104,6 +120,7 @@ def pull(
             merged=decision.merged,
             unchanged=len(plan.unchanged), snapshots=tuple(str(d.get("ExperimentId")) for _s, d in snapshots),
             recovered=recovered, requests=target.client.requests_made, history_commits=tuple(history_commits),
+            invalid=tuple(sorted(invalid.items())),
         )
 
 
@@ -175,13 +192,15 @@ def _select(by_slug: Mapping[str, Mapping[str, Any]], entries: Mapping[str, Mapp
 
 
 def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], names: Mapping[str, str],
-               jobs: int, progress: Progress | None) -> dict[str, Fetched]:
-    """GET every wanted experiment (and its web-service definition) in parallel; all or nothing.
+               jobs: int, progress: Progress | None) -> tuple[dict[str, Fetched], dict[str, str]]:
+    """GET every wanted experiment (and its web-service definition) in parallel: the experiments, and the
+    invalid ones (slug -> why) left out; any other failure stops the pull before anything is written.
 
     Threads wait for the network; parsing and normalizing (most of a pull's CPU) run in worker
     processes when there are enough experiments for them to pay off, so they use every core.
     """
     result: dict[str, Fetched] = {}
+    invalid: dict[str, str] = {}
     workers = workers_for(len(wanted), names)
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -193,8 +212,12 @@ def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], names: M
                            for slug, summary in wanted.items()}
             try:
                 for done, future in enumerate(as_completed(futures), 1):
-                    item = future.result()
-                    result[item.slug] = item
+                    try:
+                        item = future.result()
+                    except InvalidDocument as exc:  # reported, left out: the others are still pulled
+                        invalid[futures[future]] = exc.message
+                    else:
+                        result[item.slug] = item
                     if progress is not None:
                         progress("fetch", done, len(futures))
             except BaseException:
@@ -204,18 +227,22 @@ def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], names: M
     finally:
         if workers is not None:
             workers.shutdown(wait=True, cancel_futures=True)
-    return result
+    return result, invalid
 
 
-def _fetch_history(target: Target, plan: Plan, imported: set[str], jobs: int,
-                   progress: Progress | None) -> list[tuple[str, dict[str, Any]]]:
-    """Every run-history snapshot not imported yet, as (slug, document), oldest first."""
+def _fetch_history(target: Target, plan: Plan, imported: set[str], jobs: int, progress: Progress | None,
+                   invalid: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """Every run-history snapshot not imported yet, as (slug, document), oldest first; an experiment with an
+    invalid snapshot goes to `invalid` (slug -> why) with none of its history."""
     slugs = sorted(set(plan.fetch) | set(plan.unchanged))
     found: list[tuple[str, dict[str, Any]]] = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(_walk_history, target, plan.by_slug[s], imported) for s in slugs]
         for slug, future in zip(slugs, futures, strict=True):
-            found.extend((slug, doc) for doc in future.result())
+            try:
+                found.extend((slug, doc) for doc in future.result())
+            except InvalidDocument as exc:
+                invalid[slug] = exc.message
             if progress is not None:
                 progress("history", len(found), len(found))
     found.sort(key=lambda item: (messages.snapshot_date(item[1]), item[0], str(item[1].get("ExperimentId"))))
@@ -237,7 +264,7 @@ def _walk_history(target: Target, summary: Mapping[str, Any], imported: set[str]
             continue
         seen.add(sid)
         try:
-            doc = target.client.get_experiment(sid)
+            doc = get_document(target, sid)
         except ApiError as exc:
             if exc.status == 404:  # a snapshot deleted from the history: nothing to import
                 continue
@@ -372,8 +399,24 @@ def _commit_history(root: Path, target: Target, snapshots: Sequence[tuple[str, M
         if slug in fetched and WSD in fetched[slug].files:
             files.setdefault(WSD, fetched[slug].files[WSD])
         message = messages.snapshot_message(target.name, target.workspace_id, slug, doc)
-        sha = journal.write_and_commit(root, writes={slug: files}, delete=[], lock=None, secrets=None,
-                                    message=message, author=messages.snapshot_signature(doc))
+        sha = journal.write_and_commit(root, writes={slug: files}, delete=[], lock=_claim(root, target, slug, item),
+                                       secrets=None, message=message, author=messages.snapshot_signature(doc))
         if sha is not None:
             commits.append(sha)
     return commits
+
+
+def _claim(root: Path, target: Target, slug: str, snapshot: Fetched) -> lockfile.Lock | None:
+    """The lock with `slug` claimed for its experiment by the first snapshot commit of a new experiment.
+
+    Without it, a pull killed between the snapshot commits and the leaf commit would leave a folder no lock
+    entry names, and the next pull would give the experiment a second slug. The entry has no Etag, so the
+    next pull fetches the leaf and finishes the job; the leaf commit then records it in full.
+    """
+    lock = lockfile.load(root)
+    if slug in lock.entries(target.name):
+        return None
+    sid = snapshot.experiment_id.split(".", 3)
+    leaf = f"{sid[0]}.f-id.{sid[2]}" if len(sid) == 4 else snapshot.experiment_id
+    entry = lockfile.record(leaf, "", None, snapshot.identity, snapshot.content_hash)
+    return lockfile.with_entries(lock, target.name, {**lockfile.entries(lock, target.name), slug: entry})

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from amlvc import config, rules
+from amlvc.canonical.checks import expect_dict
+from amlvc.canonical.jsonio import loads
 from amlvc.canonical.normalize import Normalized, normalize
 from amlvc.canonical.webservice import normalize_wsd
 from amlvc.client import Client, hosts_for
 from amlvc.credentials import resolve_token
-from amlvc.errors import ApiError
+from amlvc.errors import ApiError, InvalidDocument
 from amlvc.worktree import experiments, lockfile
 
 Files = dict[str, bytes]
@@ -96,8 +98,28 @@ def fetch_one(target: Target, slug: str, summary: Mapping[str, Any], names: Mapp
               norm: Normalizer = _normalize_here) -> Fetched:
     """GET one experiment (plus its WSD when it is a predictive experiment) and normalize it."""
     exp_id = str(summary["ExperimentId"])
-    doc = target.client.get_experiment(exp_id)
-    return canonical(target, slug, doc, names, with_wsd=True, norm=norm)
+    return canonical(target, slug, get_document(target, exp_id), names, with_wsd=True, norm=norm)
+
+
+def get_document(target: Target, exp_id: str, body: bytes | None = None) -> dict[str, Any]:
+    """One experiment as the workspace answers it, read as strictly as `amlvc import` reads a file: bounded in
+    size (while it streams in) and in nesting, no duplicate keys, no NaN; InvalidDocument (exit 6) otherwise.
+
+    A body that does not parse is asked for once more first: a connection cut short reads as broken JSON.
+    """
+    source = f"{target.name}:{exp_id}"
+    for attempt in range(2):
+        if body is None:
+            body = target.client.get_experiment_body(exp_id)
+        try:
+            doc = loads(body, source)
+        except InvalidDocument:
+            if attempt:
+                raise
+            body = None
+            continue
+        return expect_dict(doc, source, "")
+    raise AssertionError("unreachable")
 
 
 def canonical(target: Target, slug: str, doc: Mapping[str, Any], names: Mapping[str, str],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import os
 import signal
 import sys
@@ -14,8 +13,9 @@ from concurrent.futures import BrokenExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from amlvc.canonical.jsonio import loads
 from amlvc.canonical.normalize import Normalized, normalize
-from amlvc.sync.remote import Fetched, Target, assemble, canonical, head
+from amlvc.sync.remote import Fetched, Target, assemble, canonical, get_document, head
 from amlvc.worktree import journal
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def _parse_and_normalize(body: bytes, source: str) -> tuple[dict[str, Any], Norm
     amlvc's exceptions need not survive pickling).
     """
     try:
-        doc = json.loads(body.decode("utf-8-sig"))
+        doc = loads(body, source)  # as strict as `amlvc import`: no duplicate keys, no NaN, bounded nesting
         if not isinstance(doc, dict):
             return None
         normalized = normalize(doc, source=source, module_names=_worker_names)
@@ -93,10 +93,4 @@ def fetch_in_worker(workers: ProcessPoolExecutor, target: Target, slug: str,
         head, normalized = done
         return assemble(target, slug, head, normalized.files, normalized.identity, normalized.secrets,
                          with_wsd=True)
-    try:
-        doc = json.loads(body.decode("utf-8-sig"))
-    except ValueError:
-        doc = None
-    if not isinstance(doc, dict):  # unreadable: the client's own GET retries and reports it
-        doc = target.client.get_experiment(exp_id)
-    return canonical(target, slug, doc, names, with_wsd=True)
+    return canonical(target, slug, get_document(target, exp_id, body), names, with_wsd=True)
