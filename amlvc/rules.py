@@ -34,6 +34,9 @@ SCRIPTS_DIR = "scripts"
 CANONICAL_FILES = (EXPERIMENT_FILE, LAYOUT_FILE, WEBSERVICE_FILE)  # plus everything under scripts/
 BACKUP_REF_PREFIX = "refs/amlvc/backup"  # refs/amlvc/backup/<remote>/<slug>/<UTC time>
 IMPORT_REMOTE = "import"  # pseudo-remote under which `amlvc import` records identity in the lock
+# Names Windows reserves for devices, whatever the extension ("con", "nul.json"): a checkout there fails on them.
+WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", "conin$", "conout$",
+                              *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))})
 # merge.py's marker for a value both sides changed; a file holding it anywhere is not canonical.
 CONFLICT_KEY = "$conflict"
 CONFLICT_MARKER = '"$conflict"'

@@ -325,3 +325,36 @@ def test_an_interrupted_history_pull_is_completed_into_the_same_tree(tmp_path: P
             assert pull_git(root, "log", "--format=%s").count("Run of kundigung-training") == \
                 pull_git(reference, "log", "--format=%s").count("Run of kundigung-training")
         assert interrupted, "no attempt was cut off between the snapshot commits and the leaf commit"
+
+
+# --- 9. a repository every checkout can hold; line endings said as such -------------------------------------------
+
+
+def test_names_windows_reserves_get_a_suffix(workspace: Any, run_cli: Any, tmp_path: Path) -> None:
+    from pullkit import client as pull_client
+    from pullkit import create, init_repo
+
+    api = pull_client(workspace)
+    for name in ("CON", "nul", "Com1", "lpt9"):
+        create(api, "training--base.json", title=name)
+    root = init_repo(run_cli, tmp_path, workspace)
+    assert run_cli(["pull"], cwd=root).exit_code == 0
+    folders = sorted(p.name for p in (root / "experiments").iterdir())
+    assert len(folders) == 4
+    assert all(name.split("-")[0] in ("con", "nul", "com1", "lpt9") and "-" in name for name in folders), folders
+
+
+def test_a_script_saved_with_other_line_endings_reads_line_endings_only(world: tuple[Any, Path],
+                                                                        run_cli: Any) -> None:
+    server, root = world
+    with client(server) as c:
+        doc = c.get_experiment(TRAINING_ID)
+        script = next(p for n in doc["Graph"]["ModuleNodes"] for p in n.get("ModuleParameters") or []
+                      if p["Name"] in ("R Script", "Python Script"))
+        lf = script["Value"].replace("\r\n", "\n")
+        script["Value"] = lf if lf != script["Value"] else lf.replace("\n", "\r\n")
+        c.save_experiment(TRAINING_ID, to_push_body(doc))
+    assert run_cli(["pull"], cwd=root, env=token_env()).exit_code == 0
+    diff = run_cli(["diff", "HEAD~1", "HEAD"], cwd=root)
+    assert diff.exit_code == 0, diff.stderr
+    assert "line endings only" in diff.stdout and "+0 -0" not in diff.stdout

@@ -162,16 +162,19 @@ def check_command(experiments: tuple[str, ...], remote: str | None, rev: str | N
 def push_command(experiments: tuple[str, ...], remote: str | None, rev: str | None, as_new: str | None,
                  dry_run: bool, force: bool, run_: bool, remap: str | None, jobs: int, token_env: str | None,
                  as_json: bool) -> int:
-    """Write local experiments back to a workspace, safely.
+    """Write a committed revision of experiments back to a workspace, safely.
 
-    Prints the plan (create / update / unchanged, assets to remap, secrets to fill), checks every
-    reference, then saves each changed experiment as a draft and records the new Etag in amlvc.lock in
-    one commit (together with the pushed files, so git holds what the workspace has).
+    A push sends a revision: HEAD, or --rev REV. Commit your edits first (your pre-commit hooks run
+    then); uncommitted changes to an experiment it would send stop it (exit 3). It prints the plan
+    (create / update / unchanged, assets to remap, secrets to fill, a secret whose value would replace
+    the workspace's), checks every reference, then saves each changed experiment as a draft and records
+    the new Etag in amlvc.lock in one commit.
 
     Refuses, writing nothing anywhere: an experiment changed in the workspace since the last pull
     (exit 4; pull and review, or --force), a reference the workspace lacks or a secret without a value
-    (exit 6). An unchanged experiment is not written. Secrets come from $AMLVC_SECRET_<NAME>, then from
-    .amlvc/secrets.json.
+    (exit 6). An unchanged experiment is not written; one the workspace already has (a push cut off
+    before it could record it) is recorded, not written again. Secrets come from $AMLVC_SECRET_<NAME>,
+    then from .amlvc/secrets.json.
 
     \b
     Examples:

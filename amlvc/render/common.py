@@ -82,6 +82,8 @@ def describe(c: Change) -> Line:
     if c.kind == "script.changed":
         added = sum(1 for ln in c.detail.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
         removed = sum(1 for ln in c.detail.splitlines() if ln.startswith("-") and not ln.startswith("---"))
+        if added == removed == 0:
+            return Line(CHANGED, f"script {c.label}", f"{c.new or c.old} (line endings only)", c.breaking)
         return Line(CHANGED, f"script {c.label}", f"{c.new or c.old} (+{added} -{removed} lines)", c.breaking)
     if c.kind == "asset.version_changed":
         return Line(CHANGED, f"asset {c.label}", f"{short_asset(c.old)} → {short_asset(c.new)} ({c.detail})",

@@ -15,6 +15,7 @@ from amlvc.review.webservice import diff_wsd
 from amlvc.rules import LAYOUT_FILE, LIST_KEYS
 
 ASSET_FIELDS = ("DataSourceId", "TrainedModelId", "TransformModuleId")
+LINE_ENDINGS_ONLY = "line endings only"  # a script saved with other line breaks: no line of it changed
 
 
 def diff_trees(old: Parsed | None, new: Parsed | None, slug: str = "") -> ExperimentDiff:
@@ -156,8 +157,9 @@ def _diff_parameter(node_id: str, label: str, path: str, a: Mapping[str, Any], b
         text_a = old_scripts.get(sa, "") if sa else labels.display(va)
         text_b = new_scripts.get(sb, "") if sb else labels.display(vb)
         if va != vb or text_a != text_b:
+            detail = unified(text_a, text_b, sa or "(inline)", sb or "(inline)") or LINE_ENDINGS_ONLY
             yield Change("script.changed", path + "/Value", node=node_id, label=label, old=sa or "", new=sb or "",
-                         detail=unified(text_a, text_b, sa or "(inline)", sb or "(inline)"))
+                         detail=detail)
     elif va != vb:
         yield Change("parameter.changed", path + "/Value", node=node_id, label=label, old=labels.display(va),
                      new=labels.display(vb))

@@ -13,7 +13,14 @@ from amlvc import repo
 from amlvc.canonical.jsonio import content_hash
 from amlvc.canonical.secrets import redact
 from amlvc.errors import InvalidDocument, LocalError, UsageError
-from amlvc.rules import CANONICAL_FILES, EXPERIMENT_FILE, EXPERIMENTS_DIR, SCRIPTS_DIR, WEBSERVICE_FILE
+from amlvc.rules import (
+    CANONICAL_FILES,
+    EXPERIMENT_FILE,
+    EXPERIMENTS_DIR,
+    SCRIPTS_DIR,
+    WEBSERVICE_FILE,
+    WINDOWS_RESERVED,
+)
 from amlvc.worktree import files as disk
 from amlvc.worktree.lockfile import Lock, hash_like
 
@@ -42,11 +49,17 @@ def short_id(experiment_id: str) -> str:
     return hashlib.sha256(experiment_id.encode("utf-8")).hexdigest()[:8]
 
 
+def portable(part: str) -> bool:
+    """A file or folder name every checkout can hold: not a Windows device name, not ending in a dot or space."""
+    return part.split(".", 1)[0].lower() not in WINDOWS_RESERVED and part[-1:] not in (".", " ")
+
+
 def unique_slug(name: str, experiment_id: str | None, taken: Iterable[str]) -> str:
-    """The slug of `name`, with `-<short id>` appended when another experiment already has it."""
+    """The slug of `name`, with `-<short id>` appended when another experiment already has it, or when it is
+    a name Windows reserves (`con`, `nul`, `com1`…), as a case collision would be."""
     used = set(taken)
     base = slugify(name)
-    if base not in used:
+    if base not in used and portable(base):
         return base
     suffix = short_id(experiment_id or name)
     candidate = f"{base[:MAX_SLUG - len(suffix) - 1].rstrip('-')}-{suffix}"
@@ -97,7 +110,7 @@ def safe_name(name: str, source: str) -> str:
     """Check a file name inside an experiment folder: relative, no '..', no odd characters."""
     parts = PurePosixPath(name).parts
     if (not parts or name.startswith("/") or "\\" in name
-            or any(p in (".", "..") or not _SAFE_PART.match(p) for p in parts)):
+            or any(p in (".", "..") or not _SAFE_PART.match(p) or not portable(p) for p in parts)):
         raise InvalidDocument(source, "", f"file name {name!r} would leave the experiment directory or is not "
                                           f"portable; rename the node or parameter")
     return "/".join(parts)
