@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +28,8 @@ from amlvc.errors import LocalError
 from amlvc.rules import JOURNAL_FILE, LOCK_FILE, SECRETS_FILE
 from amlvc.worktree import experiments, lockfile, secretfile
 from amlvc.worktree.files import atomic_write, check_targets, remove_file
+
+LOCK_GRACE_S = 2.0  # how long a second operation waits for the repository before giving up
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,17 @@ def operation_lock(root: Path) -> Iterator[None]:
     fd = os.open(root / ".git" if (root / ".git").is_dir() else root, os.O_RDONLY)
     _LOCK_FDS.add(fd)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise LocalError("another amlvc pull, push or restore is running in this repository; wait for it "
-                             "to finish and try again") from None
+        deadline = time.monotonic() + LOCK_GRACE_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                # A run killed a moment ago may still be let go of by a child between fork and exec.
+                if time.monotonic() >= deadline:
+                    raise LocalError("another amlvc pull, push or restore is running in this repository; wait "
+                                     "for it to finish and try again") from None
+                time.sleep(0.02)
         yield
     finally:
         _LOCK_FDS.discard(fd)
