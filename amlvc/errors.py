@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     CONFLICT = 4
     REMOTE = 5
     VALIDATION = 6
+    RUN_FAILED = 7
     INTERNAL = 70
     INTERRUPTED = 130
 
@@ -28,6 +29,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.CONFLICT: "conflict: workspace changed since last pull, merge conflict",
     ExitCode.REMOTE: "workspace unreachable, authentication or API error (after retries)",
     ExitCode.VALIDATION: "validation failed: missing referenced assets, invalid document, missing secret",
+    ExitCode.RUN_FAILED: "a run, batch job or deployment failed in the workspace (its message is shown)",
     ExitCode.INTERNAL: "internal error (a bug; the message says where to report it)",
     ExitCode.INTERRUPTED: "interrupted",
 }
@@ -113,6 +115,12 @@ class InvalidDocument(ValidationError):
         self.source = source
         self.path = path
         self.problem = problem
+
+
+class RunFailed(AmlvcError):
+    """A run, batch job or deployment ended Failed or Canceled in the workspace; the message names what failed."""
+
+    exit_code = ExitCode.RUN_FAILED
 
 
 class MissingAssets(ValidationError):
