@@ -7,7 +7,7 @@ from typing import Any
 
 import assetkit
 import pytest
-from assetkit import DATASET, DEV, PREDICTIVE, TRAINING, as_json, cli, git, ok
+from assetkit import DATASET, DEV, MODEL, PREDICTIVE, TRAINING, as_json, cli, git, ok
 
 azureml = pytest.importorskip("azureml")
 
@@ -85,3 +85,17 @@ def test_bump_to_an_older_version_and_back(tmp_path: Path, run_cli: Any) -> None
         assert {k: v for k, v in assetkit.files(root).items() if k.startswith("experiments/")} == {
             k: v for k, v in original.items() if k.startswith("experiments/")}
 
+
+def test_bump_moves_only_the_kinds_asked_for(tmp_path: Path, run_cli: Any) -> None:
+    with assetkit.world(tmp_path, run_cli) as (server, root):
+        _upload(run_cli, root, tmp_path)
+        ok(run_cli, root, "run", TRAINING, "--wait")
+        ok(run_cli, root, "model", "promote", TRAINING, assetkit.TRAIN_NODE, "--name", MODEL)
+        kinds = {(i["experiment"], i["kind"]) for i in as_json(run_cli, root, "outdated")["outdated"]}
+        assert kinds == {(TRAINING, "dataset"), (PREDICTIVE, "dataset"), (PREDICTIVE, "trainedmodel")}
+        assert ok(run_cli, root, "bump", PREDICTIVE, "--models").stdout.strip() == (
+            f"{PREDICTIVE}: ~ trained model {MODEL}: version 1 → 2")
+        assert git(root, "status", "--porcelain").split() == ["M", f"experiments/{PREDICTIVE}/experiment.json",
+                                                              "M", f"experiments/{PREDICTIVE}/layout.json"]
+        assert {i["kind"] for i in as_json(run_cli, root, "outdated", PREDICTIVE)["outdated"]} == {"dataset"}
+        assert server is not None
