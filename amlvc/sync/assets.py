@@ -16,7 +16,7 @@ from amlvc.errors import UsageError, ValidationError, some
 from amlvc.sync.check import KIND_LABELS, KINDS, Reference, ResourceId, apply_remaps, collect_references
 from amlvc.sync.remote import open_remote
 from amlvc.sync.versions import VersionInfo, Versions
-from amlvc.worktree import catalog, experiments
+from amlvc.worktree import catalog, experiments, journal
 
 Files = dict[str, bytes]
 
@@ -185,15 +185,16 @@ def bump(start: Path, names: Sequence[str] = (), *, kinds: Sequence[str] = (), t
         versions = Versions(target.client)
         moves = _targets(docs, chosen, pins, listed, versions, target.workspace_id, target.name)
     written: list[str] = []
-    for slug, (files, doc) in docs.items():
-        remaps = {m.current.id: m.latest.id for m in moves if m.experiment == slug}
-        if not remaps:
-            continue
-        moved = apply_remaps(doc, remaps)
-        norm = normalize(moved, source=experiments.path(slug), module_names=recorded_module_names(files))
-        new_files = dict(norm.files)
-        if rules.WEBSERVICE_FILE in files:
-            new_files[rules.WEBSERVICE_FILE] = files[rules.WEBSERVICE_FILE]
-        written += experiments.write(root, slug, new_files)
+    with journal.operation_lock(root):  # not while a pull, push or restore writes these folders
+        for slug, (files, doc) in docs.items():
+            remaps = {m.current.id: m.latest.id for m in moves if m.experiment == slug}
+            if not remaps:
+                continue
+            moved = apply_remaps(doc, remaps)
+            norm = normalize(moved, source=experiments.path(slug), module_names=recorded_module_names(files))
+            new_files = dict(norm.files)
+            if rules.WEBSERVICE_FILE in files:
+                new_files[rules.WEBSERVICE_FILE] = files[rules.WEBSERVICE_FILE]
+            written += experiments.write(root, slug, new_files)
     catalog.note(root, [v.known() for m in moves for v in (m.current, m.latest)])
     return BumpResult(target.name, tuple(moves), tuple(written))

@@ -22,7 +22,7 @@ from amlvc.errors import RemoteError, UsageError, ValidationError
 from amlvc.sync.datasets import same_name
 from amlvc.sync.remote import open_remote
 from amlvc.sync.versions import VersionInfo, Versions, iso_time, version_of
-from amlvc.worktree import catalog, experiments, lockfile, models, objects
+from amlvc.worktree import catalog, experiments, journal, lockfile, models, objects
 from amlvc.worktree.models import Manifest, ModelSource, ModelVersion
 
 MAX_HISTORY = 50  # run-history snapshots searched for the run a model was promoted from
@@ -197,7 +197,8 @@ def commit_versions(root: Path, remote: str, workspace_id: str, subject: str, pu
         return None
     lines = [f"+ {models.line(changed[p.slug].name, p.version)}" for p in pulled if p.slug in changed]
     message = "\n".join([subject, "", *lines, "", f"Amlvc-Remote: {remote}", f"Amlvc-Workspace: {workspace_id}"])
-    return models.write_and_commit(root, list(changed.values()), message + "\n")
+    with journal.operation_lock(root):  # not while a pull, push or restore commits
+        return models.write_and_commit(root, list(changed.values()), message + "\n")
 
 
 def _family(version: ModelVersion) -> str:
@@ -249,15 +250,15 @@ def pull(start: Path, names: Sequence[str] = (), *, all_: bool = False, remote: 
         wanted = _wanted(client, Versions(client), manifests, names, all_)
         models.refuse_dirty(root, [models.slug_for(manifests, str(i.get("Name")), str(i.get("FamilyId")))
                                    for _, i in wanted])
-        for done, (text, item) in enumerate(wanted):
-            if progress is not None:
-                progress(f"model {text}", done, len(wanted))
+        for done, (text, item) in enumerate(wanted, start=1):
             try:
                 pulled.append(_pull_one(root, client, manifests, item, slugs))
             except RemoteError as exc:
                 if not all_:
                     raise
                 unavailable.append((text, exc.message))
+            if progress is not None:
+                progress("Pulling models", done, len(wanted))
     subject = f"Pull trained models from {target.name}: " + ", ".join(
         f"{p.name}@{p.version.version}" for p in pulled)
     commit = commit_versions(root, target.name, target.workspace_id, subject, pulled, manifests)

@@ -71,7 +71,7 @@ class RunResult:
     experiment: Located
     state: RunState
     waited: bool
-    differs: bool  # the workspace's version is not the committed one
+    differs: bool  # the workspace's version is not the committed one (False for a workspace-only experiment)
     commit: str | None = None  # the lock commit recording the finished run
     lock_note: str | None = None  # why the run was not recorded in amlvc.lock
     seconds: float = 0.0
@@ -204,11 +204,10 @@ def run(start: Path, name: str, *, remote: str | None = None, wait_: bool = Fals
         located = locate(root, target.name, name, client.list_experiments())
         doc = client.get_experiment(located.experiment_id)
         names = module_names(client)
-        differs = located.slug is None or _differs(root, target, located.slug, doc, names)
+        differs = located.slug is not None and _differs(root, target, located.slug, doc, names)
         if differs and warn is not None:
-            push = f"amlvc push {located.slug} --remote {target.name}" if located.slug else "amlvc push"
-            warn(f"the workspace's version of {located.slug or located.name!r} differs from the committed one; "
-                 f"this runs the workspace's version (push first to run yours: `{push}`)")
+            warn(f"the workspace's version of {located.slug!r} differs from the committed one; this runs the "
+                 f"workspace's version (push first to run yours: `amlvc push {located.slug} --remote {target.name}`)")
         client.run_experiment(located.experiment_id, to_push_body(doc), etag=str(doc.get("Etag") or "") or None)
         if not wait_:
             state = read_state(client, client.get_experiment(located.experiment_id), names)
