@@ -261,6 +261,43 @@ class Client:
         path = self._ws("experiments", experiment_id, "webservicedefinition")
         return _as_dict(self.studio("GET", path, what=what), what)
 
+    # -- asset versions, uploads, promotion and downloads (reference §2.3, §2.4, §3.8) -----------
+
+    def get_asset(self, collection: str, asset_id: str) -> dict[str, Any]:
+        """One version of an asset: GET `datasources|trainedmodels|transformmodules|modules/{id}`."""
+        what = f"{collection} {asset_id}"
+        return _as_dict(self.studio("GET", self._ws(collection, asset_id), what=what), what)
+
+    def start_upload(self, data_type: str) -> dict[str, Any]:
+        """POST resourceuploads (empty body: a chunked upload follows); returns the upload info with its `Id`."""
+        path = f"resourceuploads/{self._ws()}/"
+        params = {"userStorage": "true", "dataTypeId": data_type}
+        # Repeatable: a lost answer leaves at most an unused upload behind.
+        return _as_dict(self.studio("POST", path, params=params, body=b"", what="upload"), "upload")
+
+    def upload_block(self, upload_id: str, data_type: str, block: int, blocks: int, data: bytes) -> Any:
+        """POST blobuploads: one 0-based block of a chunked upload (repeatable: the block is replaced)."""
+        params = {"numberOfBlocks": str(blocks), "blockId": str(block), "uploadId": upload_id,
+                  "dataTypeId": data_type}
+        return self.studio("POST", f"blobuploads/{self._ws()}/", params=params, body=data,
+                           what=f"block {block + 1} of {blocks}")
+
+    def create_asset(self, collection: str, body: Mapping[str, Any]) -> str:
+        """POST datasources (commit an upload) or trainedmodels|transformmodules (promote an output).
+
+        Not idempotent (a repeat would make a second version): retried only when the service did nothing.
+        Returns the new asset id (the service answers a bare JSON string).
+        """
+        result = self.studio("POST", self._ws(collection), json_body=body, idempotent=False,
+                             what=f"new {collection} version")
+        if not isinstance(result, str) or not result.strip('"'):
+            raise ApiError(f"unexpected answer for new {collection} version: expected the new id")
+        return result.strip('"')
+
+    def download(self, url: str, what: str = "download") -> bytes:
+        """GET a signed (SAS) URL without the workspace token, as PS `DownloadFileAsync` does."""
+        return bytes(self.request("GET", url, auth_header=None, what=what, raw=True))
+
     # -- transport -------------------------------------------------------------------------------
 
     def studio(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -276,8 +313,9 @@ class Client:
         method: str,
         url: str,
         *,
-        auth_header: str,
+        auth_header: str | None,
         json_body: Any = None,
+        body: bytes | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = True,
@@ -288,11 +326,14 @@ class Client:
         """Send one request with retries; returns parsed JSON (None for an empty body), or bytes if `raw`.
 
         `idempotent=False` (creating something) repeats only attempts the server certainly ignored.
+        `body` sends raw bytes (uploads); `auth_header=None` sends no token (signed blob URLs).
         """
         send_headers = dict(headers or {})
-        token = self.token if auth_header != "Authorization" else f"Bearer {self.token}"
-        send_headers[auth_header] = token
-        data: bytes | None = None
+        if auth_header is not None:
+            send_headers[auth_header] = self.token if auth_header != "Authorization" else f"Bearer {self.token}"
+        data: bytes | None = body
+        if body is not None:
+            send_headers.setdefault("Content-Type", "application/octet-stream")
         if json_body is not None:
             data = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
             send_headers["Content-Type"] = "application/json; charset=utf-8"

@@ -141,6 +141,8 @@ def _run(step: Callable[[str], None], say: Say, root: Path, url: str, workspace_
     for item in pushed.pushed:
         say(f"    {item.action}d {item.slug} in '{pushed.plan.remote}' ({item.experiment_id})")
 
+    _bump_step(step, say, root, slug)
+
     step(f"amlvc restore {slug} --rev {str(first.commit)[:12]}: the first pulled version goes back.")
     restored = restore(root, slug, rev=str(first.commit))
     say(f"    restored from {restored.source}; commit {str(restored.commit)[:12]}")
@@ -148,6 +150,37 @@ def _run(step: Callable[[str], None], say: Say, root: Path, url: str, workspace_
     step("amlvc status: everything is in sync again.")
     for e in status(root).experiments:
         say(f"    {e.state}: {e.slug}")
+
+
+def _bump_step(step: Callable[[str], None], say: Say, root: Path, slug: str) -> None:
+    """A new dataset version in the workspace; `outdated` finds who pins the old one; `bump`, diff, commit, push."""
+    from amlvc.render import render
+    from amlvc.review.revisions import diff_revisions
+    from amlvc.sync.assets import bump, outdated
+    from amlvc.sync.datasets import list_datasets, upload
+    from amlvc.sync.push import push
+    from amlvc.sync.pushplan import PushOptions
+
+    datasets = list_datasets(root).datasets
+    if not datasets:
+        return
+    name = str(datasets[0].info.name)
+    step(f"A colleague uploads a new version of dataset '{name}' (amlvc dataset upload); amlvc outdated lists "
+         f"the experiments that pin the old one; amlvc bump {slug} --datasets, reviewed, committed, pushed.")
+    with tempfile.TemporaryDirectory(prefix="amlvc-demo-upload-") as scratch:
+        csv = Path(scratch) / "kunden-2017.csv"
+        csv.write_bytes(b"Kunde,Tarif,Gekuendigt\r\n1,M,0\r\n2,L,1\r\n")
+        uploaded = upload(root, csv, name=name)
+    say(f"    uploaded version {uploaded.info.version if uploaded.info else '?'} of '{name}'")
+    for item in outdated(root).items:
+        say(f"    outdated: {item.experiment} pins {item.kind} '{item.name}' {item.current.label}, latest "
+            f"{item.latest.label}")
+    bump(root, [slug], kinds=["dataset"])
+    for line in render(diff_revisions(root, None, None, [slug]), "text").rstrip().splitlines():
+        say(f"    {line}")
+    repo.commit_paths(root, [experiments.path(slug)], f"Bump the datasets of {slug}\n")
+    for pushed in push(root, PushOptions(experiments=(slug,))).pushed:
+        say(f"    {pushed.action}d {pushed.slug} in the workspace")
 
 
 def _pick(root: Path, added: tuple[str, ...]) -> tuple[str, str]:

@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     CONFLICT = 4
     REMOTE = 5
     VALIDATION = 6
+    RUN_FAILED = 7
     INTERNAL = 70
     INTERRUPTED = 130
 
@@ -28,6 +29,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.CONFLICT: "conflict: workspace changed since last pull, merge conflict",
     ExitCode.REMOTE: "workspace unreachable, authentication or API error (after retries)",
     ExitCode.VALIDATION: "validation failed: missing referenced assets, invalid document, missing secret",
+    ExitCode.RUN_FAILED: "a run, batch job or deployment failed in the workspace (its message is shown)",
     ExitCode.INTERNAL: "internal error (a bug; the message says where to report it)",
     ExitCode.INTERRUPTED: "interrupted",
 }
@@ -104,15 +106,25 @@ class ValidationError(AmlvcError):
     exit_code = ExitCode.VALIDATION
 
 
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in range(32)}
+
+
 class InvalidDocument(ValidationError):
     """A document does not have the shape amlvc expects; names the file and the JSON path."""
 
     def __init__(self, source: str, path: str, problem: str) -> None:
-        where = f"{source}: {path}" if path else source
+        shown = path.translate(_CONTROL_ESCAPES)  # a key may hold a line break: the message stays one line
+        where = f"{source}: {shown}" if path else source
         super().__init__(f"{where}: {problem}")
         self.source = source
         self.path = path
         self.problem = problem
+
+
+class RunFailed(AmlvcError):
+    """A run, batch job or deployment ended Failed or Canceled in the workspace; the message names what failed."""
+
+    exit_code = ExitCode.RUN_FAILED
 
 
 class MissingAssets(ValidationError):

@@ -127,6 +127,28 @@ LIST_KEYS: MappingProxyType[str, str] = MappingProxyType({
 IDENTITY_LISTS = ("/Graph/ModuleNodes", "/Graph/EdgesInternal", "/WebService/Inputs", "/WebService/Outputs",
                   "/NodeStatuses")
 
+# --- runs, datasets and trained models (SPEC section 1: models/, the object store) ----------------------------------
+
+MODELS_DIR = "models"  # models/<slug of the model's name>.json: one manifest per trained model
+MODEL_FORMAT = "amlvc/model@1"
+OBJECTS_DIR = f"{STATE_DIR}/objects/sha256"  # content-addressed bytes: <first 2 hex>/<other 62 hex>
+ASSET_CATALOG_FILE = f"{STATE_DIR}/assets.json"  # names and versions of asset ids seen in workspaces
+# Status.StatusCode of a run that has ended, and those of the ended runs that did not succeed.
+RUN_FINAL_STATES = frozenset({"Finished", "Failed", "Canceled", "Cancelled"})
+RUN_FAILED_STATES = frozenset({"Failed", "Canceled", "Cancelled"})
+# Output ports that carry a trained model (lower-cased names; or OutputType "TrainedModel"), reference §2.4.
+MODEL_OUTPUT_PORTS = frozenset({"trained model", "trained best model", "best trained model"})
+MODEL_OUTPUT_TYPE = "TrainedModel"
+# Dataset formats an upload accepts (reference §2.3), and the one a file extension implies.
+UPLOAD_DATA_TYPES = ("GenericCSV", "GenericCSVNoHeader", "GenericTSV", "GenericTSVNoHeader", "ARFF", "Zip", "RData",
+                     "PlainText")
+UPLOAD_EXTENSIONS: MappingProxyType[str, str] = MappingProxyType({
+    ".csv": "GenericCSV", ".tsv": "GenericTSV", ".txt": "PlainText", ".arff": "ARFF", ".zip": "Zip",
+    ".rdata": "RData",
+})
+UPLOAD_CHUNK_BYTES = 2 * 1024 * 1024  # the azureml client's block size (0x200000)
+UPLOAD_OWNER = "amlvc"  # DataSource.Owner of uploads (PS sends "PowerShell", the PY client "Python SDK")
+
 # --- asset references on input ports ------------------------------------------------------------------------------
 
 ASSET_PORT_KEYS: MappingProxyType[str, str] = MappingProxyType({

@@ -15,7 +15,7 @@ def test_demo_runs_end_to_end_and_keeps_the_repository(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # the story goes to stderr
     for words in ("amlvc pull", "changes a parameter", "amlvc diff", "amlvc push", "amlvc restore",
-                  "synced: kundigung-training",
+                  "synced: kundigung-training", "~ dataset Kundenstamm 2016.csv: version 1 → 2",
                   "~ parameter Merkmale berechnen"):  # the custom module by its name in the module list
         assert words in result.stderr
     log = subprocess.run(["git", "log", "--format=%s"], cwd=keep, capture_output=True, text=True,

@@ -60,7 +60,8 @@ def cli() -> None:
       amlvc push churn           # checked, conflict-safe write back
 
     Exit codes: 0 ok, 1 differences, 2 usage, 3 local problem, 4 conflict,
-    5 workspace/API error, 6 validation failed, 70 internal error, 130 interrupted.
+    5 workspace/API error, 6 validation failed, 7 run or job failed in the workspace,
+    70 internal error, 130 interrupted.
     """
 
 

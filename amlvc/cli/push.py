@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from amlvc.cli.base import cli, emit_json, is_terminal, note
-from amlvc.errors import MissingAssets, some
+from amlvc.cli.runs import report, timeout_option, watch
+from amlvc.errors import MissingAssets, UsageError, some
 
 if TYPE_CHECKING:  # the core modules import requests and git: loaded by the commands that use them
     from amlvc.sync import push as core
     from amlvc.sync import pushplan
     from amlvc.sync.check import CheckResult, Resolution
+    from amlvc.sync.runs import RunResult
 
 _MARKS = {"exact": "=", "family": "~", "name": "~", "mapped": "~", "missing": "!"}
 _ACTION_MARKS = {"create": "+", "update": "~", "unchanged": "="}
@@ -154,14 +156,17 @@ def check_command(experiments: tuple[str, ...], remote: str | None, rev: str | N
                    "under refs/amlvc/backup/<remote>/<exp>/<time>.")
 @click.option("--run", "run_", is_flag=True,
               help="Save and run (IsDraft: false) instead of saving a draft; unchanged experiments are not run.")
+@click.option("--wait", "wait_", is_flag=True,
+              help="With --run: poll each run until it ends, as `amlvc run --wait` (exit 7 when one failed).")
+@timeout_option
 @remap_option
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Parallel connections to the workspace.")
 @token_option
 @json_option
 def push_command(experiments: tuple[str, ...], remote: str | None, rev: str | None, as_new: str | None,
-                 dry_run: bool, force: bool, run_: bool, remap: str | None, jobs: int, token_env: str | None,
-                 as_json: bool) -> int:
+                 dry_run: bool, force: bool, run_: bool, wait_: bool, timeout: float, remap: str | None, jobs: int,
+                 token_env: str | None, as_json: bool) -> int:
     """Write a committed revision of experiments back to a workspace, safely.
 
     A push sends a revision: HEAD, or --rev REV. Commit your edits first (your pre-commit hooks run
@@ -183,9 +188,13 @@ def push_command(experiments: tuple[str, ...], remote: str | None, rev: str | No
       amlvc push churn --remote prod       # dev -> prod: created there, assets remapped by family
       amlvc push churn --rev HEAD~2 --force
       amlvc push churn --as-new "Churn (copy)"
+      amlvc push churn --run --wait        # save, run, and follow the run to its end
     """
     from amlvc.sync import push as core
     from amlvc.sync import pushplan
+
+    if wait_ and not run_:
+        raise UsageError("--wait follows the runs that --run starts; add --run (or use `amlvc run EXP --wait`)")
 
     options = pushplan.PushOptions(experiments=experiments, remote=remote, rev=rev, as_new=as_new, dry_run=dry_run,
                                force=force, run=run_, remap=remap, token_env=token_env, jobs=jobs)
@@ -197,8 +206,10 @@ def push_command(experiments: tuple[str, ...], remote: str | None, rev: str | No
 
     with _progress(is_terminal() and not as_json) as progress:
         result = core.push(Path.cwd(), options, show_plan=show, progress=progress)
+    followed = _follow(result, remote, timeout, token_env, as_json) if wait_ and not dry_run else []
     if as_json:
-        emit_json(result.to_json())
+        emit_json({**result.to_json(), **({"runs": [r.to_json() for r in followed]} if wait_ else {})})
+        _raise_for_failures(followed)
         return 0
     if dry_run:
         note("Dry run: nothing was written.")
@@ -210,4 +221,22 @@ def push_command(experiments: tuple[str, ...], remote: str | None, rev: str | No
             click.echo(f"{p.action}d {p.slug} in '{result.plan.remote}' ({p.experiment_id}){extra}")
         if result.commit:
             note(f"Recorded in amlvc.lock: commit {result.commit[:12]}.")
+    report(followed)
+    _raise_for_failures(followed)
     return 0
+
+
+def _follow(result: core.PushResult, remote: str | None, timeout: float, token_env: str | None,
+            quiet: bool) -> list[RunResult]:
+    """`push --run --wait`: follow the run of each experiment the push wrote (sync.runs.follow)."""
+    from amlvc.sync import runs
+
+    pushed = [(p.slug, p.experiment_id) for p in result.pushed]
+    return runs.follow(Path.cwd(), pushed, remote=result.plan.remote or remote, token_env=token_env,
+                       poll=runs.Poll(timeout=timeout, watch=None if quiet else watch))
+
+
+def _raise_for_failures(followed: list[RunResult]) -> None:
+    from amlvc.sync import runs
+
+    runs.raise_for_failures(followed)

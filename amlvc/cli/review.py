@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from amlvc.cli.base import cli, emit_json, note
+from amlvc.cli.models import diff_changes, log_rows, model_section
 from amlvc.errors import ExitCode, LocalError, UsageError
 from amlvc.render import FORMATS, render
 
@@ -77,9 +78,10 @@ def diff_command(args: tuple[str, ...], remote: str | None, fmt: str, exit_code:
         diffs = revisions.diff_revisions(root, revs[0] if revs else None, revs[1] if len(revs) > 1 else None, slugs)
         title = title or "amlvc diff " + (" → ".join(revs) if len(revs) == 2 else f"{revs[0] if revs else 'HEAD'}"
                                           " → work tree")
+    model_changes = [] if remote is not None else diff_changes(root, revs, slugs)  # models/*.json (cli/models.py)
     color = output is None and fmt == "text" and _color()
-    _write(render(diffs, fmt, color=color, title=title), output, color=color)
-    return int(ExitCode.DIFFERENCES) if exit_code and _changed(diffs) else 0
+    _write(render(diffs, fmt, color=color, title=title) + model_section(model_changes, fmt), output, color=color)
+    return int(ExitCode.DIFFERENCES) if exit_code and (_changed(diffs) or model_changes) else 0
 
 
 def _changed(diffs: list[ExperimentDiff]) -> bool:
@@ -96,17 +98,22 @@ def log_command(experiment: str, max_count: int | None, as_json: bool, patch: bo
     from amlvc.render.common import summary
     from amlvc.review import revisions
 
-    entries = revisions.log(_root(), experiment, max_count)
+    root = _root()
+    entries = revisions.log(root, experiment, max_count)
+    rows = log_rows(root, experiment, entries, max_count)  # + commits of models promoted from EXP (cli/models.py)
     if as_json:
-        emit_json([{"commit": e.commit, "date": e.date, "author": e.author, "subject": e.subject,
-                    "summary": summary(e.diff), "changes": [c.to_json() for c in e.diff.changes]} for e in entries])
+        emit_json([{"commit": commit, "date": date, "author": author, "subject": subject,
+                    "summary": summary(e.diff) if e else "", "changes": [c.to_json() for c in e.diff.changes] if e
+                    else [], **({"models": [m.to_json() for m in changes]} if changes else {})}
+                   for commit, date, author, subject, e, changes in rows])
         return
     color = _color()
-    for e in entries:
-        sha = click.style(e.commit[:10], fg="yellow") if color else e.commit[:10]
-        click.echo(f"{sha} {e.date[:10]} {e.author}: {e.subject}", color=color)
-        click.echo(f"    {summary(e.diff)}")
-        if patch:
+    for commit, date, author, subject, e, changes in rows:
+        sha = click.style(commit[:10], fg="yellow") if color else commit[:10]
+        click.echo(f"{sha} {date[:10]} {author}: {subject}", color=color)
+        for line in ([summary(e.diff)] if e else []) + [c.text for c in changes]:
+            click.echo(f"    {line}")
+        if patch and e:
             body = render([e.diff], "text", color=color).splitlines()[1:]
             click.echo("\n".join("    " + line for line in body if line), color=color)
 

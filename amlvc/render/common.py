@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from amlvc.review.assetnames import is_named
 from amlvc.review.records import Change, ExperimentDiff
 
 ADDED, REMOVED, CHANGED = "+", "-", "~"
@@ -86,6 +87,8 @@ def describe(c: Change) -> Line:
             return Line(CHANGED, f"script {c.label}", f"{c.new or c.old} (line endings only)", c.breaking)
         return Line(CHANGED, f"script {c.label}", f"{c.new or c.old} (+{added} -{removed} lines)", c.breaking)
     if c.kind == "asset.version_changed":
+        if is_named(c):  # named from the asset catalog / model manifests (review/assetnames.py)
+            return Line(CHANGED, c.label, c.detail, c.breaking)
         return Line(CHANGED, f"asset {c.label}", f"{short_asset(c.old)} → {short_asset(c.new)} ({c.detail})",
                     c.breaking)
     if c.kind == "asset.replaced":

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from amlvc import repo
 from amlvc.errors import LocalError, UsageError
+from amlvc.review.assetnames import name_versions
 from amlvc.review.diff import diff_trees
 from amlvc.review.parsed import Parsed
 from amlvc.review.records import ExperimentDiff
@@ -75,7 +76,15 @@ def diff_experiments(old: Mapping[str, Files], new: Mapping[str, Files], slugs: 
 
 def diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequence[str] = ()
                    ) -> list[ExperimentDiff]:
-    """`amlvc diff`: no revision = HEAD against the work tree; one = REV against the work tree; two = REV_A..REV_B."""
+    """`amlvc diff`: no revision = HEAD against the work tree; one = REV against the work tree; two = REV_A..REV_B.
+
+    Asset version changes are named from the asset catalog and the model manifests (review/assetnames.py).
+    """
+    return name_versions(root, _diff_revisions(root, rev_a, rev_b, slugs))
+
+
+def _diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequence[str] = ()
+                    ) -> list[ExperimentDiff]:
     if rev_a is None and repo.head(root) is None:
         return diff_experiments({}, experiments.read_many(root, slugs), slugs)
     if slugs:
