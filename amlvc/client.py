@@ -102,7 +102,9 @@ class RetryPolicy:
         return wait
 
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 509, 440})
+# Worth another attempt: the service's or a gateway's trouble (5xx) and throttling (429, whose Retry-After
+# is honoured). Every other 4xx is an answer about the request itself; sending it again changes nothing.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 509})
 # A request the server refused before doing anything: safe to repeat even when not idempotent.
 UNPROCESSED_STATUSES = frozenset({429, 503})
 # Nothing listening: a few quick tries cover a restarting server without stalling a typo'd endpoint.
@@ -287,6 +289,9 @@ class Client:
         `idempotent=False` (creating something) repeats only attempts the server certainly ignored.
         """
         send_headers = dict(headers or {})
+        if not _header_safe(self.token):
+            raise AuthError(f"{self.token_source} holds characters an HTTP header cannot carry; put the "
+                            f"workspace's authorization token there (as shown in Studio's settings)")
         token = self.token if auth_header != "Authorization" else f"Bearer {self.token}"
         send_headers[auth_header] = token
         data: bytes | None = None
@@ -396,6 +401,15 @@ class Client:
             found = {"proxies": get_environ_proxies(key), "verify": bundle or True}
             self._env_settings[key] = found
         return found
+
+
+def _header_safe(value: str) -> bool:
+    """True when `value` can travel in an HTTP header (http.client encodes header values as latin-1)."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return "\r" not in value and "\n" not in value
 
 
 def _refused(exc: requests.ConnectionError) -> bool:

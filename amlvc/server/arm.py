@@ -12,7 +12,6 @@ fail and the stored definition stays the old one (§2.7, §8.5).
 from __future__ import annotations
 
 import copy
-import hmac
 import json
 import re
 import secrets
@@ -30,7 +29,7 @@ from amlvc.server import armassets, armschema, wsmodel
 from amlvc.server.auth import bearer_token
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import STATE_KEY, get_state
-from amlvc.server.wire import WORKSPACE_ID_RE, json_body
+from amlvc.server.wire import WORKSPACE_ID_RE, json_body, same_secret
 
 bp = Blueprint("arm", __name__)
 
@@ -112,8 +111,7 @@ def _token_workspaces() -> set[str]:
     if not token:
         raise ArmFault(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
     owned = {ws for ws, tokens in get_state().workspaces.items()
-             if hmac.compare_digest(token.encode(), tokens.primary.encode())
-             or hmac.compare_digest(token.encode(), tokens.secondary.encode())}
+             if same_secret(token, tokens.primary) or same_secret(token, tokens.secondary)}
     if not owned:
         raise ArmFault(401, "InvalidAuthenticationToken", "The access token is invalid.")
     return owned

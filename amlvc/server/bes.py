@@ -13,7 +13,6 @@ BaseLocation + RelativeLocation + SasBlobToken, a readable URL with a fresh SAS 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import re
 import secrets
@@ -30,7 +29,7 @@ from amlvc.server.auth import bearer_token
 from amlvc.server.blobstore import valid_key
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import STATE_KEY, get_state
-from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response
+from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response, same_secret
 
 bp = Blueprint("bes", __name__)
 
@@ -131,7 +130,7 @@ def _authorize(target: Target | None) -> Target:
     if not token:
         raise BesFault(401, "Unauthorized", "The request is unauthorized.",
                        ("ScoreRequestUnauthorized", "Authorization header with a Bearer API key is required."))
-    if target is None or not any(k and hmac.compare_digest(token.encode(), k.encode()) for k in target.api_keys):
+    if target is None or not any(k and same_secret(token, k) for k in target.api_keys):
         raise BesFault(401, "Unauthorized", "The request is unauthorized.",
                        ("ScoreRequestUnauthorized", "Invalid credentials provided."))
     if request.args.get("api-version") != API_VERSION:

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from amlvc.server.errors import ApiFault
 from amlvc.server.store import Store
+from amlvc.server.wire import same_secret
 
 SAS_VERSION = "2015-02-21"
 DEFAULT_TTL_S = 24 * 3600  # reference §3.8: se = now + 24 h, st = now - 5 min
@@ -174,7 +175,7 @@ class BlobStore:
     def check_shared_access(uri: str, signature: str) -> None:
         """The outer signature must repeat the blob URL's `sig` (the blob URL itself is checked by `check`)."""
         inner = parse_qs(urlsplit(uri).query).get("sig", [""])[0]
-        if not inner or not hmac.compare_digest(inner, signature):
+        if not inner or not same_secret(signature, inner):
             raise ApiFault(403, "AuthenticationFailed", "the shared access signature does not match")
 
     def check(self, key: str, st: str | None, se: str | None, sp: str | None, sig: str | None) -> None:
@@ -182,7 +183,7 @@ class BlobStore:
         if not (st and se and sp and sig):
             raise ApiFault(403, "AuthenticationFailed", "the blob URL carries no complete signature (st, se, sp, sig)")
         expected = self._signature(key, st, se, sp)
-        if not hmac.compare_digest(expected, sig) or "r" not in sp:
+        if not same_secret(sig, expected) or "r" not in sp:
             raise ApiFault(403, "AuthenticationFailed", "the blob URL signature does not match")
         end, start = _parse_iso(se), _parse_iso(st)
         now = time.time()

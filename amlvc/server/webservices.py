@@ -9,7 +9,6 @@ resources) and refresh (304 when nothing changed).
 
 from __future__ import annotations
 
-import hmac
 import re
 import sqlite3
 import uuid
@@ -23,7 +22,7 @@ from amlvc.server import wsmodel
 from amlvc.server.auth import bearer_token, require_bearer
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import STATE_KEY, get_state
-from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response
+from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response, same_secret
 
 bp = Blueprint("webservices", __name__)
 
@@ -70,7 +69,7 @@ def _authorize(ws: str, endpoint: Mapping[str, Any] | None = None) -> None:
     token = bearer_token()
     if endpoint is not None and token:
         for key in (endpoint["PrimaryKey"], endpoint["SecondaryKey"]):
-            if hmac.compare_digest(token.encode(), key.encode()):
+            if same_secret(token, key):
                 return
     require_bearer(ws, "mgmt")
     if ws not in get_state().workspaces:

@@ -6,6 +6,7 @@ on the way out (reference §1.4: only date slashes are escaped, every other slas
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import sqlite3
@@ -103,6 +104,15 @@ def json_body(style: Style = "studio", *, allow_empty: bool = False) -> Any:
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ApiFault(400, None, f"the request body is not valid JSON: {exc}", style) from None
     return value
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time equality of a token, key or signature a client sent and the one expected.
+
+    Compared as UTF-8 bytes: header values arrive decoded as latin-1 and query values as UTF-8, so
+    they may hold any character, and `hmac.compare_digest` refuses non-ASCII str (a TypeError, a 500).
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def new_guid() -> str:

@@ -1,0 +1,64 @@
+"""Clean refusals of the local workspace: odd tokens and signatures, lone surrogates, oversized streamed bodies."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from serverkit import TOKEN_HEADER, WS, start
+
+from amlvc.server.runner import ServerHandle
+
+SUB = "5f7a9c1b-3d5e-4f7a-9b1c-3d5e7f9a1b3c"
+ARM_LIST = f"/subscriptions/{SUB}/providers/Microsoft.MachineLearning/webServices?api-version=2017-01-01"
+
+
+@pytest.fixture
+def handle(tmp_path: Path) -> Iterator[ServerHandle]:
+    with start(tmp_path) as h:
+        yield h
+
+
+def send(url: str, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """One request exactly as written (http.client sends str header values as latin-1, bytes as given)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        payload = resp.read()
+        assert (resp.getheader("Content-Type") or "").startswith("application/json"), payload[:200]
+        return resp.status, json.loads(payload)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("token", ["tok\u00e9", "tok\u00e9".encode(), b"\xff\xfe", "\u00e9" * 64])
+@pytest.mark.parametrize(("path", "header", "scheme"), [
+    (f"/api/workspaces/{WS}", TOKEN_HEADER, ""),
+    (f"/workspaces/{WS}/webservices", "Authorization", "Bearer "),
+    (ARM_LIST, "Authorization", "Bearer "),
+    (f"/workspaces/{WS}/services/{'a' * 32}/jobs/x?api-version=2.0", "Authorization", "Bearer "),
+])
+def test_a_non_ascii_token_is_401_not_500(handle: ServerHandle, path: str, header: str, scheme: str,
+                                           token: str | bytes) -> None:
+    value = scheme.encode() + token if isinstance(token, bytes) else scheme + token
+    status, body = send(handle.url, "GET", path, headers={header: value})
+    assert status == 401, body
+    text = json.dumps(body, ensure_ascii=False)
+    assert not any(char in text for char in "\u00e9\u00c3\u00ff")  # the token is never echoed
+
+
+def test_a_non_ascii_blob_signature_is_403_not_500(handle: ServerHandle) -> None:
+    query = "sv=2015-02-21&sr=b&sig=%C3%A9&st=2020-01-01T00%3A00%3A00Z&se=2099-01-01T00%3A00%3A00Z&sp=r"
+    status, body = send(handle.url, "GET", f"/blobs/samples/census.csv?{query}")
+    assert status == 403 and body["Error"]["Code"] == "AuthenticationFailed"
+    credential = f"workspaceId={WS}&signature=%C3%A9&sharedAccessUri=http%3A%2F%2Fx%2Fblobs%2Fa%2Fb%3Fsig%3Dz"
+    status, body = send(handle.url, "GET", f"/api/sharedaccess?{credential}")
+    assert status == 403, body
