@@ -62,3 +62,51 @@ def test_a_non_ascii_blob_signature_is_403_not_500(handle: ServerHandle) -> None
     credential = f"workspaceId={WS}&signature=%C3%A9&sharedAccessUri=http%3A%2F%2Fx%2Fblobs%2Fa%2Fb%3Fsig%3Dz"
     status, body = send(handle.url, "GET", f"/api/sharedaccess?{credential}")
     assert status == 403, body
+
+
+LONE = b'"\\ud800"'
+
+
+def _studio(method: str, path: str, body: bytes) -> tuple[str, str, bytes, dict[str, str]]:
+    return method, f"/api/workspaces/{WS}/{path}", body, {TOKEN_HEADER: "test-token"}
+
+
+def _arm(method: str, body: bytes) -> tuple[str, str, bytes, dict[str, str]]:
+    return method, (f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/s"
+                    "?api-version=2017-01-01"), body, {"Authorization": "Bearer test-token"}
+
+
+@pytest.mark.parametrize(("request_", "pointer"), [
+    (_studio("POST", "experiments/", b'{"Description": "x", "Summary": ' + LONE + b"}"), "/Summary"),
+    (_studio("POST", "datasources", b'{"DataSource": {"Name": ' + LONE + b'}, "UploadId": "0"}'), "/DataSource/Name"),
+    (_studio("POST", "trainedmodels", b'{"TrainedModel": {"Name": "m", "Tags": ["a", ' + LONE + b"]}}"),
+     "/TrainedModel/Tags/1"),
+    (_studio("POST", "experiments/", b'{"Description": "x", ' + LONE + b": 1}"), "/?"),
+    (_arm("PUT", b'{"location": "West Europe", "properties": {"packageType": "Graph", "title": ' + LONE + b"}}"),
+     "/properties/title"),
+    (_arm("PATCH", b'{"properties": {"packageType": "Graph", "description": "\\udfff x"}}'),
+     "/properties/description"),
+])
+def test_a_lone_surrogate_is_400_naming_its_path(handle: ServerHandle, request_: tuple[str, str, bytes, dict[str, str]],
+                                                 pointer: str) -> None:
+    method, path, body, headers = request_
+    status, answer = send(handle.url, method, path, body, {"Content-Type": "application/json", **headers})
+    assert status == 400, answer
+    error = answer.get("Error") or answer["error"]
+    message = error.get("Message") or error["message"]
+    assert message.startswith(f"{pointer}: ") and "surrogate" in message
+    if "Error" in answer:
+        assert answer["Error"]["Target"] == pointer
+    else:
+        assert answer["error"]["code"] == "InvalidRequestContent"
+    arm_get = _arm("GET", b"")
+    assert send(handle.url, "GET", arm_get[1], headers=arm_get[3])[0] == 404  # nothing was stored
+
+
+def test_a_surrogate_pair_is_one_character_and_saves(handle: ServerHandle) -> None:
+    method, path, body, headers = _studio("POST", "experiments/", b'{"Description": "smile \\ud83d\\ude00"}')
+    status, answer = send(handle.url, method, path, body, {"Content-Type": "application/json", **headers})
+    assert status == 200, answer
+    status, doc = send(handle.url, "GET", f"/api/workspaces/{WS}/experiments/{answer['ExperimentId']}",
+                       headers=headers)
+    assert status == 200 and doc["Description"] == "smile \U0001f600"

@@ -82,8 +82,44 @@ def _check_depth(value: Any, depth: int = 0) -> None:
             _check_depth(item, depth + 1)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]", re.ASCII)
+
+
+def _pointer_token(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def lone_surrogate_at(value: Any, path: str = "") -> str | None:
+    """The JSON Pointer of the first key or string holding a lone surrogate (`"\\ud800"`), else None.
+
+    Python's json module decodes such escapes into str that cannot be encoded as UTF-8: stored, they
+    would break every later answer that contains them, so they are refused at the door.
+    """
+    if isinstance(value, str):
+        return path if _LONE_SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}/{_pointer_token(_LONE_SURROGATE.sub('?', key))}"
+            if _LONE_SURROGATE.search(key):
+                return here
+            found = lone_surrogate_at(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = lone_surrogate_at(item, f"{path}/{index}")
+            if found is not None:
+                return found
+    return None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# The error code of a body that cannot be read, per API (None: the status's code, e.g. BadArgument).
+BODY_ERROR_CODES: dict[Style, str | None] = {"studio": None, "mgmt": None, "arm": "InvalidRequestContent"}
 
 
 def json_body(style: Style = "studio", *, allow_empty: bool = False) -> Any:
@@ -102,7 +138,15 @@ def json_body(style: Style = "studio", *, allow_empty: bool = False) -> Any:
         value = json.loads(text, parse_constant=_reject_constant)
         _check_depth(value)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ApiFault(400, None, f"the request body is not valid JSON: {exc}", style) from None
+        raise ApiFault(400, BODY_ERROR_CODES[style], f"the request body is not valid JSON: {exc}", style) from None
+    # A surrogate pair (an emoji) decodes to one character; only a lone half is refused.
+    pointer = lone_surrogate_at(value) if _ESCAPED_SURROGATE.search(text) else None
+    if pointer is not None:
+        where = pointer or "/"
+        raise ApiFault(400, BODY_ERROR_CODES[style],
+                       f"{where}: a string holds a lone UTF-16 surrogate (an escape like \\ud800 without its "
+                       "pair), which is not Unicode text; send the character itself or a complete surrogate pair",
+                       style, target=where)
     return value
 
 
