@@ -10,7 +10,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wskit import DEV, HEX32, PREDICTIVE_ID, SUB, TOKENS, TRAINING_ID, Api, blob_url, error, start
+from wskit import DEV, HEX32, PREDICTIVE_ID, SUB, TOKENS, TRAINING_ID, Api, blob_url, error, for_create, start
 
 V = "?api-version=2.0"
 MAGIC = b"AMLVC-ILEARNER/1\n"
@@ -212,7 +212,7 @@ def test_retrain_and_patch_flow(api: Api, training: Endpoint) -> None:
 
 
 def test_jobs_on_an_arm_training_service(api: Api) -> None:
-    wsd = api.studio("GET", f"/api/workspaces/{DEV}/experiments/{TRAINING_ID}/webservicedefinition").json()
+    wsd = for_create(api.studio("GET", f"/api/workspaces/{DEV}/experiments/{TRAINING_ID}/webservicedefinition").json())
     arm = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/trainer"
     created = api.bearer("PUT", f"{arm}?api-version=2017-01-01", json=wsd)
     assert created.status_code == 201, created.text
@@ -242,7 +242,8 @@ def test_jobs_and_arm_services_survive_restart(tmp_path: Path) -> None:
         training.call("POST", f"/{job}/start")
         training.status(job)
         model = model_bytes(training.status(job))
-        wsd = api.studio("GET", f"/api/workspaces/{DEV}/experiments/{PREDICTIVE_ID}/webservicedefinition").json()
+        wsd = for_create(api.studio("GET", f"/api/workspaces/{DEV}/experiments/{PREDICTIVE_ID}/"
+                                    "webservicedefinition").json())
         assert api.bearer("PUT", f"{arm}?api-version=2017-01-01", json=wsd).status_code == 201
         keys = api.bearer("GET", f"{arm}/listKeys?api-version=2017-01-01").json()
     with start(data) as second:

@@ -18,6 +18,8 @@ TOKENS = {DEV: "dev-token-ws-0001", OTHER: "other-token-ws-0002"}
 PREDICTIVE_ID = f"{DEV}.f-id.e7a9c1b3d5f74e6a8c0b2d4f6a8c1e3b"
 TRAINING_ID = f"{DEV}.f-id.b3d5f7a9c1e34b5d8f0a2c4e6b8d0f2a"
 SUB = "5f7a9c1b-3d5e-4f7a-9b1c-3d5e7f9a1b3c"
+PLAN = f"/subscriptions/{SUB}/resourceGroups/kuendigung-rg/providers/Microsoft.MachineLearning/commitmentPlans/plan-s1"
+STORAGE_KEY = "k" * 86 + "=="
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 ISO7 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}Z$")
 
@@ -101,3 +103,10 @@ def error(resp: requests.Response) -> dict[str, Any]:
 
 def blob_url(location: dict[str, Any]) -> str:
     return f"{location['BaseLocation']}{location['RelativeLocation']}{location['SasBlobToken'] or ''}"
+
+
+def for_create(wsd: dict[str, Any]) -> dict[str, Any]:
+    """A Studio export plus what a user adds before an ARM create: storage account and commitment plan (WS §2.10)."""
+    wsd["Properties"]["StorageAccount"] = {"Name": "localstore", "Key": STORAGE_KEY}
+    wsd["Properties"]["CommitmentPlan"] = {"Id": PLAN}
+    return wsd

@@ -51,6 +51,19 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 DIAGNOSTICS_LEVELS = ("None", "Error", "All")
 MIN_CALLS, MAX_CALLS = 4, 200  # realtimeConfiguration.maxConcurrentCalls (SPEC17)
 
+# What a create (PUT of a new service) must carry besides packageType and location: (member, inner member,
+# detail code, what to add). The schema marks none of them required, but the service refused a create without
+# them, and the azuremlps README has users add both to an exported definition (WS §2.10); an update keeps the
+# stored values. The detail codes are ours (no refusal was recorded).
+REQUIRED_ON_CREATE = (
+    ("commitmentPlan", "id", "CommitmentPlanRequired",
+     "properties.commitmentPlan.id, the ARM id of a Microsoft.MachineLearning/commitmentPlans resource"),
+    ("storageAccount", "name", "StorageAccountRequired", "properties.storageAccount.name"),
+    ("storageAccount", "key", "StorageAccountKeyRequired", "properties.storageAccount.key"),
+)
+COMMITMENT_PLAN_RE = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearning/"
+                                r"commitmentPlans/[^/]+$", re.IGNORECASE)
+
 _ROUTES = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in (
     ("service", rf"^(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/{PROVIDER}/webservices/(?P<name>[^/]+)$"),
     ("keys", rf"^(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/{PROVIDER}/webservices/(?P<name>[^/]+)/listkeys$"),
@@ -241,6 +254,18 @@ def _validate(props: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
                                                     f"commitment plan = '{old_plan}' .")
 
 
+def _validate_create(props: Mapping[str, Any]) -> None:
+    """A new service names its commitment plan and storage account (REQUIRED_ON_CREATE)."""
+    for member, inner, code, what in REQUIRED_ON_CREATE:
+        if not (props.get(member) or {}).get(inner):
+            raise invalid(code, f"A new web service needs {what}; add it to the definition and PUT again.")
+    plan = props["commitmentPlan"]["id"]
+    if not COMMITMENT_PLAN_RE.match(plan):
+        raise invalid("InvalidCommitmentPlanId", f"properties.commitmentPlan.id '{plan}' is not the ARM id of a "
+                                                 "commitment plan (/subscriptions/…/resourceGroups/…/providers/"
+                                                 "Microsoft.MachineLearning/commitmentPlans/NAME).")
+
+
 def _record_operation(conn: sqlite3.Connection, doc: Mapping[str, Any], error: dict[str, Any] | None) -> str:
     op = str(uuid.uuid4())
     now = wsmodel.iso_now()
@@ -368,6 +393,8 @@ def _put(owned: set[str], version: str, a: dict[str, str]) -> Response:
                 raise ArmFault(400, "InvalidResourceLocation",
                                f"The resource '{old['name']}' already exists in location '{old['location']}'.")
         _validate(props, old)
+        if old is None:
+            _validate_create(props)
         for read_only in armschema.READ_ONLY_PROPERTIES:
             props.pop(read_only, None)
         old_props = old["properties"] if old else {}
