@@ -48,6 +48,20 @@ EXTENSIONS = {"GenericCSV": ".csv", "GenericCSVNoHeader": ".nh.csv", "GenericTSV
               "PlainText": ".txt", "ILearnerDotNet": ".ilearner", "ITransformDotNet": ".itransform",
               "Dataset": ".dataset"}
 TABULAR = frozenset({"GenericCSV", "GenericCSVNoHeader", "GenericTSV", "GenericTSVNoHeader", "ARFF", "Dataset"})
+# Characters an asset name may not hold, per collection. The service refused a dataset named `unittestcsvwh:…`
+# with 400 and "forbidden characters" (test_add_from_dataframe_invalid_name of the azureml 0.2.7 client's
+# tests); the rest of the set is our guess: what a Windows file name or an Azure table key cannot hold, and
+# control characters.
+FORBIDDEN_NAME_CHARACTERS: dict[str, str] = {"datasources": '\\/:*?"<>|#'}
+
+
+def forbidden_in_name(kind: str, name: str) -> list[str]:
+    """The characters of `name` that names in `kind` may not hold, in order, each once."""
+    forbidden = FORBIDDEN_NAME_CHARACTERS.get(kind)
+    if forbidden is None:
+        return []
+    found = [c for c in name if c in forbidden or ord(c) < 0x20 or ord(c) == 0x7F]
+    return list(dict.fromkeys(found))
 
 
 def canonical_data_type(value: str) -> str | None:
