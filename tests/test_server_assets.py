@@ -134,19 +134,19 @@ def test_upload_errors_change_nothing(studio: Studio) -> None:
 
 @pytest.mark.parametrize("name", ["unittestcsvwh:abc123", "a/b", "back\\slash", "what?", "tab\there", 'q"uote'])
 def test_a_dataset_name_with_forbidden_characters_is_refused(studio: Studio, name: str) -> None:
-    before = studio.get("datasources").json()
+    before = [i["Id"] for i in studio.get("datasources").json()]
     refused = upload(studio, name, b"a,b\r\n1,2\r\n", chunks=1)
     assert refused.status_code == 400, refused.text
     err = refused.json()["Error"]
     assert "forbidden characters" in err["Message"] and err["Target"] == "/DataSource/Name"
-    assert studio.get("datasources").json() == before  # nothing stored
+    assert [i["Id"] for i in studio.get("datasources").json()] == before  # nothing stored
     exp_id, done = _ran_experiment(studio)
     node = done["NodeStatuses"][0]
     promote = studio.post("datasources", {"ExperimentId": exp_id, "ModuleNodeId": node["NodeId"],
                                           "OutputName": node["OutputEndpoints"][0]["Name"],
                                           "DataSource": {"Name": name, "DataTypeId": "Dataset"}})
     assert promote.status_code == 400 and "forbidden characters" in promote.json()["Error"]["Message"]
-    assert studio.get("datasources").json() == before
+    assert [i["Id"] for i in studio.get("datasources").json()] == before
     assert upload(studio, "Kundenstamm 2016 (v2).csv", b"a\r\n1\r\n").status_code == 200  # spaces, dots, brackets
 
 

@@ -110,3 +110,56 @@ def test_a_surrogate_pair_is_one_character_and_saves(handle: ServerHandle) -> No
     status, doc = send(handle.url, "GET", f"/api/workspaces/{WS}/experiments/{answer['ExperimentId']}",
                        headers=headers)
     assert status == 200 and doc["Description"] == "smile \U0001f600"
+
+
+MIB = 1024 * 1024
+UPLOAD = f"/api/resourceuploads/workspaces/{WS}/?userStorage=true&dataTypeId=GenericCSV"
+
+
+def chunked(total: int, piece: int = MIB) -> Iterator[bytes]:
+    """A body sent with Transfer-Encoding: chunked (requests does so for a generator), `total` bytes of 'x'."""
+    block = b"x" * piece
+    while total > 0:
+        yield block[: min(piece, total)]
+        total -= piece
+
+
+def stored_files(handle: ServerHandle) -> list[Path]:
+    return sorted(p for p in (handle.data_dir / "blobs").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_body_over_64_mib_is_413_and_stores_nothing(handle: ServerHandle, streamed: bool) -> None:
+    import requests
+
+    before = stored_files(handle)
+    size = 64 * MIB + 1
+    body: Any = chunked(size) if streamed else b"x" * size
+    resp = requests.post(handle.url + UPLOAD, data=body, headers={TOKEN_HEADER: "test-token"}, timeout=120)
+    assert resp.status_code == 413, resp.text[:300]
+    err = resp.json()["Error"]
+    assert err["Code"] == "RequestEntityTooLarge" and "nothing was stored" in err["Message"]
+    assert stored_files(handle) == before  # no blob, no spool file left behind
+    block = f"/api/blobuploads/workspaces/{WS}/?numberOfBlocks=1&blockId=0&uploadId={'a' * 32}&dataTypeId=GenericCSV"
+    resp = requests.post(handle.url + block, data=chunked(size) if streamed else b"x" * size,
+                         headers={TOKEN_HEADER: "test-token"}, timeout=120)
+    assert resp.status_code == 413 and stored_files(handle) == before
+
+
+def test_a_chunked_body_of_64_mib_is_stored_whole(handle: ServerHandle) -> None:
+    import hashlib
+
+    import requests
+
+    headers = {TOKEN_HEADER: "test-token"}
+    started = requests.post(handle.url + UPLOAD, data=chunked(64 * MIB, 3 * MIB + 7), headers=headers, timeout=120)
+    assert started.status_code == 200, started.text
+    commit = {"DataSource": {"Name": "big", "DataTypeId": "GenericCSV"}, "UploadId": started.json()["Id"]}
+    dataset_id = requests.post(f"{handle.url}/api/workspaces/{WS}/datasources", json=commit, headers=headers,
+                               timeout=60).json()
+    item = requests.get(f"{handle.url}/api/workspaces/{WS}/datasources/{dataset_id}", headers=headers,
+                        timeout=30).json()
+    assert item["Size"] == 64 * MIB
+    loc = item["DownloadLocation"]
+    data = requests.get(loc["BaseUri"] + loc["Location"] + loc["AccessCredential"], timeout=60).content
+    assert hashlib.sha256(data).digest() == hashlib.sha256(b"x" * 64 * MIB).digest()

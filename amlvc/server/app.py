@@ -5,18 +5,17 @@ from __future__ import annotations
 from flask import Flask
 
 from amlvc.server import arm, assets, bes, blobs, deploy, experiments, studio, uploads, webservices
+from amlvc.server.bodies import MAX_BODY_BYTES
 from amlvc.server.errors import register_error_handlers
 from amlvc.server.state import STATE_KEY, ServerState
-
-# Dataset uploads (resourceuploads with the whole file, 2 MiB blobuploads chunks) are the largest
-# bodies; JSON bodies have their own, smaller limit in wire.json_body.
-MAX_CONTENT_LENGTH = 64 * 1024 * 1024
 
 
 def create_app(state: ServerState) -> Flask:
     """A Flask app serving every API of the local workspace from one ServerState."""
     app = Flask("amlvc.server")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_CONTENT_LENGTH
+    # Bodies are read by server/bodies.py, which enforces its limits itself (chunked bodies too); Flask's own
+    # limit only guards a reader that would bypass it.
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.config["TRAP_HTTP_EXCEPTIONS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -147,14 +147,13 @@ def _promote(ws: str, kind: str, body: dict[str, Any]) -> Response:
 def _commit_upload(ws: str, body: dict[str, Any]) -> Response:
     """Commit a finished upload as a new dataset (family), or a new version with FamilyId (PS-HIST PR #29)."""
     spec, name = _spec(body, "datasources")
-    upload_id = str(field(body, "UploadId", "string", "") or "")
+    upload_id = str(field(body, "UploadId", "string", "") or "").lower()
     data_type = _data_type(spec, "/DataSource", "GenericCSV")
     state = get_state()
     with state.store.tx() as conn:
         family = _family(conn, ws, "datasources", spec, name, "/DataSource")
-        data = assemble(conn, ws, upload_id)
         key = f"userdata/{upload_id}{assetdb.EXTENSIONS.get(data_type, '.bin')}"
-        state.blobs.put(conn, key, data)
+        stored = assemble(conn, ws, upload_id, key)
         conn.execute("UPDATE uploads SET committed = 1 WHERE workspace = ? AND id = ?", (ws, upload_id))
         # Schema generation is instant here: tabular types are Complete, others NotSupported.
         item = assetdb.create_version(
@@ -162,7 +161,7 @@ def _commit_upload(ws: str, body: dict[str, Any]) -> Response:
             description=field(spec, "Description", "string", "/DataSource") or "",
             owner=field(spec, "Owner", "string", "/DataSource") or "local-user@amlvc",
             source_origin="FromResourceUpload", upload_id=upload_id,
-            uploaded_from=field(body, "UploadedFromFileName", "string", "") or None, blob_key=key, size=len(data),
+            uploaded_from=field(body, "UploadedFromFileName", "string", "") or None, blob_key=key, size=stored.size,
             schema_status="Complete" if data_type in assetdb.TABULAR else "NotSupported")
     return json_response(item["Id"])
 

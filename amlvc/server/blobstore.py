@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
+from amlvc.server.bodies import Spool, Spooled
 from amlvc.server.errors import ApiFault
 from amlvc.server.store import Store
 from amlvc.server.wire import same_secret
@@ -83,6 +84,12 @@ class BlobStore:
                 conn.execute("INSERT INTO meta(key, value) VALUES('sas_key', ?)", (secrets.token_hex(32),))
                 row = conn.execute("SELECT value FROM meta WHERE key = 'sas_key'").fetchone()
         self._secret = bytes.fromhex(row[0])
+        # Spool files of bodies and assembled uploads: beside the blobs (one file system, so a finished spool
+        # is renamed into place); what a killed server left there is removed at start.
+        self.incoming = self.root / ".incoming"
+        self.incoming.mkdir(exist_ok=True)
+        for stale in self.incoming.iterdir():
+            stale.unlink(missing_ok=True)
         self._memo: dict[tuple[str, str, str] | str, str] = {}
         self._memo_second = 0
         self._window_memo: tuple[int, tuple[str, str]] = (0, ("", ""))
@@ -92,21 +99,44 @@ class BlobStore:
 
     def put(self, conn: sqlite3.Connection, key: str, data: bytes) -> BlobInfo:
         """Store `data` under `key` (replacing an older value); the file is durable before the row."""
+        sha = hashlib.sha256(data).hexdigest()
+        if self._file(sha).exists():
+            return self.alias(conn, key, BlobInfo(key, sha, len(data), self._file(sha)))
+        spool = self.spool()
+        try:
+            spool.write(data)
+        except BaseException:
+            spool.discard()
+            raise
+        return self.put_spooled(conn, key, spool.finish())
+
+    def spool(self) -> Spool:
+        """A new spool file in the store's incoming directory (for `put_spooled`)."""
+        return Spool(self.incoming)
+
+    def put_spooled(self, conn: sqlite3.Connection, key: str, spooled: Spooled) -> BlobInfo:
+        """Store a finished spool file under `key` by renaming it into place (the spool file is gone after)."""
+        try:
+            if not valid_key(key):
+                raise ApiFault(400, None, f"invalid blob name {key!r}")
+            path = self._file(spooled.sha256)
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # rename: a killed server leaves a whole file or none (no fsync: durability against power
+                # loss is not a goal of a local emulator, and fsync per blob is slow).
+                os.replace(spooled.path, path)
+        finally:
+            spooled.path.unlink(missing_ok=True)
+        return self.alias(conn, key, BlobInfo(key, spooled.sha256, spooled.size, path))
+
+    def alias(self, conn: sqlite3.Connection, key: str, content: BlobInfo) -> BlobInfo:
+        """Store the content of a stored blob under another `key` too (no copy: files are content-addressed)."""
         if not valid_key(key):
             raise ApiFault(400, None, f"invalid blob name {key!r}")
-        sha = hashlib.sha256(data).hexdigest()
-        path = self._file(sha)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{sha}.{secrets.token_hex(4)}.tmp")
-            # write + rename: a killed server leaves a whole file or none (no fsync: durability
-            # against power loss is not a goal of a local emulator, and fsync per blob is slow).
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
         conn.execute("INSERT INTO blobs(key, sha256, size, created_ms) VALUES(?, ?, ?, ?) "
                      "ON CONFLICT(key) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
-                     (key, sha, len(data), int(time.time() * 1000)))
-        return BlobInfo(key, sha, len(data), path)
+                     (key, content.sha256, content.size, int(time.time() * 1000)))
+        return BlobInfo(key, content.sha256, content.size, self._file(content.sha256))
 
     def info(self, conn: sqlite3.Connection, key: str) -> BlobInfo | None:
         row = conn.execute("SELECT sha256, size FROM blobs WHERE key = ?", (key,)).fetchone()

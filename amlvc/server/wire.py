@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import Response, request
 
+from amlvc.server.bodies import read_limited
 from amlvc.server.errors import ApiFault, Style
 
 GLOBAL_WORKSPACE_ID = "506153734175476c4f62416c57734963"
@@ -24,6 +25,7 @@ MIN_DATE_MS = -62135596800000  # DateTime.MinValue, the observed "unset" time (r
 TICKS_AT_EPOCH = 621355968000000000  # .NET ticks (100 ns since 0001-01-01) at 1970-01-01
 MAX_TICKS = 3155378975999999999  # DateTime.MaxValue
 MAX_JSON_BYTES = 16 * 1024 * 1024
+_BODY_KEY = "amlvc.json_body"
 MAX_JSON_DEPTH = 64
 
 WORKSPACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -124,11 +126,9 @@ BODY_ERROR_CODES: dict[Style, str | None] = {"studio": None, "mgmt": None, "arm"
 
 def json_body(style: Style = "studio", *, allow_empty: bool = False) -> Any:
     """The request body parsed as JSON; 400/413 with a JSON error body when it is not usable."""
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise ApiFault(413, None, f"request body over {MAX_JSON_BYTES} bytes", style)
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_JSON_BYTES:
-        raise ApiFault(413, None, f"request body over {MAX_JSON_BYTES} bytes", style)
+    raw = request.environ.get(_BODY_KEY)
+    if raw is None:  # read once per request: a handler may ask again
+        raw = request.environ[_BODY_KEY] = read_limited(MAX_JSON_BYTES, style)
     if not raw.strip():
         if allow_empty:
             return None
