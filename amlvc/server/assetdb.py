@@ -12,6 +12,8 @@ import json
 import sqlite3
 from typing import Any
 
+from amlvc.server import ilearner
+from amlvc.server.blobstore import BlobInfo, BlobStore
 from amlvc.server.store import bump_counter, next_counter
 from amlvc.server.wire import RESOURCE_ID_RE, date, date_ms, now_ms, resource_id, ticks
 
@@ -185,4 +187,30 @@ def create_version(conn: sqlite3.Connection, ws: str, kind: str, *, name: str, d
     conn.execute("INSERT INTO assets(workspace, kind, id, family, batch, name, doc, blob_key, created_ms) "
                  "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  (ws, kind, item["Id"], fam, batch, name, json.dumps(stored, ensure_ascii=False), blob_key, created))
+    return stored
+
+
+# Assets that are models: a version without content gets a stand-in model blob (ilearner.py) at this key.
+MODEL_KINDS = {"trainedmodels": ".ilearner", "transformmodules": ".itransform"}
+
+
+def content_blob(conn: sqlite3.Connection, blobs: BlobStore, ws: str, kind: str, asset_id: str) -> BlobInfo | None:
+    """The content of an asset version (inside a write transaction).
+
+    A trained model or transform without content (seeded from a list without blobs, or referenced and
+    never defined) gets a stand-in model in the one `.iLearner` format, derived from its id and kept as
+    its content from then on, so every use of it (runs, deploys, definitions) reads the same bytes.
+    """
+    row = conn.execute("SELECT blob_key FROM assets WHERE workspace = ? AND kind = ? AND id = ?",
+                       (ws, kind, asset_id)).fetchone()
+    stored = blobs.info(conn, row["blob_key"]) if row is not None and row["blob_key"] else None
+    if stored is not None or kind not in MODEL_KINDS:
+        return stored
+    parts = asset_id.split(".")
+    family, instance = (parts[1], parts[2]) if len(parts) == 3 else (asset_id.replace("/", "_")[:64], "v1")
+    key = f"{kind}/{family}/{instance}{MODEL_KINDS[kind]}"
+    stored = blobs.info(conn, key) or blobs.put(conn, key, ilearner.stand_in(asset_id, kind))
+    if row is not None:
+        conn.execute("UPDATE assets SET blob_key = ? WHERE workspace = ? AND kind = ? AND id = ?",
+                     (key, ws, kind, asset_id))
     return stored

@@ -24,7 +24,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 
-from amlvc.server import arm, armschema, wsmodel
+from amlvc.server import arm, armschema, ilearner, wsmodel
 from amlvc.server.auth import bearer_token
 from amlvc.server.blobstore import valid_key
 from amlvc.server.errors import ApiFault
@@ -247,7 +247,7 @@ def _run(conn: sqlite3.Connection, target: Target, job: dict[str, Any]) -> None:
         meta = {"graph": target.graph, "output": name, "inputs": digests,
                 "globalParameters": req["GlobalParameters"]}
         if kind == "ilearner":
-            data = wsmodel.model_bytes(meta)
+            data = ilearner.model_bytes(meta)
         else:
             digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
             data = f"output,digest\r\n{name},{digest}\r\n".encode()

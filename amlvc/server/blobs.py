@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import Blueprint, Response, request, send_file
 
+from amlvc.server import ilearner
 from amlvc.server.blobstore import valid_key
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
@@ -33,7 +34,7 @@ def virtual_content(key: str) -> bytes | None:
         return None
     digest = hashlib.sha256(key.encode()).hexdigest()
     if key.endswith(".ilearner") or key.endswith(".itransform"):
-        return f"amlvc-local-model {digest}\n".encode()
+        return ilearner.stand_in(key, "run output")
     if key.endswith(".dataset"):
         return f"Column 0\r\n{digest}\r\n".encode()
     if key.startswith("logs/"):

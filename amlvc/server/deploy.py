@@ -22,7 +22,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from amlvc import rules
-from amlvc.server import catalog, wsmodel
+from amlvc.server import assetdb, catalog, wsmodel
 from amlvc.server.auth import check_workspace
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
@@ -33,9 +33,9 @@ bp = Blueprint("deploy", __name__, url_prefix="/api")
 TRAIN_MODEL_FAMILY = "5cc7053eaa30450d96c0dae4be720977"
 PREDICTIVE_SUFFIX = " [Predictive Exp.]"
 DEFAULT_REGION = "South Central US"  # the region of the management host without prefix (reference §1.1)
-# Which input-port reference becomes which Resource asset of a definition: (asset kind, name suffix, blob extension).
-PORT_RESOURCES = (("TrainedModelId", "trainedmodels", "[trained model]", ".ilearner"),
-                  ("TransformModuleId", "transformmodules", "[transform]", ".itransform"))
+# Which input-port reference becomes which Resource asset of a definition: (port member, asset kind, name suffix).
+PORT_RESOURCES = (("TrainedModelId", "trainedmodels", "[trained model]"),
+                  ("TransformModuleId", "transformmodules", "[transform]"))
 
 
 def _stored_finished(conn: sqlite3.Connection, ws: str, exp_id: str) -> dict[str, Any]:
@@ -89,17 +89,11 @@ def _asset_row(conn: sqlite3.Connection, ws: str, kind: str, asset_id: str) -> s
     return row
 
 
-def resource_blob(conn: sqlite3.Connection, ws: str, kind: str, asset_id: str, extension: str) -> str:
-    """The blob key of a trained model or transform; a stand-in blob (bytes derived from the id) when it has none."""
-    row = _asset_row(conn, ws, kind, asset_id)
-    if row is not None and row["blob_key"] and wsmodel.blob_exists(conn, row["blob_key"]):
-        return str(row["blob_key"])
-    parts = asset_id.split(".")
-    key = f"{kind}/{parts[1] if len(parts) == 3 else hashlib.sha256(asset_id.encode()).hexdigest()[:32]}/" \
-          f"{parts[-1] if len(parts) == 3 else 'v1'}{extension}"
-    if not wsmodel.blob_exists(conn, key):
-        get_state().blobs.put(conn, key, wsmodel.model_bytes({"asset": asset_id, "kind": kind}))
-    return key
+def resource_blob(conn: sqlite3.Connection, ws: str, kind: str, asset_id: str) -> str:
+    """The blob key of a trained model or transform; a stand-in model (assetdb.content_blob) when it has none."""
+    content = assetdb.content_blob(conn, get_state().blobs, ws, kind, asset_id)
+    assert content is not None  # models and transforms always have content
+    return content.key
 
 
 def _resource_name(conn: sqlite3.Connection, ws: str, kind: str, asset_id: str, doc: Mapping[str, Any],
@@ -118,12 +112,12 @@ def port_resources(conn: sqlite3.Connection, ws: str, doc: Mapping[str, Any]) ->
     found: dict[str, dict[str, Any]] = {}
     for node in _nodes(doc):
         for port in node.get("InputPortsInternal") or []:
-            for port_key, kind, suffix, extension in PORT_RESOURCES:
+            for port_key, kind, suffix in PORT_RESOURCES:
                 asset_id = port.get(port_key)
                 if isinstance(asset_id, str) and asset_id and asset_id not in found:
                     found[asset_id] = {"id": asset_id, "kind": kind, "port_key": port_key,
                                        "name": _resource_name(conn, ws, kind, asset_id, doc, suffix),
-                                       "blob": resource_blob(conn, ws, kind, asset_id, extension)}
+                                       "blob": resource_blob(conn, ws, kind, asset_id)}
     return list(found.values())
 
 

@@ -9,7 +9,6 @@ web-services.md §3.2-3.4). No HTTP here except the request's base URL for deriv
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import secrets
 import sqlite3
@@ -41,7 +40,6 @@ BLOB_HOST_SUFFIX = ".blob.core.windows.net"
 # The storage account name of blob URLs that must not depend on this server's host and port (definitions
 # that users keep in git): `https://amlvclocal.blob.core.windows.net/{key}` names the local blob `{key}`.
 LOCAL_ACCOUNT = "amlvclocal"
-MODEL_MAGIC = b"AMLVC-ILEARNER/1\n"
 
 
 def iso_now(epoch: float | None = None) -> str:
@@ -54,16 +52,6 @@ def iso_now(epoch: float | None = None) -> str:
 def new_key() -> str:
     """An API key of the observed shape: 64 random bytes in base64 (88 characters)."""
     return base64.b64encode(secrets.token_bytes(64)).decode("ascii")
-
-
-def model_bytes(meta: Mapping[str, Any]) -> bytes:
-    """The bytes of an emulated `.ilearner`: a header, the canonical JSON of what it was derived from, its sha256.
-
-    Equal inputs give equal bytes; any difference in `meta` gives different bytes. The file format of a
-    real iLearner is opaque (reference §8.11), so nothing reads more than these bytes.
-    """
-    body = json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return MODEL_MAGIC + body + b"\n" + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n"
 
 
 def base_url() -> str:
