@@ -31,6 +31,12 @@ class Hosts:
     studio: str
     management: str
 
+    @property
+    def one_server(self) -> bool:
+        """True for an `endpoint` remote (one server answers every API, as the local workspace); a region's
+        Studio API and management hosts differ."""
+        return self.studio == f"{self.management}api/"
+
 
 def _region(prefix: str, tld: str = "net") -> Hosts:
     dot = f"{prefix}." if prefix else ""
@@ -80,6 +86,25 @@ def hosts_for(*, location: str | None = None, endpoint: str | None = None) -> Ho
             )
         return hosts
     return _REGION_HOSTS["south central us"]
+
+
+BLOB_HOST_SUFFIX = ".blob.core.windows.net"
+
+
+def blob_download_url(url: str, hosts: Hosts) -> str:
+    """Where to GET a blob URL a workspace wrote into a document: `https://ACCOUNT.blob.core.windows.net/PATH?SAS`.
+
+    For a real region the URL is Azure Storage's own and is returned unchanged. A local workspace (an
+    `endpoint` remote) writes the same account form, so that no host or port reaches a git diff, and serves
+    every storage account itself, path-style as Azurite does: the URL becomes `{endpoint}/ACCOUNT/PATH?SAS`.
+    Any other URL is returned unchanged.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not hosts.one_server or parts.scheme != "https" or not host.endswith(BLOB_HOST_SUFFIX):
+        return url
+    account = host[: -len(BLOB_HOST_SUFFIX)]
+    return f"{hosts.management}{account}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
 
 @dataclass(frozen=True)
@@ -261,6 +286,16 @@ class Client:
         path = self._ws("experiments", experiment_id, "webservicedefinition")
         return _as_dict(self.studio("GET", path, what=what), what)
 
+    def download_blob(self, url: str, *, what: str = "blob") -> bytes:
+        """The bytes behind a blob URL of a workspace document (`blob_download_url`); its SAS authenticates, so
+        no token is sent."""
+        try:
+            return bytes(self.request("GET", blob_download_url(url, self.hosts), auth_header=None, what=what,
+                                      raw=True))
+        except AuthError:
+            raise RemoteError(f"the storage URL of {what} was refused (HTTP 403): its SAS is missing, expired or "
+                              "not valid; GET the document that named it again for a fresh URL") from None
+
     # -- transport -------------------------------------------------------------------------------
 
     def studio(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -276,7 +311,7 @@ class Client:
         method: str,
         url: str,
         *,
-        auth_header: str,
+        auth_header: str | None,
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -289,11 +324,11 @@ class Client:
         `idempotent=False` (creating something) repeats only attempts the server certainly ignored.
         """
         send_headers = dict(headers or {})
-        if not _header_safe(self.token):
-            raise AuthError(f"{self.token_source} holds characters an HTTP header cannot carry; put the "
-                            f"workspace's authorization token there (as shown in Studio's settings)")
-        token = self.token if auth_header != "Authorization" else f"Bearer {self.token}"
-        send_headers[auth_header] = token
+        if auth_header is not None:  # None: a signed (SAS) URL, which authenticates itself
+            if not _header_safe(self.token):
+                raise AuthError(f"{self.token_source} holds characters an HTTP header cannot carry; put the "
+                                f"workspace's authorization token there (as shown in Studio's settings)")
+            send_headers[auth_header] = self.token if auth_header != "Authorization" else f"Bearer {self.token}"
         data: bytes | None = None
         if json_body is not None:
             data = json.dumps(json_body, ensure_ascii=False).encode("utf-8")

@@ -113,7 +113,7 @@ def default_model(api: Api, predictive: dict[str, Any]) -> bytes:
     """Deploy the predictive experiment and download its default endpoint's trained model."""
     service = api.deploy(predictive["ExperimentId"], update=bool(predictive["WebService"]["WebServiceGroupId"]))
     [resource] = api.endpoint(service["WebServiceGroupId"])["Resources"]
-    return requests.get(blob_url(resource["Location"]), timeout=10).content
+    return requests.get(blob_url(resource["Location"], api.url), timeout=10).content
 
 
 def bes_model(api: Api) -> bytes:
@@ -127,7 +127,7 @@ def bes_model(api: Api) -> bytes:
     for _ in range(3):
         status = requests.get(f"{jobs}/{job}?api-version=2.0", headers=key, timeout=10).json()
     assert status["StatusCode"] == "Finished", status
-    return requests.get(blob_url(status["Results"]["model"]), timeout=10).content
+    return requests.get(blob_url(status["Results"]["model"], api.url), timeout=10).content
 
 
 def test_foreign_model_bytes_are_fingerprinted_by_their_content() -> None:

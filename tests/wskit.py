@@ -9,7 +9,9 @@ from typing import Any
 
 import requests
 
+from amlvc.client import blob_download_url, hosts_for
 from amlvc.server.runner import ServerHandle, start_server
+from amlvc.server.storage import LOCAL_ACCOUNT
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DEV = "c4e6a8b0d2f44a6c8e0a2c4e6b8d0f13"  # the fixtures' workspace
@@ -68,7 +70,8 @@ class Api:
         resp = self.studio("POST", f"/api/resourceuploads/workspaces/{DEV}/?userStorage=true&dataTypeId=GenericCSV",
                            data=data)
         assert resp.status_code == 200, resp.text
-        return {"BaseLocation": f"{self.url}/blobs/", "RelativeLocation": f"uploads/{resp.json()['Id']}/data"}
+        return {"BaseLocation": f"https://{LOCAL_ACCOUNT}.blob.core.windows.net/",
+                "RelativeLocation": f"uploads/{resp.json()['Id']}/data"}
 
 
 def run_changed(api: Api, exp_id: str, parameter: str, value: str) -> dict[str, Any]:
@@ -101,8 +104,11 @@ def error(resp: requests.Response) -> dict[str, Any]:
     return inner
 
 
-def blob_url(location: dict[str, Any]) -> str:
-    return f"{location['BaseLocation']}{location['RelativeLocation']}{location['SasBlobToken'] or ''}"
+def blob_url(location: dict[str, Any], server: str) -> str:
+    """The URL to download a classic location `{BaseLocation, RelativeLocation, SasBlobToken}` from `server`:
+    the account form the server writes, mapped to its path-style URL as the client does."""
+    url = f"{location['BaseLocation']}{location['RelativeLocation']}{location['SasBlobToken'] or ''}"
+    return blob_download_url(url, hosts_for(endpoint=server))
 
 
 def for_create(wsd: dict[str, Any]) -> dict[str, Any]:

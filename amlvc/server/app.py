@@ -21,6 +21,7 @@ def create_app(state: ServerState) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
+    app.url_map.converters["account"] = blobs.AccountConverter  # path-style blob URLs (storage.py)
     app.extensions[STATE_KEY] = state
     register_error_handlers(app)
     # Every route of the service, family by family (the order only matters where two rules could match).

@@ -291,7 +291,14 @@ def _lro_headers(doc: Mapping[str, Any], op: str, version: str, *, location: boo
 
 
 def _apply(conn: sqlite3.Connection, old: dict[str, Any] | None, new: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """Store the outcome of a create/update; returns (stored doc, operation id)."""
+    """Store the outcome of a create/update; returns (stored doc, operation id).
+
+    A SAS on a URL of the local storage that does not verify is refused at once (403, nothing stored); a blob
+    that cannot be read fails the asynchronous operation instead.
+    """
+    refusal = armassets.sas_refusal(new["properties"])
+    if refusal is not None:
+        raise ArmFault(403, "AuthenticationFailed", refusal)
     error = armassets.inline_payload(conn, new["properties"]) or armassets.asset_failure(conn, new["properties"])
     now = wsmodel.iso_now()
     if error and old is not None:

@@ -24,9 +24,8 @@ from typing import Any
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 
-from amlvc.server import arm, armschema, ilearner, wsmodel
+from amlvc.server import arm, armschema, blobs, ilearner, storage, wsmodel
 from amlvc.server.auth import bearer_token
-from amlvc.server.blobstore import valid_key
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import STATE_KEY, get_state
 from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response, same_secret
@@ -167,16 +166,21 @@ def _reference(value: Any, where: str) -> dict[str, str | None]:
     return ref
 
 
-def reference_key(ref: Mapping[str, str | None]) -> str | None:
-    """The local blob key an AzureBlobDataReference names (every storage account is the local blob store)."""
+def resolve_reference(ref: Mapping[str, str | None]) -> storage.BlobRef | None:
+    """The local blob an AzureBlobDataReference names (every storage account is the local blob store): its
+    BaseLocation + RelativeLocation (+ SasBlobToken), else its RelativeLocation (with a ConnectionString)."""
     relative = (ref.get("RelativeLocation") or "").strip()
     if not relative:
         return None
-    base = ref.get("BaseLocation")
-    if base:
-        return wsmodel.blob_key_of_url(base.rstrip("/") + "/" + relative.lstrip("/"))
+    if ref.get("BaseLocation"):
+        return blobs.resolve_location(ref)
     key = relative.lstrip("/")
-    return key if valid_key(key) else None
+    return storage.BlobRef(key, None) if storage.valid_key(key) else None
+
+
+def reference_key(ref: Mapping[str, str | None]) -> str | None:
+    found = resolve_reference(ref)
+    return found.key if found is not None else None
 
 
 def _parse_request(body: Any, target: Target) -> dict[str, Any]:
@@ -192,9 +196,15 @@ def _parse_request(body: Any, target: Target) -> dict[str, Any]:
         if target.inputs and name not in target.inputs:
             raise bad("InputNotFound", f"input {name!r} is not an input of this web service: {list(target.inputs)}")
         ref = _reference(value, f"Inputs.{name}")
-        if reference_key(ref) is None:
+        found = resolve_reference(ref)
+        if found is None:
             raise bad("InvalidBlobReference", f"Inputs.{name} names no blob (RelativeLocation is required)")
-        inputs[name] = ref
+        problem = get_state().blobs.ref_problem(found)
+        if problem is not None:
+            raise BesFault(403, "Forbidden", "The request is forbidden.",
+                           ("AuthenticationFailed", f"Inputs.{name}: the SAS does not grant reading it: {problem}"))
+        # the job reads its input with the account key: no SAS or connection string is kept with the job
+        inputs[name] = {"RelativeLocation": found.key}
     outputs: dict[str, Any] = {}
     for name, value in _map(_ci(body, "Outputs"), "Outputs").items():
         if name not in target.outputs:
@@ -261,7 +271,7 @@ def _status_body(job: Mapping[str, Any]) -> dict[str, Any]:
     if job["Status"] == "Finished":
         results = {}
         for name, key in job["Results"].items():
-            location = wsmodel.blob_location(key)
+            location = blobs.signed_location(key)
             results[name] = {"ConnectionString": None, "RelativeLocation": location["RelativeLocation"],
                              "BaseLocation": location["BaseLocation"], "SasBlobToken": location["SasBlobToken"]}
     return {"StatusCode": job["Status"], "Results": results, "Details": job.get("Details")}

@@ -22,7 +22,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from amlvc import rules
-from amlvc.server import assetdb, catalog, wsmodel
+from amlvc.server import assetdb, catalog, storage, wsmodel
 from amlvc.server.auth import check_workspace
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
@@ -130,8 +130,8 @@ def deploy(ws: str, exp_id: str) -> Response:
         doc = _stored_finished(conn, ws, exp_id)
         predictive = bool((doc.get("WebService") or {}).get("IsWebServiceExperiment"))
         models = [r for r in port_resources(conn, ws, doc) if r["kind"] == "trainedmodels"] if predictive else []
-        resources = [{"Name": r["name"], "Kind": wsmodel.TRAINED_MODEL_KIND,
-                      "Location": {"BaseLocation": wsmodel.blob_base(), "RelativeLocation": r["blob"],
+        resources = [{"Name": r["name"], "Kind": wsmodel.TRAINED_MODEL_KIND, "Key": r["blob"],
+                      "Location": {"BaseLocation": storage.account_base(), "RelativeLocation": r["blob"],
                                    "SasBlobToken": None}} for r in models]
         web = doc.get("WebService") or {}
         existing_id = web.get("WebServiceGroupId")
@@ -237,7 +237,7 @@ def build_definition(ws: str, doc: Mapping[str, Any], resources: list[dict[str, 
                     # bytes on every GET and on every server, so pulling it twice changes nothing.
                     rid = asset(resource["id"], {
                         "Name": resource["name"], "Type": "Resource",
-                        "LocationInfo": {"Uri": wsmodel.account_url(resource["blob"]), "Credentials": ""},
+                        "LocationInfo": {"Uri": storage.account_url(resource["blob"]), "Credentials": ""},
                         "OutputPorts": {"Results dataset": {"Type": "Dataset"}}})
                     node(f"resource:{resource['id']}", {"AssetId": rid})
         aid = asset(f"module:{module_id}", {"Name": module_names.get(module_id, module_id), "Type": "Module",

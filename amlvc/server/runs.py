@@ -307,7 +307,7 @@ def render_statuses(text: str, ws: str, base_url: str, blobs: BlobStore) -> str:
         return text
     text = text.replace(f'"BaseUri":"{BASE_PLACEHOLDER}"', '"BaseUri":' + json.dumps(base_url))
     return _CREDENTIAL.sub(
-        lambda m: f'"AccessCredential":"{blobs.shared_access(ws, base_url, m.group(1))}"', text)
+        lambda m: f'"AccessCredential":"{blobs.shared_access(ws, m.group(1))}"', text)
 
 
 def output_blob(conn: sqlite3.Connection, ws: str, stored: catalog.StoredExperiment, node_id: str,
