@@ -51,6 +51,12 @@ def test_documents_name_blobs_in_the_account_form_only(api: Api) -> None:
     assert dataset["BaseUri"] == f"{api.url}/" and dataset["Location"].startswith("blobs/")
 
 
+def test_the_workspace_names_its_storage_account(api: Api) -> None:
+    workspace = api.studio("GET", f"/api/workspaces/{DEV}").json()
+    assert workspace["UserStorage"] == "amlvclocal" and workspace["UserStorageBlobEndpoint"] == ACCOUNT
+    assert workspace["UserStorageKey"] is None
+
+
 def test_the_server_serves_every_account_path_style_and_verifies_every_sas(api: Api) -> None:
     _, status = training_job(api, {})
     result = status["Results"]["model"]
