@@ -308,6 +308,9 @@ def _apply(conn: sqlite3.Connection, old: dict[str, Any] | None, new: dict[str, 
         stored = new
         stored["properties"]["modifiedOn"] = now
         stored["properties"]["provisioningState"] = "Failed" if error else "Succeeded"
+        # the service reads its models when the operation runs (ISS-37715: deleting the blob later does not
+        # break scoring): scores follow these bytes, not the uri text
+        stored["models"] = armassets.model_fingerprints(conn, stored["properties"])
     _save(conn, stored, int(time.time() * 1000))
     return stored, _record_operation(conn, stored, error)
 

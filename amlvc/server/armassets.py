@@ -81,3 +81,14 @@ def asset_failure(conn: sqlite3.Connection, props: Mapping[str, Any]) -> dict[st
             return failure("AssetNotFound", f"Resource asset '{asset_id}' ({name}) cannot be read from '{shown}': "
                                              "the blob does not exist.")
     return None
+
+
+def model_fingerprints(conn: sqlite3.Connection, props: Mapping[str, Any]) -> dict[str, str]:
+    """Resource asset id -> the fingerprint of the model its uri names (assets whose blob is missing left out)."""
+    found: dict[str, str] = {}
+    for asset_id, _, uri in resource_uris(props):
+        ref = blobs.resolve(uri)
+        fingerprint = blobs.model_fingerprint(conn, ref.key) if ref is not None else None
+        if fingerprint is not None:
+            found[asset_id] = fingerprint
+    return found

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,14 @@ def resolve(url: Any) -> storage.BlobRef | None:
 def resolve_location(loc: Mapping[str, Any]) -> storage.BlobRef | None:
     """The local blob of a classic `{BaseLocation, RelativeLocation, SasBlobToken}`."""
     return storage.resolve_location(loc, request.host)
+
+
+def model_fingerprint(conn: sqlite3.Connection, key: str) -> str | None:
+    """The fingerprint of the trained model stored at `key` (what scoring depends on), None when there is none."""
+    info = get_state().blobs.info(conn, key)
+    if info is None or not info.path.exists():
+        return None
+    return ilearner.stored_fingerprint(info.path, info.size, info.sha256)
 
 
 def signed_location(key: str) -> dict[str, str]:

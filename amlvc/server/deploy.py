@@ -22,7 +22,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from amlvc import rules
-from amlvc.server import assetdb, catalog, storage, wsmodel
+from amlvc.server import assetdb, blobs, catalog, storage, wsmodel
 from amlvc.server.auth import check_workspace
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
@@ -131,6 +131,7 @@ def deploy(ws: str, exp_id: str) -> Response:
         predictive = bool((doc.get("WebService") or {}).get("IsWebServiceExperiment"))
         models = [r for r in port_resources(conn, ws, doc) if r["kind"] == "trainedmodels"] if predictive else []
         resources = [{"Name": r["name"], "Kind": wsmodel.TRAINED_MODEL_KIND, "Key": r["blob"],
+                      "Fingerprint": blobs.model_fingerprint(conn, r["blob"]),
                       "Location": {"BaseLocation": storage.account_base(), "RelativeLocation": r["blob"],
                                    "SasBlobToken": None}} for r in models]
         web = doc.get("WebService") or {}

@@ -20,6 +20,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 MAGIC = b"AMLVC-ILEARNER/2\n"
@@ -64,6 +65,11 @@ def fingerprint(data: bytes) -> str:
     """What scoring depends on: a stand-in model's fingerprint, else the sha256 of the bytes."""
     model = parse(data)
     return model.fingerprint if model is not None else hashlib.sha256(data).hexdigest()
+
+
+def stored_fingerprint(path: Path, size: int, sha256: str) -> str:
+    """`fingerprint()` of a stored file, without reading a large one (only a small file can be a stand-in)."""
+    return fingerprint(path.read_bytes()) if size <= MAX_HEADER_BYTES else sha256
 
 
 def stand_in(identity: str, kind: str = "trainedmodels") -> bytes:

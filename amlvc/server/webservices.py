@@ -288,7 +288,8 @@ def _patched_resources(conn: sqlite3.Connection, service: Mapping[str, Any], end
             raise fault(400, "BadArgument", f"Resources[{index}].Name {rname!r} is not an updatable resource "
                                             f"of this endpoint; updatable resources: {names}")
         location, key = _checked_location(conn, str(rname), ci_get(item, "Location"))
-        current[names.index(rname)].update(Location=location, Key=key)
+        # the model is read now (the service copies it): scores follow these bytes, not the URL
+        current[names.index(rname)].update(Location=location, Key=key, Fingerprint=blobs.model_fingerprint(conn, key))
     return current
 
 
