@@ -333,12 +333,12 @@ def test_fuzzed_bodies_never_500(api: Api, service: str, body: Any, name: str) -
 
 
 def test_every_route_is_documented(seeded_server: ServerHandle) -> None:
-    """Each web-service, deploy and BES route, and each ARM operation, appears in docs/local-workspace.md."""
+    """Each web-service, deploy, BES and RRS route, and each ARM operation, appears in docs/local-workspace.md."""
     doc = (FIXTURES.parent / "docs" / "local-workspace.md").read_text(encoding="utf-8")
     section = doc[doc.index("## Web services, ARM and BES"):]
     app = create_app(seeded_server.state)
     for rule in app.url_map.iter_rules():
-        if not rule.endpoint.startswith(("webservices.", "bes.")):
+        if not rule.endpoint.startswith(("webservices.", "bes.", "rrs.")):
             continue
         static = [part for part in rule.rule.split("/") if part and not part.startswith("<")]
         shown = re.sub(r"<[^>]+>", "{x}", rule.rule)

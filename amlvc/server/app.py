@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from amlvc.server import arm, assets, bes, blobs, deploy, experiments, studio, uploads, webservices
+from amlvc.server import arm, assets, bes, blobs, deploy, experiments, rrs, studio, uploads, webservices
 from amlvc.server.bodies import MAX_BODY_BYTES
 from amlvc.server.errors import register_error_handlers
 from amlvc.server.state import STATE_KEY, ServerState
@@ -26,6 +26,6 @@ def create_app(state: ServerState) -> Flask:
     register_error_handlers(app)
     # Every route of the service, family by family (the order only matters where two rules could match).
     for blueprint in (studio.bp, experiments.bp, assets.bp, uploads.bp, deploy.bp, blobs.bp, webservices.bp, arm.bp,
-                      bes.bp):
+                      bes.bp, rrs.bp):
         app.register_blueprint(blueprint)
     return app

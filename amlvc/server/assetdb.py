@@ -8,6 +8,7 @@ from 0. Item key orders are the observed ones (§5.1 datasets, §5.2 trained mod
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 from typing import Any
@@ -214,3 +215,26 @@ def content_blob(conn: sqlite3.Connection, blobs: BlobStore, ws: str, kind: str,
         conn.execute("UPDATE assets SET blob_key = ? WHERE workspace = ? AND kind = ? AND id = ?",
                      (key, ws, kind, asset_id))
     return stored
+
+
+# How the first line of a tabular dataset names its columns: (delimiter, has a header). A file without a
+# header gets Studio's names Col1…ColN (the columns of the apihelp page's sample request).
+TABLE_FORMATS = {"GenericCSV": (",", True), "GenericCSVNoHeader": (",", False), "GenericTSV": ("\t", True),
+                 "GenericTSVNoHeader": ("\t", False)}
+MAX_HEADER_LINE = 64 * 1024
+
+
+def dataset_columns(conn: sqlite3.Connection, blobs: BlobStore, ws: str, dataset_id: str) -> list[str] | None:
+    """The column names of a CSV/TSV dataset version (from its first line), None when they cannot be known."""
+    item = get(conn, ws, "datasources", dataset_id)
+    form = TABLE_FORMATS.get(str((item or {}).get("DataTypeId")))
+    content = content_blob(conn, blobs, ws, "datasources", dataset_id) if form else None
+    if form is None or content is None or not content.path.exists():
+        return None
+    with content.path.open("rb") as data:
+        line = data.readline(MAX_HEADER_LINE).decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    if not line:
+        return None
+    delimiter, header = form
+    cells = next(csv.reader([line], delimiter=delimiter))
+    return [c.strip() for c in cells] if header else [f"Col{i}" for i in range(1, len(cells) + 1)]

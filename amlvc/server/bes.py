@@ -23,7 +23,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 
-from amlvc.server import blobs, ilearner, storage
+from amlvc.server import blobs, ilearner, rrs, storage
 from amlvc.server.state import STATE_KEY, get_state
 from amlvc.server.targets import API_VERSION, ServiceFault, Target, arm_target, bad, classic_target, load_target
 from amlvc.server.wire import json_body, json_response
@@ -237,7 +237,7 @@ def cancel(target: Target, job_id: str) -> Response:
 
 
 def swagger(target: Target | None) -> Response:
-    """A minimal per-service swagger of the BES routes (the real one also describes RRS, not emulated)."""
+    """A minimal per-service swagger of the BES and RRS routes, with the RRS input columns where known."""
     if target is None:
         raise ServiceFault(404, "NotFound", "The specified resource was not found.")
     ref = {"type": "object", "properties": {m: {"type": "string"} for m in REFERENCE_MEMBERS}}
@@ -246,14 +246,16 @@ def swagger(target: Target | None) -> Response:
            "delete": {"operationId": "CancelJob", "responses": {"204": {"description": "cancelled"}}}}
     start_op = {"post": {"operationId": "StartJob", "responses": {"204": {"description": "started"}}}}
     return json_response({
-        "swagger": "2.0", "info": {"title": "Batch Execution Service", "version": API_VERSION},
+        "swagger": "2.0", "info": {"title": "Batch Execution and Request-Response Service", "version": API_VERSION},
         "host": request.host, "basePath": request.path.rsplit("/", 1)[0], "schemes": [request.scheme],
-        "paths": {"/jobs": jobs, "/jobs/{jobId}": job, "/jobs/{jobId}/start": start_op},
+        "paths": {"/jobs": jobs, "/jobs/{jobId}": job, "/jobs/{jobId}/start": start_op,
+                  "/execute": rrs.swagger_path()},
         "definitions": {"AzureBlobDataReference": ref,
                         "BatchExecutionRequest": {"type": "object", "properties": {
                             "Inputs": {"type": "object", "x-ms-inputs": list(target.inputs)},
                             "Outputs": {"type": "object", "x-ms-outputs": dict(target.outputs)},
-                            "GlobalParameters": {"type": "object"}}}},
+                            "GlobalParameters": {"type": "object"}}},
+                        **rrs.swagger_definitions(target)},
     })
 
 

@@ -121,6 +121,20 @@ def port_resources(conn: sqlite3.Connection, ws: str, doc: Mapping[str, Any]) ->
     return list(found.values())
 
 
+def input_columns(conn: sqlite3.Connection, ws: str, doc: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Web-service input name -> its columns: those of the dataset on the port it feeds (as Studio derived the
+    input schema), where that dataset is a CSV or TSV; inputs whose columns cannot be known are left out."""
+    datasets = {f"{n.get('Id')}:{p.get('Name')}": p.get("DataSourceId")
+                for n in _nodes(doc) for p in n.get("InputPortsInternal") or [] if p.get("DataSourceId")}
+    found: dict[str, list[str]] = {}
+    for web_input in (doc.get("WebService") or {}).get("Inputs") or []:
+        dataset = datasets.get(str(web_input.get("PortId")))
+        columns = assetdb.dataset_columns(conn, get_state().blobs, ws, str(dataset)) if dataset else None
+        if columns:
+            found[str(web_input.get("Name"))] = columns
+    return found
+
+
 @bp.post("/workspaces/<ws>/experiments/<exp_id>/webservice")
 def deploy(ws: str, exp_id: str) -> Response:
     check_workspace(ws)
@@ -142,7 +156,8 @@ def deploy(ws: str, exp_id: str) -> Response:
                   "GraphVersion": graph_version(doc), "Resources": resources,
                   "Inputs": [str(i.get("Name")) for i in web.get("Inputs") or []],
                   "Outputs": _output_kinds(doc),
-                  "Parameters": {str(p.get("Name")): p.get("Value") for p in web.get("Parameters") or []}}
+                  "Parameters": {str(p.get("Name")): p.get("Value") for p in web.get("Parameters") or []},
+                  "InputColumns": input_columns(conn, ws, doc)}
         if service is None:
             service = {"Id": secrets.token_hex(16), "CreationTime": wsmodel.iso_now(), "WorkspaceId": ws,
                        "DefaultEndpointName": wsmodel.DEFAULT_ENDPOINT, **frozen}

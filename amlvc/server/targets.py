@@ -13,7 +13,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import request
@@ -53,6 +53,9 @@ class Target:
     inputs: tuple[str, ...]
     outputs: Mapping[str, str]  # output name -> "ilearner" | "dataset"
     models: tuple[str, ...] = ()  # the fingerprints of its trained models (ilearner.py): what scores depend on
+    # input name -> its column names, where the service knows them (else any columns are taken)
+    input_columns: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    parameters: tuple[str, ...] = ()  # the web-service (global) parameters it takes
 
 
 # -- targets ----------------------------------------------------------------------------------
@@ -69,9 +72,10 @@ def classic_target(conn: sqlite3.Connection, ws: str, guid: str) -> Target | Non
         return None
     models = tuple(resource.get("Fingerprint") or _fingerprint(conn, wsmodel.resource_key(resource))
                    for resource in sorted(endpoint.get("Resources", []), key=lambda r: str(r.get("Name"))))
+    columns = {name: tuple(cols) for name, cols in service.get("InputColumns", {}).items()}
     return Target(f"ws/{ws}/{guid}", (endpoint["PrimaryKey"], endpoint["SecondaryKey"]),
                   endpoint["GraphVersion"], tuple(service.get("Inputs", [])), dict(service.get("Outputs", {})),
-                  models)
+                  models, columns, tuple(service.get("Parameters", {})))
 
 
 def _fingerprint(conn: sqlite3.Connection, key: str | None) -> str:
@@ -115,8 +119,11 @@ def arm_target(conn: sqlite3.Connection, sub: str, service_id: str) -> Target | 
     if fingerprints is None:  # a service stored before fingerprints were captured
         fingerprints = armassets.model_fingerprints(conn, props)
     keys = props.get("keys") or {}
+    tables = (props.get("input") or {}).get("properties") or {}
+    columns = {name: tuple((tables.get(name) or {}).get("properties") or {}) for name in inputs}
     return Target(f"arm/{service_id}", (keys.get("primary", ""), keys.get("secondary", "")), graph, inputs, outputs,
-                  tuple(fingerprints[name] for name in sorted(fingerprints)))
+                  tuple(fingerprints[name] for name in sorted(fingerprints)),
+                  {name: cols for name, cols in columns.items() if cols}, tuple(props.get("parameters") or {}))
 
 
 def authorize(target: Target | None) -> Target:
@@ -124,10 +131,10 @@ def authorize(target: Target | None) -> Target:
     token = bearer_token()
     if not token:
         raise ServiceFault(401, "Unauthorized", "The request is unauthorized.",
-                       ("ScoreRequestUnauthorized", "Authorization header with a Bearer API key is required."))
+                           ("ScoreRequestUnauthorized", "Authorization header with a Bearer API key is required."))
     if target is None or not any(k and same_secret(token, k) for k in target.api_keys):
         raise ServiceFault(401, "Unauthorized", "The request is unauthorized.",
-                       ("ScoreRequestUnauthorized", "Invalid credentials provided."))
+                           ("ScoreRequestUnauthorized", "Invalid credentials provided."))
     if request.args.get("api-version") != API_VERSION:
         raise bad("InvalidApiVersion", f"api-version must be {API_VERSION}")
     return target
