@@ -117,16 +117,7 @@ def default_model(api: Api, predictive: dict[str, Any]) -> bytes:
 
 
 def bes_model(api: Api) -> bytes:
-    endpoint = api.endpoint(api.deploy(TRAINING_ID)["WebServiceGroupId"])
-    jobs = f"{endpoint['ApiLocation']}/jobs"
-    key = {"Authorization": f"Bearer {endpoint['PrimaryKey']}"}
-    job = requests.post(f"{jobs}?api-version=2.0", json={"GlobalParameters": {"Train fraction": "0.7"}},
-                        headers=key, timeout=10).json()
-    requests.post(f"{jobs}/{job}/start?api-version=2.0", headers=key, timeout=10)
-    status: dict[str, Any] = {}
-    for _ in range(3):
-        status = requests.get(f"{jobs}/{job}?api-version=2.0", headers=key, timeout=10).json()
-    assert status["StatusCode"] == "Finished", status
+    status = api.train({"GlobalParameters": {"Train fraction": "0.7"}})
     return requests.get(blob_url(status["Results"]["model"], api.url), timeout=10).content
 
 

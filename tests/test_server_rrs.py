@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import requests
-from wskit import DEV, PREDICTIVE_ID, SUB, TOKENS, TRAINING_ID, Api, error, for_create
+from wskit import DEV, PREDICTIVE_ID, SUB, TOKENS, Api, error, for_create
 
 ARM = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices"
 V = "?api-version=2017-01-01"
@@ -65,13 +65,8 @@ def test_execute_answers_as_the_real_service(endpoint: dict[str, Any]) -> None:
 
 def test_scores_follow_the_endpoints_model(api: Api, endpoint: dict[str, Any]) -> None:
     first = execute(endpoint["ApiLocation"], endpoint["PrimaryKey"], body()).json()
-    training = api.endpoint(api.deploy(TRAINING_ID)["WebServiceGroupId"])
-    jobs, key = f"{training['ApiLocation']}/jobs", {"Authorization": f"Bearer {training['PrimaryKey']}"}
-    job = requests.post(f"{jobs}?api-version=2.0", timeout=10, headers=key, json={
-        "GlobalParameters": {"Train fraction": "0.6"}, "Outputs": {"model": {"RelativeLocation": "rrs/m.ilearner"}}})
-    requests.post(f"{jobs}/{job.json()}/start?api-version=2.0", headers=key, timeout=10)
-    for _ in range(2):
-        model = requests.get(f"{jobs}/{job.json()}?api-version=2.0", headers=key, timeout=10).json()
+    model = api.train({"GlobalParameters": {"Train fraction": "0.6"},
+                       "Outputs": {"model": {"RelativeLocation": "rrs/m.ilearner"}}})
     url = f"/workspaces/{DEV}/webservices/{endpoint['WebServiceId']}/endpoints/rrs"
     [resource] = api.bearer("GET", url).json()["Resources"]
     for location, same in ((model["Results"]["model"], False), (resource["Location"], True)):

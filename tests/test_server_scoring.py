@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from wskit import DEV, PREDICTIVE_ID, SUB, TRAINING_ID, Api, blob_url, for_create
+from wskit import DEV, PREDICTIVE_ID, SUB, Api, blob_url, for_create
 
 ARM = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/scorer"
 V = "?api-version=2017-01-01"
@@ -21,28 +21,17 @@ class Jobs:
     url: str  # …/jobs
     key: str
 
-    def run(self, body: dict[str, Any]) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self.key}"}
-        job = requests.post(f"{self.url}?api-version=2.0", json=body, headers=headers, timeout=10)
-        assert job.status_code == 200, job.text
-        requests.post(f"{self.url}/{job.json()}/start?api-version=2.0", headers=headers, timeout=10)
-        status: dict[str, Any] = {}
-        for _ in range(3):
-            status = requests.get(f"{self.url}/{job.json()}?api-version=2.0", headers=headers, timeout=10).json()
-        assert status["StatusCode"] == "Finished", status
-        return status
-
     def scores(self, data: dict[str, str]) -> bytes:
         """The scored output of a batch job on `data`."""
-        result = self.run({"Inputs": {"input1": data}})["Results"]["output1"]
-        return requests.get(blob_url(result, self.api.url), timeout=10).content
+        status = self.api.run_job(self.url, self.key, {"Inputs": {"input1": data}})
+        assert status["StatusCode"] == "Finished", status
+        return requests.get(blob_url(status["Results"]["output1"], self.api.url), timeout=10).content
 
 
 def retrain(api: Api, fraction: str, where: str) -> dict[str, Any]:
     """A model trained by the training service's BES, written to `where`; its result location."""
-    endpoint = api.endpoint(api.deploy(TRAINING_ID)["WebServiceGroupId"])
-    status = Jobs(api, f"{endpoint['ApiLocation']}/jobs", endpoint["PrimaryKey"]).run(
-        {"GlobalParameters": {"Train fraction": fraction}, "Outputs": {"model": {"RelativeLocation": where}}})
+    status = api.train({"GlobalParameters": {"Train fraction": fraction},
+                        "Outputs": {"model": {"RelativeLocation": where}}})
     location: dict[str, Any] = status["Results"]["model"]
     return location
 

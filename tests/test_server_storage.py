@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -18,24 +17,11 @@ ARM = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.MachineLearni
 V = "?api-version=2017-01-01"
 
 
-def training_job(api: Api, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run a BES job on the training service; (its endpoint, its final status)."""
-    endpoint = api.endpoint(api.deploy(TRAINING_ID)["WebServiceGroupId"])
-    jobs, key = f"{endpoint['ApiLocation']}/jobs", {"Authorization": f"Bearer {endpoint['PrimaryKey']}"}
-    job = requests.post(f"{jobs}?api-version=2.0", json=body, headers=key, timeout=10)
-    assert job.status_code == 200, job.text
-    requests.post(f"{jobs}/{job.json()}/start?api-version=2.0", headers=key, timeout=10)
-    status: dict[str, Any] = {}
-    for _ in range(3):
-        status = requests.get(f"{jobs}/{job.json()}?api-version=2.0", headers=key, timeout=10).json()
-    return endpoint, status
-
-
 def test_documents_name_blobs_in_the_account_form_only(api: Api) -> None:
     """Endpoint resources, BES results, definitions and node-output credentials: no host or port of the server."""
     port = urlsplit(api.url).netloc
     resources = api.endpoint(api.deploy()["WebServiceGroupId"])["Resources"]
-    _, status = training_job(api, {"GlobalParameters": {"Train fraction": "0.7"}})
+    status = api.train({"GlobalParameters": {"Train fraction": "0.7"}})
     definition = api.studio("GET", f"/api/workspaces/{DEV}/experiments/{PREDICTIVE_ID}/webservicedefinition").json()
     locations = [r["Location"] for r in resources] + list(status["Results"].values())
     assert locations and all(loc["BaseLocation"] == ACCOUNT for loc in locations)
@@ -58,7 +44,7 @@ def test_the_workspace_names_its_storage_account(api: Api) -> None:
 
 
 def test_the_server_serves_every_account_path_style_and_verifies_every_sas(api: Api) -> None:
-    _, status = training_job(api, {})
+    status = api.train({})
     result = status["Results"]["model"]
     good = blob_url(result, api.url)
     assert good.startswith(f"{api.url}/amlvclocal/") and requests.get(good, timeout=10).status_code == 200
@@ -81,7 +67,7 @@ def test_the_server_serves_every_account_path_style_and_verifies_every_sas(api: 
 
 
 def test_urls_sent_back_in_the_account_form_resolve_and_their_sas_is_verified(api: Api) -> None:
-    _, status = training_job(api, {"Outputs": {"model": {"RelativeLocation": "retrain/sent-back.ilearner"}}})
+    status = api.train({"Outputs": {"model": {"RelativeLocation": "retrain/sent-back.ilearner"}}})
     result = status["Results"]["model"]
     signed = f"{ACCOUNT}retrain/sent-back.ilearner{result['SasBlobToken']}"
     forged = signed.replace("sig=", "sig=x")
@@ -129,7 +115,7 @@ def test_the_client_downloads_a_blob_url_of_a_document(api: Api) -> None:
     from amlvc.client import Client, RetryPolicy
     from amlvc.errors import RemoteError
 
-    _, status = training_job(api, {})
+    status = api.train({})
     result = status["Results"]["model"]
     url = result["BaseLocation"] + result["RelativeLocation"] + result["SasBlobToken"]
     client = Client("dev", DEV, hosts_for(endpoint=api.url), TOKENS[DEV], retry=RetryPolicy(attempts=2))

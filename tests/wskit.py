@@ -65,6 +65,24 @@ class Api:
         created: dict[str, Any] = resp.json()
         return created
 
+    def run_job(self, jobs: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Submit, start and poll a BES job at `jobs` (an ApiLocation + `/jobs`) until it settles; its status."""
+        headers = {"Authorization": f"Bearer {key}"}
+        job = requests.post(f"{jobs}?api-version=2.0", json=body, headers=headers, timeout=10)
+        assert job.status_code == 200, job.text
+        requests.post(f"{jobs}/{job.json()}/start?api-version=2.0", headers=headers, timeout=10)
+        status: dict[str, Any] = {}
+        for _ in range(3):  # NotStarted -> Running (one poll) -> settled
+            status = requests.get(f"{jobs}/{job.json()}?api-version=2.0", headers=headers, timeout=10).json()
+        return status
+
+    def train(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A finished BES job of the deployed training experiment (e.g. `Outputs` to put its model somewhere)."""
+        endpoint = self.endpoint(self.deploy(TRAINING_ID)["WebServiceGroupId"])
+        status = self.run_job(f"{endpoint['ApiLocation']}/jobs", endpoint["PrimaryKey"], body)
+        assert status["StatusCode"] == "Finished", status
+        return status
+
     def upload(self, data: bytes) -> dict[str, str]:
         """A blob holding `data`, as a BES AzureBlobDataReference without SAS (the service reads its own storage)."""
         resp = self.studio("POST", f"/api/resourceuploads/workspaces/{DEV}/?userStorage=true&dataTypeId=GenericCSV",

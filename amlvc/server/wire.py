@@ -88,7 +88,8 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]", re.ASCII)
 
 
-def _pointer_token(key: str) -> str:
+def pointer_token(key: str) -> str:
+    """A member name as one JSON Pointer token (RFC 6901: `~` as `~0`, `/` as `~1`)."""
     return key.replace("~", "~0").replace("/", "~1")
 
 
@@ -102,7 +103,7 @@ def lone_surrogate_at(value: Any, path: str = "") -> str | None:
         return path if _LONE_SURROGATE.search(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
-            here = f"{path}/{_pointer_token(_LONE_SURROGATE.sub('?', key))}"
+            here = f"{path}/{pointer_token(_LONE_SURROGATE.sub('?', key))}"
             if _LONE_SURROGATE.search(key):
                 return here
             found = lone_surrogate_at(item, here)
