@@ -59,6 +59,8 @@ def test_the_server_serves_every_account_path_style_and_verifies_every_sas(api: 
         assert resp.status_code == 403, url
         signature = parse_qs(urlsplit(good).query)["sig"][0]
         assert signature[:12] not in resp.text  # no signature is echoed
+    traversal = requests.get(f"{api.url}/amlvclocal/..%2F..%2Fworkspace.sqlite3?" + good.split("?")[1], timeout=10)
+    assert traversal.status_code == 404
     # a node-output credential whose inner account-form URL is forged
     doc = api.studio("GET", f"/api/workspaces/{DEV}/experiments/{TRAINING_ID}").json()
     output = doc["NodeStatuses"][0]["OutputEndpoints"][0]

@@ -172,6 +172,9 @@ def test_patch_refusals(api: Api, service: str) -> None:
          403, "does not grant reading it"),
         (url, {"Resources": [{"Name": resource["Name"], "Location": {
             **good, "SasBlobToken": good["SasBlobToken"].replace("sig=", "sig=x")}}]}, 403, "does not match"),
+        (url, {"Resources": [{"Name": resource["Name"], "Location": {  # a SAS in the RelativeLocation: not echoed
+            **good, "RelativeLocation": "no/such.ilearner?sig=secret-signature", "SasBlobToken": None}}]}, 400,
+         "no/such.ilearner' is invalid"),
         (url, {"Resources": [{"Name": resource["Name"],
                               "Location": {"BaseLocation": "https://example.org/", "RelativeLocation": "a.ilearner"}}]},
          400, "invalid"),
@@ -185,6 +188,7 @@ def test_patch_refusals(api: Api, service: str) -> None:
         resp = api.bearer("PATCH", path, json=body)
         assert resp.status_code == status, (body, resp.text)
         assert words in error(resp)["message"], resp.text
+        assert "secret-signature" not in resp.text
     assert api.endpoint(service, "ep-refuse")["Resources"][0]["Location"]["RelativeLocation"] == \
         good["RelativeLocation"]
 

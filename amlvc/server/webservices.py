@@ -238,7 +238,8 @@ def _checked_location(conn: sqlite3.Connection, resource_name: str, location: An
             raise fault(400, "BadArgument", f"resource {resource_name!r}: Location.{member} is required")
     if loc["SasBlobToken"] is not None and not isinstance(loc["SasBlobToken"], str):
         raise fault(400, "BadArgument", f"resource {resource_name!r}: Location.SasBlobToken must be a string")
-    url = loc["BaseLocation"].rstrip("/") + "/" + loc["RelativeLocation"].lstrip("/")
+    # shown in messages without its query: a SAS signature is never echoed
+    url = (loc["BaseLocation"].rstrip("/") + "/" + loc["RelativeLocation"].lstrip("/")).split("?")[0]
     if not loc["RelativeLocation"].split("?")[0].lower().endswith(".ilearner"):
         raise fault(400, "InvalidBlobExtension",
                     f"resource {resource_name!r}: a trained model must be an '.ilearner' blob, got {url!r}")
