@@ -5,16 +5,16 @@ Routes: classic `/workspaces/{ws}/services/{endpointGuid}/jobs…` and ARM
 authorised by the endpoint's / service's API key as a Bearer token. Submit answers the job id as
 a JSON string; start 204; cancel (DELETE) 204. A started job reports `Running` on its first status
 poll and runs on the next: each output is written to the local blob store — an `.ilearner` for an
-output wired to a trained model (bytes derived deterministically from the graph, the inputs'
-contents and the global parameters), a small CSV otherwise — and `Results` carry
-BaseLocation + RelativeLocation + SasBlobToken, a readable URL with a fresh SAS on every GET.
+output wired to a trained model (ilearner.py: trained on the graph, the inputs' contents and the global
+parameters), a small CSV of scores otherwise (derived from those and the fingerprints of the target's
+trained models, targets.py) — and `Results` carry BaseLocation + RelativeLocation + SasBlobToken in
+the storage account's form (storage.py), with a SAS made on every GET.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 import sqlite3
 from collections.abc import Mapping
@@ -37,7 +37,6 @@ CREATE TABLE IF NOT EXISTS bes_jobs (
 
 EXTENSIONS = {"ilearner": (".ilearner",), "dataset": (".csv", ".tsv", ".arff")}
 REFERENCE_MEMBERS = ("ConnectionString", "RelativeLocation", "BaseLocation", "SasBlobToken")
-ACCOUNT_RE = re.compile(r"AccountName=([^;]*)", re.IGNORECASE)
 
 
 @bp.record_once
@@ -141,11 +140,11 @@ def _map(value: Any, member: str) -> dict[str, Any]:
 def _run(conn: sqlite3.Connection, target: Target, job: dict[str, Any]) -> None:
     """Write the job's outputs (or fail it when an input blob is missing); inside the caller's transaction."""
     req = job["Request"]
-    blobs = get_state().blobs
+    store = get_state().blobs
     digests: dict[str, Any] = {}
     for name, ref in sorted(req["Inputs"].items()):
         key = reference_key(ref)
-        info = blobs.info(conn, key) if key else None
+        info = store.info(conn, key) if key else None
         if info is None:
             job.update(Status="Failed", Details=f"Input '{name}': the blob '{key}' does not exist or is not readable.")
             return
@@ -163,7 +162,7 @@ def _run(conn: sqlite3.Connection, target: Target, job: dict[str, Any]) -> None:
         else:
             digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
             data = f"output,digest\r\n{name},{digest}\r\n".encode()
-        blobs.put(conn, key, data)
+        store.put(conn, key, data)
         results[name] = key
     job.update(Status="Finished", Results=results, Details=None)
 
@@ -183,7 +182,7 @@ def _load_job(conn: sqlite3.Connection, target: Target, job_id: str) -> dict[str
     row = conn.execute("SELECT doc FROM bes_jobs WHERE target = ? AND id = ?", (target.key, job_id)).fetchone()
     if row is None:
         raise ServiceFault(404, "NotFound", "The specified resource was not found.",
-                       ("JobNotFound", f"No job could be found with the id {job_id!r}."))
+                           ("JobNotFound", f"No job could be found with the id {job_id!r}."))
     return dict(json.loads(row["doc"]))
 
 
@@ -209,7 +208,7 @@ def start(target: Target, job_id: str) -> Response:
         job = _load_job(conn, target, job_id)
         if job["Status"] != "NotStarted":
             raise ServiceFault(400, "InvalidOperation", "The requested operation is invalid.",
-                           ("CannotStartJob", f"The job cannot be started: it is {job['Status']}."))
+                               ("CannotStartJob", f"The job cannot be started: it is {job['Status']}."))
         job.update(Status="Running", Polls=0)
         _save_job(conn, target, job)
     return Response(status=204)
