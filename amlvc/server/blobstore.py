@@ -2,10 +2,10 @@
 
 A blob has a key like `datasets/{guid}/{guid}.csv` or `experimentoutput/{guid}/{guid}.ilearner`;
 the key maps (table `blobs`) to a file `blobs/{sha[:2]}/{sha}` written before the row is
-committed, so a crash leaves at worst an unreferenced file. URLs look like Azure SAS URLs:
-`/blobs/{key}?sv=2015-02-21&sr=b&st=…&se=…&sp=r&sig=…` with an HMAC-SHA256 signature over
-key, start, expiry and permission; the HMAC key lives in the `meta` table so URLs stay valid
-across restarts until `se`.
+committed (spooled bodies are renamed into place), so a crash leaves at worst an unreferenced file.
+SAS queries look like Azure's, `sv=2015-02-21&sr=b&sig=…&st=…&se=…&sp=r`, with an HMAC-SHA256 signature
+over key, start, expiry and permission, so one SAS opens every URL form of the blob (storage.py); the
+HMAC key lives in the `meta` table so URLs stay valid across restarts until `se`.
 """
 
 from __future__ import annotations
