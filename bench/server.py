@@ -14,6 +14,11 @@ the client sees. A GET's bytes depend only on Etag, host and second, so concurre
 experiment share one rendering per second; the "first GET" line shows the cost without that sharing
 (what a pull of many experiments pays). Target (issue 3): served in under 5 ms median with 16
 concurrent clients.
+
+With --bodies it measures memory instead: a fresh server process receives --clients parallel uploads
+(`resourceuploads`, Transfer-Encoding: chunked) of --body-mib MiB each, and the script prints the
+answers and the process's peak resident memory (VmHWM from /proc, so Linux only) before and after.
+Bodies over 64 MiB are refused (413) after being read through; smaller ones are stored.
 """
 
 from __future__ import annotations
@@ -84,6 +89,56 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
+def serve(data: str) -> tuple[subprocess.Popen[str], str]:
+    """`python -m amlvc serve` on a free port with the bench workspace: the process and its URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "amlvc", "serve", "--port", "0", "--json", "--data", data,
+                             "--workspace", f"{WS}:{TOKEN}"], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+    assert proc.stdout is not None
+    return proc, json.loads(proc.stdout.readline())["url"]
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The peak resident memory of a process so far (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def upload_memory(clients: int, mib: int) -> str:
+    """One line: `clients` parallel chunked uploads of `mib` MiB to a fresh server, their answers, its peak RSS."""
+    proc, url = serve(tempfile.mkdtemp(prefix="amlvc-bench-bodies-"))
+    try:
+        before = peak_rss_mib(proc.pid)
+        answers: list[str] = []
+
+        def body() -> Any:
+            piece = b"x" * (1024 * 1024)
+            for _ in range(mib):
+                yield piece
+
+        def upload() -> None:
+            try:
+                resp = requests.post(f"{url}/api/resourceuploads/workspaces/{WS}/?userStorage=true"
+                                     "&dataTypeId=GenericCSV", data=body(), headers=HEADERS, timeout=600)
+                answers.append(str(resp.status_code))
+            except requests.RequestException as exc:
+                answers.append(type(exc).__name__)
+
+        threads = [threading.Thread(target=upload) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        after = peak_rss_mib(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    counts = ", ".join(f"{answers.count(a)} x {a}" for a in sorted(set(answers)))
+    return (f"{clients} parallel chunked uploads of {mib} MiB: answers {counts}; server peak RSS {before:.0f} MiB "
+            f"at start, {after:.0f} MiB after")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", type=int, default=40)
@@ -91,14 +146,16 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="GETs per client")
     parser.add_argument("--cold", type=int, default=20, help="distinct experiments for the first-GET figure")
     parser.add_argument("--paced-ms", type=float, default=100.0, help="interval of each client in the paced run")
+    parser.add_argument("--bodies", action="store_true", help="measure peak memory under parallel uploads instead")
+    parser.add_argument("--body-mib", type=int, action="append", help="upload size for --bodies (repeatable; "
+                                                                       "default 200 and 60)")
     args = parser.parse_args()
-    data = tempfile.mkdtemp(prefix="amlvc-bench-server-")
-    proc = subprocess.Popen([sys.executable, "-m", "amlvc", "serve", "--port", "0", "--json", "--data", data,
-                             "--workspace", f"{WS}:{TOKEN}"], stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ))
+    if args.bodies:
+        for mib in args.body_mib or [200, 60]:
+            print(upload_memory(args.clients, mib))
+        return
+    proc, url = serve(tempfile.mkdtemp(prefix="amlvc-bench-server-"))
     try:
-        assert proc.stdout is not None
-        url = json.loads(proc.stdout.readline())["url"]
         api = f"{url}/api/workspaces/{WS}/experiments"
         body = {"Description": "bench", "Summary": "", "IsDraft": False, "ParentExperimentId": None,
                 "DisableNodesUpdate": None, "Category": "user", "ExperimentGraph": graph(args.modules),

@@ -71,6 +71,10 @@ def main() -> None:
         resource = http.get(f"{endpoints}/default", headers=BEARER).json()["Resources"][0]
         wsd_url = f"{url}/api/workspaces/{WS}/experiments/{PREDICTIVE}/webservicedefinition"
         wsd = http.get(wsd_url, headers=STUDIO).json()
+        # an ARM create names its commitment plan and storage account (the Studio export has neither)
+        wsd["Properties"]["CommitmentPlan"] = {"Id": f"/subscriptions/{SUB}/resourceGroups/rg/providers/"
+                                                     "Microsoft.MachineLearning/commitmentPlans/bench-plan"}
+        wsd["Properties"]["StorageAccount"] = {"Name": "benchstore", "Key": "bench-storage-key"}
         arm = f"{url}/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/bench"
         version = "?api-version=2017-01-01"
         http.put(arm + version, headers=BEARER, json=wsd).raise_for_status()

@@ -76,7 +76,7 @@ def test_promote_a_new_model_then_diff_and_log_speak_of_it(tmp_path: Path, run_c
         status = next(s for s in leaf["NodeStatuses"] if s["NodeId"] == TRAIN_NODE)
         ep = status["OutputEndpoints"][0]
         with pushkit.client(server) as c:
-            data = c.download(ep["BaseUri"] + ep["Location"] + ep["AccessCredential"])
+            data = c.download_blob(ep["BaseUri"] + ep["Location"] + ep["AccessCredential"])
         assert hashlib.sha256(data).hexdigest() == version["sha256"] == hashlib.sha256(
             _object(root, version["sha256"]).read_bytes()).hexdigest()
         assert version["source"]["run"] == leaf["RunId"] and version["size"] == len(data)

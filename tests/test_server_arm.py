@@ -10,14 +10,25 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wskit import DEV, FIXTURES, ISO7, OTHER, PREDICTIVE_ID, SUB, TOKENS, Api, error
+from wskit import (
+    DEV,
+    FIXTURES,
+    ISO7,
+    OTHER,
+    PLAN,
+    PREDICTIVE_ID,
+    STORAGE_KEY,
+    SUB,
+    TOKENS,
+    Api,
+    error,
+    for_create,
+)
 
 from amlvc.server.runner import ServerHandle
 
 API = "?api-version=2017-01-01"
 RG = "kuendigung-rg"
-PLAN = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.MachineLearning/commitmentPlans/plan-s1"
-STORAGE_KEY = "k" * 86 + "=="
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +37,7 @@ def export(seeded_server: ServerHandle) -> dict[str, Any]:
     path = f"/api/workspaces/{DEV}/experiments/{PREDICTIVE_ID}/webservicedefinition"
     resp = Api(seeded_server.url).studio("GET", path)
     assert resp.status_code == 200, resp.text
-    wsd: dict[str, Any] = resp.json()
-    wsd["Properties"]["StorageAccount"] = {"Name": "localstore", "Key": STORAGE_KEY}
-    wsd["Properties"]["CommitmentPlan"] = {"Id": PLAN}
-    return wsd
+    return for_create(resp.json())
 
 
 def path(name: str, suffix: str = "", rg: str = RG) -> str:
@@ -73,6 +81,46 @@ def test_put_get_listkeys(api: Api, export: dict[str, Any]) -> None:
     keys = api.bearer("GET", path("scoring-1", "/listKeys") + API).json()
     assert set(keys) == {"primary", "secondary"} and len(keys["primary"]) == 88
     assert keys["primary"] not in got.text and STORAGE_KEY not in got.text and PLAN not in got.text
+
+
+@pytest.mark.parametrize(("drop", "value", "code"), [
+    ("CommitmentPlan", None, "CommitmentPlanRequired"),
+    ("CommitmentPlan", {"Id": ""}, "CommitmentPlanRequired"),
+    ("CommitmentPlan", {"Id": "plan-s1"}, "InvalidCommitmentPlanId"),
+    ("StorageAccount", None, "StorageAccountRequired"),
+    ("StorageAccount", {"Name": "localstore"}, "StorageAccountKeyRequired"),
+])
+def test_create_needs_a_commitment_plan_and_a_storage_account(api: Api, export: dict[str, Any], drop: str,
+                                                              value: Any, code: str) -> None:
+    body = copy.deepcopy(export)
+    if value is None:
+        del body["Properties"][drop]
+    else:
+        body["Properties"][drop] = value
+    resp = put(api, "planless", body)
+    assert resp.status_code == 400, resp.text
+    err = error(resp)
+    assert err["code"] == "BadRequest" and err["details"][0]["code"] == code
+    assert STORAGE_KEY not in resp.text
+    assert api.bearer("GET", path("planless") + API).status_code == 404  # nothing stored
+
+
+def test_an_update_needs_no_commitment_plan(api: Api, export: dict[str, Any]) -> None:
+    assert put(api, "planned", export).status_code == 201
+    body = copy.deepcopy(export)
+    del body["Properties"]["CommitmentPlan"]
+    del body["Properties"]["StorageAccount"]["Key"]
+    body["Properties"]["Title"] = "updated without a plan"
+    resp = put(api, "planned", body)
+    assert resp.status_code == 200, resp.text and operation(api, resp)["status"] == "Succeeded"
+    patched = api.bearer("PATCH", path("planned") + API, json={"properties": {"packageType": "Graph",
+                                                                               "description": "patched"}})
+    assert patched.status_code == 200, patched.text
+    props = api.bearer("GET", path("planned") + API).json()["properties"]
+    assert props["title"] == "updated without a plan" and props["description"] == "patched"
+    again = copy.deepcopy(export)
+    again["Properties"]["CommitmentPlan"] = {"Id": PLAN + "-other"}
+    assert error(put(api, "planned", again))["details"][0]["code"] == "CannotChangeCommitmentPlan"  # the plan kept
 
 
 def test_put_existing_is_200_and_keeps_keys(api: Api, export: dict[str, Any]) -> None:

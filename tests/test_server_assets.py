@@ -132,6 +132,34 @@ def test_upload_errors_change_nothing(studio: Studio) -> None:
     assert done.status_code == 200
 
 
+@pytest.mark.parametrize("name", ["unittestcsvwh:abc123", "a/b", "back\\slash", "what?", "tab\there", 'q"uote'])
+def test_a_dataset_name_with_forbidden_characters_is_refused(studio: Studio, name: str) -> None:
+    before = [i["Id"] for i in studio.get("datasources").json()]
+    refused = upload(studio, name, b"a,b\r\n1,2\r\n", chunks=1)
+    assert refused.status_code == 400, refused.text
+    err = refused.json()["Error"]
+    assert "forbidden characters" in err["Message"] and err["Target"] == "/DataSource/Name"
+    assert [i["Id"] for i in studio.get("datasources").json()] == before  # nothing stored
+    exp_id, done = _ran_experiment(studio)
+    node = done["NodeStatuses"][0]
+    promote = studio.post("datasources", {"ExperimentId": exp_id, "ModuleNodeId": node["NodeId"],
+                                          "OutputName": node["OutputEndpoints"][0]["Name"],
+                                          "DataSource": {"Name": name, "DataTypeId": "Dataset"}})
+    assert promote.status_code == 400 and "forbidden characters" in promote.json()["Error"]["Message"]
+    assert [i["Id"] for i in studio.get("datasources").json()] == before
+    assert upload(studio, "Kundenstamm 2016 (v2).csv", b"a\r\n1\r\n").status_code == 200  # spaces, dots, brackets
+
+
+def test_the_azureml_client_sees_the_forbidden_characters_refusal(studio: Studio) -> None:
+    """The azureml 0.2.7 client's own test_add_from_dataframe_invalid_name, against the local workspace."""
+    azureml = pytest.importorskip("azureml")
+    ws = azureml.Workspace(workspace_id=WS, authorization_token=studio.token, endpoint=studio.url)
+    with pytest.raises(azureml.AzureMLHttpError) as info:
+        ws.datasets.add_from_raw_data(b"a,b\r\n1,2\r\n", "GenericCSV", "unittestcsvwh:x1y2z3", "refused")
+    assert info.value.status_code == 400 and "forbidden characters" in str(info.value)
+    assert "unittestcsvwh:x1y2z3" not in [d.name for d in ws.user_datasets]
+
+
 def _ran_experiment(studio: Studio) -> tuple[str, dict[str, Any]]:
     exp_id = studio.create("promoter")
     return exp_id, studio.run(exp_id)

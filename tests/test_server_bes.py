@@ -10,10 +10,11 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from wskit import DEV, HEX32, PREDICTIVE_ID, SUB, TOKENS, TRAINING_ID, Api, blob_url, error, start
+from wskit import DEV, HEX32, PREDICTIVE_ID, SUB, TOKENS, TRAINING_ID, Api, blob_url, error, for_create, start
+
+from amlvc.server import ilearner
 
 V = "?api-version=2.0"
-MAGIC = b"AMLVC-ILEARNER/1\n"
 
 
 @dataclass
@@ -57,9 +58,9 @@ def training(api: Api) -> Endpoint:
     return Endpoint(api, f"{endpoint['ApiLocation']}/jobs", endpoint["PrimaryKey"])
 
 
-def model_bytes(status: dict[str, Any], output: str = "model") -> bytes:
+def model_bytes(status: dict[str, Any], server: str, output: str = "model") -> bytes:
     assert status["StatusCode"] == "Finished", status
-    resp = requests.get(blob_url(status["Results"][output]), timeout=10)
+    resp = requests.get(blob_url(status["Results"][output], server), timeout=10)
     assert resp.status_code == 200
     return resp.content
 
@@ -75,7 +76,7 @@ def test_lifecycle(training: Endpoint) -> None:
         assert list(result) == ["ConnectionString", "RelativeLocation", "BaseLocation", "SasBlobToken"]
         assert result["ConnectionString"] is None and result["SasBlobToken"].startswith("?sv=")
         assert result["RelativeLocation"].endswith(".csv" if name == "evaluation" else ".ilearner")
-    assert model_bytes(done).startswith(MAGIC)
+    assert ilearner.parse(model_bytes(done, training.api.url)) is not None
     again = training.call("POST", f"/{job}/start")
     assert again.status_code == 400 and error(again)["details"][0]["code"] == "CannotStartJob"
     assert training.call("DELETE", f"/{job}").status_code == 204
@@ -106,7 +107,7 @@ def test_ilearner_is_deterministic(api: Api, training: Endpoint) -> None:
         if target:
             body["Outputs"] = {"model": {"ConnectionString": "DefaultEndpointsProtocol=https;AccountName=acct;"
                                                              "AccountKey=c2VjcmV0", "RelativeLocation": target}}
-        return model_bytes(training.run(body))
+        return model_bytes(training.run(body), api.url)
 
     first = train(data_a, "0.7", "retrain/churn/model-1.ilearner")
     assert first == train(data_a, "0.7", "retrain/churn/model-2.ilearner")
@@ -122,9 +123,10 @@ def test_output_override_is_where_the_blob_goes(api: Api, training: Endpoint) ->
                                                  "RelativeLocation": "models/churn-2017-04.ilearner"}}})
     result = status["Results"]["model"]
     assert result["RelativeLocation"] == "models/churn-2017-04.ilearner"
-    assert result["BaseLocation"] == f"{api.url}/blobs/"
-    assert requests.get(blob_url(result), timeout=10).content.startswith(MAGIC)
-    assert requests.get(f"{result['BaseLocation']}{result['RelativeLocation']}", timeout=10).status_code == 403
+    assert result["BaseLocation"] == "https://amlvclocal.blob.core.windows.net/"  # no host or port of this server
+    assert ilearner.parse(requests.get(blob_url(result, api.url), timeout=10).content) is not None
+    unsigned = {**result, "SasBlobToken": None}
+    assert requests.get(blob_url(unsigned, api.url), timeout=10).status_code == 403
 
 
 @pytest.mark.parametrize("body, code", [
@@ -200,7 +202,7 @@ def test_retrain_and_patch_flow(api: Api, training: Endpoint) -> None:
     assert patched.status_code == 200, patched.text
     location = api.endpoint(service, "retrained")["Resources"][0]["Location"]
     assert location["RelativeLocation"] == "retrain/churn/model-0.65.ilearner"
-    assert requests.get(blob_url(location), timeout=10).content == model_bytes(status)
+    assert requests.get(blob_url(location, api.url), timeout=10).content == model_bytes(status, api.url)
     assert api.endpoint(service)["Resources"][0]["Location"]["RelativeLocation"] == \
         resource["Location"]["RelativeLocation"]
     refresh = f"/workspaces/{DEV}/webservices/{service}/endpoints/retrained/refresh"
@@ -212,7 +214,7 @@ def test_retrain_and_patch_flow(api: Api, training: Endpoint) -> None:
 
 
 def test_jobs_on_an_arm_training_service(api: Api) -> None:
-    wsd = api.studio("GET", f"/api/workspaces/{DEV}/experiments/{TRAINING_ID}/webservicedefinition").json()
+    wsd = for_create(api.studio("GET", f"/api/workspaces/{DEV}/experiments/{TRAINING_ID}/webservicedefinition").json())
     arm = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.MachineLearning/webServices/trainer"
     created = api.bearer("PUT", f"{arm}?api-version=2017-01-01", json=wsd)
     assert created.status_code == 201, created.text
@@ -221,7 +223,7 @@ def test_jobs_on_an_arm_training_service(api: Api) -> None:
     jobs = props["swaggerLocation"].replace("/swagger.json", "/jobs")
     endpoint = Endpoint(api, jobs, keys["primary"])
     status = endpoint.run({"GlobalParameters": {"Train fraction": "0.7"}})
-    assert model_bytes(status).startswith(MAGIC)
+    assert ilearner.parse(model_bytes(status, api.url)) is not None
     assert endpoint.call("GET", f"/{'0' * 32}", key=TOKENS[DEV]).status_code == 401
     swagger = requests.get(props["swaggerLocation"], timeout=10)
     assert swagger.status_code == 200 and swagger.json()["swagger"] == "2.0"
@@ -241,15 +243,16 @@ def test_jobs_and_arm_services_survive_restart(tmp_path: Path) -> None:
         job = training.submit({})
         training.call("POST", f"/{job}/start")
         training.status(job)
-        model = model_bytes(training.status(job))
-        wsd = api.studio("GET", f"/api/workspaces/{DEV}/experiments/{PREDICTIVE_ID}/webservicedefinition").json()
+        model = model_bytes(training.status(job), api.url)
+        wsd = for_create(api.studio("GET", f"/api/workspaces/{DEV}/experiments/{PREDICTIVE_ID}/"
+                                    "webservicedefinition").json())
         assert api.bearer("PUT", f"{arm}?api-version=2017-01-01", json=wsd).status_code == 201
         keys = api.bearer("GET", f"{arm}/listKeys?api-version=2017-01-01").json()
     with start(data) as second:
         api = Api(second.url)
         jobs = f"{second.url}/workspaces/{DEV}/services/{endpoint['ApiLocation'].rsplit('/', 1)[1]}/jobs"
         again = Endpoint(api, jobs, endpoint["PrimaryKey"])
-        assert model_bytes(again.status(job)) == model
+        assert model_bytes(again.status(job), api.url) == model
         assert api.bearer("GET", f"{arm}/listKeys?api-version=2017-01-01").json() == keys
         assert api.bearer("GET", f"{arm}?api-version=2017-01-01").json()["properties"]["provisioningState"] == \
             "Succeeded"
@@ -263,7 +266,7 @@ def test_batch_scoring_on_a_predictive_service(api: Api) -> None:
     assert set(status["Results"]) == {"output1"}
     result = status["Results"]["output1"]
     assert result["RelativeLocation"].endswith(".csv")
-    assert requests.get(blob_url(result), timeout=10).content.startswith(b"output,digest\r\n")
+    assert requests.get(blob_url(result, api.url), timeout=10).content.startswith(b"output,digest\r\n")
     wrong = scoring.call("POST", json={"Outputs": {"output1": {"RelativeLocation": "scores/out.ilearner"}}})
     assert wrong.status_code == 400 and error(wrong)["details"][0]["code"] == "InvalidBlobExtension"
     tsv = scoring.run({"Inputs": {"input1": data}, "Outputs": {"output1": {"RelativeLocation": "scores/out.TSV"}}})

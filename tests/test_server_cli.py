@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from serverkit import TOKEN_HEADER, WS
 
@@ -105,3 +106,26 @@ def test_serve_refusals(run_cli: Any, tmp_path: Path) -> None:
     for option in ("--data", "--host", "--port", "--workspace", "--seed", "--latency-ms", "--fault-rate",
                    "--fault-seed", "--json"):
         assert option in help_text.stdout
+
+
+def test_seed_takes_a_value_and_never_swallows_an_option(run_cli: Any, tmp_path: Path) -> None:
+    swallowed = run_cli(["serve", "--data", str(tmp_path / "d"), "--seed", "--port", "0", "--workspace", WS])
+    assert swallowed.exit_code == 2 and "--seed demo" in swallowed.stderr and "'--port'" in swallowed.stderr
+    assert not (tmp_path / "d").exists()
+    last = run_cli(["serve", "--workspace", WS, "--seed"])
+    assert last.exit_code == 2 and "--seed" in last.stderr
+    both = run_cli(["serve", "--data", str(tmp_path / "d"), "--demo", "--seed", str(tmp_path), "--workspace", WS])
+    assert both.exit_code == 2 and "--demo" in both.stderr and not (tmp_path / "d").exists()
+    help_text = run_cli(["serve", "--help"]).stdout
+    assert "--seed DIR|demo" in help_text and "--demo" in help_text and "Examples:" in help_text
+
+
+@pytest.mark.parametrize("seed_args", [["--demo"], ["--seed", "demo"]])
+def test_demo_seed_flag_and_value_serve_the_fixtures(seed_args: list[str]) -> None:
+    with serve("--workspace", f"{DEMO_WORKSPACE_ID}:tok", *seed_args) as (proc, info):
+        listed = requests.get(f"{info['url']}/api/workspaces/{DEMO_WORKSPACE_ID}/experiments",
+                              headers={TOKEN_HEADER: "tok"}, timeout=10).json()
+        assert len(listed) == 2
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+        assert proc.returncode == 0

@@ -109,7 +109,7 @@ def test_webservicedefinition(api: Api) -> None:
     default = api.endpoint(api.deploy()["WebServiceGroupId"])["Resources"][0]["Location"]
     assert model["LocationInfo"] == {
         "Uri": f"https://amlvclocal.blob.core.windows.net/{default['RelativeLocation']}", "Credentials": ""}
-    assert requests.get(blob_url(default), timeout=10).status_code == 200
+    assert requests.get(blob_url(default, api.url), timeout=10).status_code == 200
     package = props["Package"]
     nodes, edges = package["Nodes"], package["Edges"]
     assert all(set(node) & {"AssetId", "InputId", "OutputId"} for node in nodes.values())

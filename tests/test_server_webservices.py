@@ -66,7 +66,7 @@ def test_list_get_and_shapes(api: Api, service: str) -> None:
     [resource] = endpoint["Resources"]
     assert resource["Kind"] == "TrainedModel" and resource["Location"]["RelativeLocation"].endswith(".ilearner")
     # the resource location is a readable blob URL with a SAS (regenerated per GET)
-    assert requests.get(blob_url(resource["Location"]), timeout=10).status_code == 200
+    assert requests.get(blob_url(resource["Location"], api.url), timeout=10).status_code == 200
     assert api.bearer("GET", f"/workspaces/{OTHER}/webservices", token=TOKENS[OTHER]).json() == []
 
 
@@ -141,13 +141,18 @@ def test_patch_resources(api: Api, service: str) -> None:
     lower = api.bearer("PATCH", f"{base(service)}/endpoints/ep-patch",
                        json={"resources": [{"name": resource["Name"], "location": resource["Location"]}]})
     assert lower.status_code == 200, lower.text
-    # any storage account URL names the local blob store: the definition's host-independent form works too
-    account = {"BaseLocation": "https://amlvclocal.blob.core.windows.net/",
-               "RelativeLocation": resource["Location"]["RelativeLocation"], "SasBlobToken": "?sv=x&sig=y"}
+    assert resource["Location"]["BaseLocation"] == "https://amlvclocal.blob.core.windows.net/"  # no host or port
+    # any storage account URL names the local blob store: another account, the container in BaseLocation, no
+    # SAS (the service reads its own storage with its key); a GET gives it back with a SAS made then
+    container, _, path = resource["Location"]["RelativeLocation"].partition("/")
+    account = {"BaseLocation": f"https://contosomlstore.blob.core.windows.net/{container}/", "RelativeLocation": path,
+               "SasBlobToken": None}
     as_account = api.bearer("PATCH", f"{base(service)}/endpoints/ep-patch",
                             json={"Resources": [{"Name": resource["Name"], "Location": account}]})
     assert as_account.status_code == 200, as_account.text
-    assert api.endpoint(service, "ep-patch")["Resources"][0]["Location"] == account
+    served = api.endpoint(service, "ep-patch")["Resources"][0]["Location"]
+    assert {**served, "SasBlobToken": None} == account and served["SasBlobToken"].startswith("?sv=")
+    assert requests.get(blob_url(served, api.url), timeout=10).status_code == 200
 
 
 def test_patch_refusals(api: Api, service: str) -> None:
@@ -164,7 +169,12 @@ def test_patch_refusals(api: Api, service: str) -> None:
         (url, {"Resources": [{"Name": resource["Name"],
                               "Location": {**good, "RelativeLocation": "missing/none.ilearner"}}]}, 400, "invalid"),
         (url, {"Resources": [{"Name": resource["Name"], "Location": {**good, "SasBlobToken": "?sig=forged"}}]},
-         400, "not readable"),
+         403, "does not grant reading it"),
+        (url, {"Resources": [{"Name": resource["Name"], "Location": {
+            **good, "SasBlobToken": good["SasBlobToken"].replace("sig=", "sig=x")}}]}, 403, "does not match"),
+        (url, {"Resources": [{"Name": resource["Name"], "Location": {  # a SAS in the RelativeLocation: not echoed
+            **good, "RelativeLocation": "no/such.ilearner?sig=secret-signature", "SasBlobToken": None}}]}, 400,
+         "no/such.ilearner' is invalid"),
         (url, {"Resources": [{"Name": resource["Name"],
                               "Location": {"BaseLocation": "https://example.org/", "RelativeLocation": "a.ilearner"}}]},
          400, "invalid"),
@@ -178,6 +188,7 @@ def test_patch_refusals(api: Api, service: str) -> None:
         resp = api.bearer("PATCH", path, json=body)
         assert resp.status_code == status, (body, resp.text)
         assert words in error(resp)["message"], resp.text
+        assert "secret-signature" not in resp.text
     assert api.endpoint(service, "ep-refuse")["Resources"][0]["Location"]["RelativeLocation"] == \
         good["RelativeLocation"]
 
@@ -326,12 +337,12 @@ def test_fuzzed_bodies_never_500(api: Api, service: str, body: Any, name: str) -
 
 
 def test_every_route_is_documented(seeded_server: ServerHandle) -> None:
-    """Each web-service, deploy and BES route, and each ARM operation, appears in docs/local-workspace.md."""
+    """Each web-service, deploy, BES and RRS route, and each ARM operation, appears in docs/local-workspace.md."""
     doc = (FIXTURES.parent / "docs" / "local-workspace.md").read_text(encoding="utf-8")
     section = doc[doc.index("## Web services, ARM and BES"):]
     app = create_app(seeded_server.state)
     for rule in app.url_map.iter_rules():
-        if not rule.endpoint.startswith(("webservices.", "bes.")):
+        if not rule.endpoint.startswith(("webservices.", "bes.", "rrs.")):
             continue
         static = [part for part in rule.rule.split("/") if part and not part.startswith("<")]
         shown = re.sub(r"<[^>]+>", "{x}", rule.rule)

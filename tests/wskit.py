@@ -9,7 +9,9 @@ from typing import Any
 
 import requests
 
+from amlvc.client import blob_download_url, hosts_for
 from amlvc.server.runner import ServerHandle, start_server
+from amlvc.server.storage import LOCAL_ACCOUNT
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DEV = "c4e6a8b0d2f44a6c8e0a2c4e6b8d0f13"  # the fixtures' workspace
@@ -18,6 +20,8 @@ TOKENS = {DEV: "dev-token-ws-0001", OTHER: "other-token-ws-0002"}
 PREDICTIVE_ID = f"{DEV}.f-id.e7a9c1b3d5f74e6a8c0b2d4f6a8c1e3b"
 TRAINING_ID = f"{DEV}.f-id.b3d5f7a9c1e34b5d8f0a2c4e6b8d0f2a"
 SUB = "5f7a9c1b-3d5e-4f7a-9b1c-3d5e7f9a1b3c"
+PLAN = f"/subscriptions/{SUB}/resourceGroups/kuendigung-rg/providers/Microsoft.MachineLearning/commitmentPlans/plan-s1"
+STORAGE_KEY = "k" * 86 + "=="
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 ISO7 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}Z$")
 
@@ -61,12 +65,31 @@ class Api:
         created: dict[str, Any] = resp.json()
         return created
 
+    def run_job(self, jobs: str, key: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Submit, start and poll a BES job at `jobs` (an ApiLocation + `/jobs`) until it settles; its status."""
+        headers = {"Authorization": f"Bearer {key}"}
+        job = requests.post(f"{jobs}?api-version=2.0", json=body, headers=headers, timeout=10)
+        assert job.status_code == 200, job.text
+        requests.post(f"{jobs}/{job.json()}/start?api-version=2.0", headers=headers, timeout=10)
+        status: dict[str, Any] = {}
+        for _ in range(3):  # NotStarted -> Running (one poll) -> settled
+            status = requests.get(f"{jobs}/{job.json()}?api-version=2.0", headers=headers, timeout=10).json()
+        return status
+
+    def train(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A finished BES job of the deployed training experiment (e.g. `Outputs` to put its model somewhere)."""
+        endpoint = self.endpoint(self.deploy(TRAINING_ID)["WebServiceGroupId"])
+        status = self.run_job(f"{endpoint['ApiLocation']}/jobs", endpoint["PrimaryKey"], body)
+        assert status["StatusCode"] == "Finished", status
+        return status
+
     def upload(self, data: bytes) -> dict[str, str]:
         """A blob holding `data`, as a BES AzureBlobDataReference without SAS (the service reads its own storage)."""
         resp = self.studio("POST", f"/api/resourceuploads/workspaces/{DEV}/?userStorage=true&dataTypeId=GenericCSV",
                            data=data)
         assert resp.status_code == 200, resp.text
-        return {"BaseLocation": f"{self.url}/blobs/", "RelativeLocation": f"uploads/{resp.json()['Id']}/data"}
+        return {"BaseLocation": f"https://{LOCAL_ACCOUNT}.blob.core.windows.net/",
+                "RelativeLocation": f"uploads/{resp.json()['Id']}/data"}
 
 
 def run_changed(api: Api, exp_id: str, parameter: str, value: str) -> dict[str, Any]:
@@ -99,5 +122,15 @@ def error(resp: requests.Response) -> dict[str, Any]:
     return inner
 
 
-def blob_url(location: dict[str, Any]) -> str:
-    return f"{location['BaseLocation']}{location['RelativeLocation']}{location['SasBlobToken'] or ''}"
+def blob_url(location: dict[str, Any], server: str) -> str:
+    """The URL to download a classic location `{BaseLocation, RelativeLocation, SasBlobToken}` from `server`:
+    the account form the server writes, mapped to its path-style URL as the client does."""
+    url = f"{location['BaseLocation']}{location['RelativeLocation']}{location['SasBlobToken'] or ''}"
+    return blob_download_url(url, hosts_for(endpoint=server))
+
+
+def for_create(wsd: dict[str, Any]) -> dict[str, Any]:
+    """A Studio export plus what a user adds before an ARM create: storage account and commitment plan (WS §2.10)."""
+    wsd["Properties"]["StorageAccount"] = {"Name": "localstore", "Key": STORAGE_KEY}
+    wsd["Properties"]["CommitmentPlan"] = {"Id": PLAN}
+    return wsd

@@ -27,6 +27,14 @@ def _workspace_option(values: tuple[str, ...]) -> list[tuple[str, str | None]]:
     return result
 
 
+def _seed_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--seed` takes a value; one that looks like an option means the value was forgotten (`--seed --port 0`)."""
+    if value is not None and value.startswith("-"):
+        raise click.BadParameter(f"needs DIR or 'demo', got the option {value!r}; write `--seed demo` "
+                                 "(or the flag `--demo`) or `--seed PATH/TO/DIR`")
+    return value
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -41,9 +49,10 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--workspace", "workspaces", multiple=True, metavar="ID[:TOKEN]",
               help="A workspace to host (32 hex characters), repeatable; a token not given is generated. "
                    "Default: one demo workspace seeded with the project's fixtures.")
-@click.option("--seed", "seed", metavar="DIR",
+@click.option("--seed", "seed", metavar="DIR|demo", callback=_seed_value,
               help="Load GET-experiment documents, asset lists and blobs from DIR (once per data directory); "
-                   "'demo' for the built-in demo seed.")
+                   "'demo' for the built-in demo seed. Takes a value: `--seed --port 0` is refused.")
+@click.option("--demo", "demo", is_flag=True, help="Seed the built-in demo (the same as `--seed demo`).")
 @click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(0, 60_000),
               help="Delay added to every request.")
 @click.option("--fault-rate", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
@@ -52,13 +61,23 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @click.option("--json", "as_json", is_flag=True,
               help='First stdout line: {"url": ..., "workspaces": [{"id": ..., "token": ...}]}.')
 def serve(data_dir: Path | None, host: str, port: int, workspaces: tuple[str, ...], seed: str | None,
-          latency_ms: int, fault_rate: float, fault_seed: int, as_json: bool) -> int:
+          demo: bool, latency_ms: int, fault_rate: float, fault_seed: int, as_json: bool) -> int:
     """Run a local Studio (classic) workspace: Studio API, web-service management, ARM and BES.
 
     \b
     The Studio API is under URL/api/, the management API under URL/ (use
     `--endpoint URL` in amlvc.toml). Stop it with Ctrl-C.
+
+    \b
+    Examples:
+      amlvc serve                                  the demo workspace on port 8765
+      amlvc serve --port 0 --json                  a free port; the URL and token as one JSON line
+      amlvc serve --demo --port 0 --workspace ID   your workspace id, seeded with the demo
+      amlvc serve --seed ./exports --data ./state  documents from ./exports, state kept in ./state
     """
+    if demo and seed not in (None, "demo"):
+        raise UsageError(f"--demo and --seed {seed} name two seeds; give one of them")
+    seed = "demo" if demo else seed
     from amlvc.server import DEMO_WORKSPACE_ID
     from amlvc.server.runner import start_server
     from amlvc.server.seed import SeedError

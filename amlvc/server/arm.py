@@ -12,7 +12,6 @@ fail and the stored definition stays the old one (§2.7, §8.5).
 from __future__ import annotations
 
 import copy
-import hmac
 import json
 import re
 import secrets
@@ -26,11 +25,11 @@ from urllib.parse import quote
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 
-from amlvc.server import armassets, armschema, wsmodel
+from amlvc.server import armassets, armrules, armschema, wsmodel
+from amlvc.server.armrules import ArmFault, invalid
 from amlvc.server.auth import bearer_token
-from amlvc.server.errors import ApiFault
 from amlvc.server.state import STATE_KEY, get_state
-from amlvc.server.wire import WORKSPACE_ID_RE, json_body
+from amlvc.server.wire import WORKSPACE_ID_RE, json_body, same_secret
 
 bp = Blueprint("arm", __name__)
 
@@ -49,9 +48,6 @@ GROUP_RE = re.compile(r"^[-\w._()]{1,90}$")
 # A region's display or short name ("West Europe", "westeurope"); it ends up in the operation URLs.
 LOCATION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9 ]{0,63}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-DIAGNOSTICS_LEVELS = ("None", "Error", "All")
-MIN_CALLS, MAX_CALLS = 4, 200  # realtimeConfiguration.maxConcurrentCalls (SPEC17)
-
 _ROUTES = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in (
     ("service", rf"^(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/{PROVIDER}/webservices/(?P<name>[^/]+)$"),
     ("keys", rf"^(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/{PROVIDER}/webservices/(?P<name>[^/]+)/listkeys$"),
@@ -67,22 +63,6 @@ _ROUTES = [(kind, re.compile(pattern, re.IGNORECASE)) for kind, pattern in (
 @bp.record_once
 def _schema(setup: BlueprintSetupState) -> None:
     setup.app.extensions[STATE_KEY].store.ensure_schema(SCHEMA)
-
-
-class ArmFault(ApiFault):
-    """An ARM error body with `details` (e.g. `WebServiceNotFound`, `CannotChangeStorageAccount`)."""
-
-    def __init__(self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None) -> None:
-        super().__init__(status, code, message, "arm")
-        self.details = details or []
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
-
-
-def invalid(code: str, message: str) -> ArmFault:
-    """The observed 400 shape: generic BadRequest with the specific code in `details` (ISS-3465)."""
-    return ArmFault(400, "BadRequest", "The request is invalid.", [{"code": code, "message": message}])
 
 
 def arm_json(value: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -112,8 +92,7 @@ def _token_workspaces() -> set[str]:
     if not token:
         raise ArmFault(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
     owned = {ws for ws, tokens in get_state().workspaces.items()
-             if hmac.compare_digest(token.encode(), tokens.primary.encode())
-             or hmac.compare_digest(token.encode(), tokens.secondary.encode())}
+             if same_secret(token, tokens.primary) or same_secret(token, tokens.secondary)}
     if not owned:
         raise ArmFault(401, "InvalidAuthenticationToken", "The access token is invalid.")
     return owned
@@ -214,35 +193,6 @@ def _operation_url(sub: str, region: str, op: str, kind: str, version: str) -> s
 # -- validation and the asynchronous outcome --------------------------------------------------
 
 
-def _validate(props: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
-    if props.get("packageType") != "Graph":
-        raise ArmFault(400, "InvalidRequestContent",
-                       "properties.packageType is required and must be 'Graph' ('Code' is not supported).")
-    calls = (props.get("realtimeConfiguration") or {}).get("maxConcurrentCalls")
-    if calls is not None and not MIN_CALLS <= calls <= MAX_CALLS:
-        raise invalid("InvalidMaxConcurrentCalls",
-                      f"realtimeConfiguration.maxConcurrentCalls must be between {MIN_CALLS} and {MAX_CALLS}; "
-                      f"got {calls}.")
-    level = (props.get("diagnostics") or {}).get("level")
-    if "diagnostics" in props and level not in DIAGNOSTICS_LEVELS:
-        raise invalid("InvalidDiagnosticsLevel", f"diagnostics.level must be one of {', '.join(DIAGNOSTICS_LEVELS)}.")
-    if old is None:
-        return
-    old_props = old["properties"]
-    if old_props.get("readOnly"):
-        raise invalid("WebServiceIsReadOnly", f"Web Service '{old['name']}' is read-only; it can only be deleted.")
-    old_account = (old_props.get("storageAccount") or {}).get("name")
-    new_account = (props.get("storageAccount") or {}).get("name")
-    if old_account and new_account and new_account.lower() != old_account.lower():
-        raise invalid("CannotChangeStorageAccount", "The StorageAccount cannot be changed. Currently configured "
-                                                    f"storage account name = '{old_account}' .")
-    old_plan = (old_props.get("commitmentPlan") or {}).get("id")
-    new_plan = (props.get("commitmentPlan") or {}).get("id")
-    if old_plan and new_plan and new_plan.lower() != old_plan.lower():
-        raise invalid("CannotChangeCommitmentPlan", "The CommitmentPlan cannot be changed. Currently configured "
-                                                    f"commitment plan = '{old_plan}' .")
-
-
 def _record_operation(conn: sqlite3.Connection, doc: Mapping[str, Any], error: dict[str, Any] | None) -> str:
     op = str(uuid.uuid4())
     now = wsmodel.iso_now()
@@ -268,7 +218,14 @@ def _lro_headers(doc: Mapping[str, Any], op: str, version: str, *, location: boo
 
 
 def _apply(conn: sqlite3.Connection, old: dict[str, Any] | None, new: dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """Store the outcome of a create/update; returns (stored doc, operation id)."""
+    """Store the outcome of a create/update; returns (stored doc, operation id).
+
+    A SAS on a URL of the local storage that does not verify is refused at once (403, nothing stored); a blob
+    that cannot be read fails the asynchronous operation instead.
+    """
+    refusal = armassets.sas_refusal(new["properties"])
+    if refusal is not None:
+        raise ArmFault(403, "AuthenticationFailed", refusal)
     error = armassets.inline_payload(conn, new["properties"]) or armassets.asset_failure(conn, new["properties"])
     now = wsmodel.iso_now()
     if error and old is not None:
@@ -278,6 +235,9 @@ def _apply(conn: sqlite3.Connection, old: dict[str, Any] | None, new: dict[str, 
         stored = new
         stored["properties"]["modifiedOn"] = now
         stored["properties"]["provisioningState"] = "Failed" if error else "Succeeded"
+        # the service reads its models when the operation runs (ISS-37715: deleting the blob later does not
+        # break scoring): scores follow these bytes, not the uri text
+        stored["models"] = armassets.model_fingerprints(conn, stored["properties"])
     _save(conn, stored, int(time.time() * 1000))
     return stored, _record_operation(conn, stored, error)
 
@@ -369,7 +329,9 @@ def _put(owned: set[str], version: str, a: dict[str, str]) -> Response:
             if _region(old["location"]) != _region(body["location"]):
                 raise ArmFault(400, "InvalidResourceLocation",
                                f"The resource '{old['name']}' already exists in location '{old['location']}'.")
-        _validate(props, old)
+        armrules.validate(props, old)
+        if old is None:
+            armrules.validate_create(props)
         for read_only in armschema.READ_ONLY_PROPERTIES:
             props.pop(read_only, None)
         old_props = old["properties"] if old else {}
@@ -407,9 +369,9 @@ def _patch(owned: set[str], version: str, a: dict[str, str]) -> Response:
             raise ArmFault(400, "InvalidResourceLocation",
                            f"The resource '{old['name']}' already exists in location '{old['location']}'.")
         _check_workspace_access(owned, props)
-        _validate(props, old)
+        armrules.validate(props, old)
         merged = armschema.merge_properties(old["properties"], props)
-        _validate(merged, None)
+        armrules.validate(merged, None)
         new = {**copy.deepcopy(old), "properties": merged}
         if "tags" in body:
             new["tags"] = body["tags"]

@@ -12,6 +12,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from amlvc.server.wire import pointer_token
+
 # A kind is a scalar name, ("object", {camelName: kind}), ("map", kind), ("list", kind) or "param"
 # (a WebServiceParameter object in 2017-01-01, a bare string in 2016-05-01-preview).
 Kind = str | tuple[str, Any]
@@ -125,7 +127,7 @@ def read(value: Any, kind: Kind, path: str = "") -> Any:
     if form == "map":
         if not isinstance(value, Mapping):
             raise SchemaError(path, f"expected an object, got {_type_name(value)}")
-        return {str(key): read(item, inner, f"{path}/{_escape(str(key))}")
+        return {str(key): read(item, inner, f"{path}/{pointer_token(str(key))}")
                 for key, item in value.items() if item is not None}
     if form == "list":
         if not isinstance(value, list):
@@ -158,9 +160,6 @@ def _scalar(value: Any, kind: str, path: str) -> Any:
         raise SchemaError(path, f"expected {want}, got {_type_name(value)}")
     return value
 
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")
 
 
 # -- views of a stored resource (its doc: subscription, resourceGroup, name, location, tags, properties) --

@@ -90,13 +90,21 @@ def _family(conn: Any, ws: str, kind: str, spec: dict[str, Any], name: str, path
     return None
 
 
-def _spec(body: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
+def _spec(body: dict[str, Any], kind: str) -> tuple[dict[str, Any], str]:
+    """The asset object of a commit or promotion body (`DataSource`, `TrainedModel`, `Transform`) and its name."""
+    key = PROMOTE[kind][0]
     spec = field(body, key, "object", "")
     if not isinstance(spec, dict):
         raise ApiFault(400, None, f"/{key}: an object is required", target=f"/{key}")
     name = field(spec, "Name", "string", f"/{key}")
     if not name or not name.strip():
         raise ApiFault(400, None, f"/{key}/Name: a name is required", target=f"/{key}/Name")
+    forbidden = assetdb.forbidden_in_name(kind, name)
+    if forbidden:
+        shown, rule = ", ".join(repr(c) for c in forbidden), " ".join(assetdb.FORBIDDEN_NAME_CHARACTERS[kind])
+        raise ApiFault(400, None, f"The {NOUN[kind]} name {name!r} contains forbidden characters ({shown}); a "
+                                  f"{NOUN[kind]} name may not contain {rule} or control characters. Rename it "
+                                  "and send the request again.", target=f"/{key}/Name")
     return spec, name
 
 
@@ -111,7 +119,7 @@ def _data_type(spec: dict[str, Any], path: str, default: str) -> str:
 def _promote(ws: str, kind: str, body: dict[str, Any]) -> Response:
     """Promote a node output of the experiment's latest run to a new asset version (PS Promote-*)."""
     wrapper, default_type = PROMOTE[kind]
-    spec, name = _spec(body, wrapper)
+    spec, name = _spec(body, kind)
     exp_id = field(body, "ExperimentId", "string", "")
     node_id = field(body, "ModuleNodeId", "string", "")
     port = field(body, "OutputName", "string", "")
@@ -138,15 +146,14 @@ def _promote(ws: str, kind: str, body: dict[str, Any]) -> Response:
 
 def _commit_upload(ws: str, body: dict[str, Any]) -> Response:
     """Commit a finished upload as a new dataset (family), or a new version with FamilyId (PS-HIST PR #29)."""
-    spec, name = _spec(body, "DataSource")
-    upload_id = str(field(body, "UploadId", "string", "") or "")
+    spec, name = _spec(body, "datasources")
+    upload_id = str(field(body, "UploadId", "string", "") or "").lower()
     data_type = _data_type(spec, "/DataSource", "GenericCSV")
     state = get_state()
     with state.store.tx() as conn:
         family = _family(conn, ws, "datasources", spec, name, "/DataSource")
-        data = assemble(conn, ws, upload_id)
         key = f"userdata/{upload_id}{assetdb.EXTENSIONS.get(data_type, '.bin')}"
-        state.blobs.put(conn, key, data)
+        stored = assemble(conn, ws, upload_id, key)
         conn.execute("UPDATE uploads SET committed = 1 WHERE workspace = ? AND id = ?", (ws, upload_id))
         # Schema generation is instant here: tabular types are Complete, others NotSupported.
         item = assetdb.create_version(
@@ -154,7 +161,7 @@ def _commit_upload(ws: str, body: dict[str, Any]) -> Response:
             description=field(spec, "Description", "string", "/DataSource") or "",
             owner=field(spec, "Owner", "string", "/DataSource") or "local-user@amlvc",
             source_origin="FromResourceUpload", upload_id=upload_id,
-            uploaded_from=field(body, "UploadedFromFileName", "string", "") or None, blob_key=key, size=len(data),
+            uploaded_from=field(body, "UploadedFromFileName", "string", "") or None, blob_key=key, size=stored.size,
             schema_status="Complete" if data_type in assetdb.TABULAR else "NotSupported")
     return json_response(item["Id"])
 

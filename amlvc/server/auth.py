@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hmac
-
 from flask import request
 
 from amlvc.server.errors import ApiFault, Style
 from amlvc.server.state import get_state
-from amlvc.server.wire import WORKSPACE_ID_RE
+from amlvc.server.wire import WORKSPACE_ID_RE, same_secret
 
 STUDIO_TOKEN_HEADER = "x-ms-metaanalytics-authorizationtoken"
 
@@ -18,12 +16,10 @@ def _check(ws_id: str, token: str | None, style: Style, scheme: str) -> None:
     if not token:
         raise ApiFault(401, "Unauthorized", f"missing {scheme} for workspace {ws_id!r}", style)
     tokens = state.workspaces.get(ws_id)
-    if tokens is not None and (hmac.compare_digest(token, tokens.primary)
-                               or hmac.compare_digest(token, tokens.secondary)):
+    if tokens is not None and (same_secret(token, tokens.primary) or same_secret(token, tokens.secondary)):
         return
     for other_id, other in state.workspaces.items():
-        if other_id != ws_id and (hmac.compare_digest(token, other.primary)
-                                  or hmac.compare_digest(token, other.secondary)):
+        if other_id != ws_id and (same_secret(token, other.primary) or same_secret(token, other.secondary)):
             raise ApiFault(403, "Forbidden", f"the token does not grant access to workspace {ws_id!r}", style)
     raise ApiFault(401, "Unauthorized", f"invalid {scheme} for workspace {ws_id!r}", style)
 

@@ -5,32 +5,28 @@ Routes: classic `/workspaces/{ws}/services/{endpointGuid}/jobs…` and ARM
 authorised by the endpoint's / service's API key as a Bearer token. Submit answers the job id as
 a JSON string; start 204; cancel (DELETE) 204. A started job reports `Running` on its first status
 poll and runs on the next: each output is written to the local blob store — an `.ilearner` for an
-output wired to a trained model (bytes derived deterministically from the graph, the inputs'
-contents and the global parameters), a small CSV otherwise — and `Results` carry
-BaseLocation + RelativeLocation + SasBlobToken, a readable URL with a fresh SAS on every GET.
+output wired to a trained model (ilearner.py: trained on the graph, the inputs' contents and the global
+parameters), a small CSV of scores otherwise (derived from those and the fingerprints of the target's
+trained models, targets.py) — and `Results` carry BaseLocation + RelativeLocation + SasBlobToken in
+the storage account's form (storage.py), with a SAS made on every GET.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
-import re
 import secrets
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, request
 from flask.blueprints import BlueprintSetupState
 
-from amlvc.server import arm, armschema, wsmodel
-from amlvc.server.auth import bearer_token
-from amlvc.server.blobstore import valid_key
-from amlvc.server.errors import ApiFault
+from amlvc.server import blobs, ilearner, rrs, storage
 from amlvc.server.state import STATE_KEY, get_state
-from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response
+from amlvc.server.targets import API_VERSION, ServiceFault, Target, arm_target, bad, classic_target, load_target
+from amlvc.server.wire import json_body, json_response
 
 bp = Blueprint("bes", __name__)
 
@@ -39,110 +35,13 @@ CREATE TABLE IF NOT EXISTS bes_jobs (
     target TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (target, id))
 """
 
-API_VERSION = "2.0"
-TRAIN_MODEL_FAMILY = "5cc7053eaa30450d96c0dae4be720977"
 EXTENSIONS = {"ilearner": (".ilearner",), "dataset": (".csv", ".tsv", ".arff")}
 REFERENCE_MEMBERS = ("ConnectionString", "RelativeLocation", "BaseLocation", "SasBlobToken")
-ACCOUNT_RE = re.compile(r"AccountName=([^;]*)", re.IGNORECASE)
 
 
 @bp.record_once
 def _schema(setup: BlueprintSetupState) -> None:
     setup.app.extensions[STATE_KEY].store.ensure_schema(SCHEMA)
-
-
-class BesFault(ApiFault):
-    """BES error body `{"error": {"code", "message", "details": [{code, message}]}}` (DOC-ERRORS)."""
-
-    def __init__(self, status: int, code: str, message: str, detail: tuple[str, str] | None = None) -> None:
-        super().__init__(status, code, message, "mgmt")
-        self.details = [{"code": detail[0], "message": detail[1]}] if detail else []
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
-
-
-def bad(detail_code: str, message: str) -> BesFault:
-    return BesFault(400, "BadArgument", "Invalid argument provided.", (detail_code, message))
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a job runs on: a classic endpoint or an ARM web service."""
-
-    key: str  # the bes_jobs.target column: "ws/{ws}/{guid}" or "arm/{serviceId}"
-    api_keys: tuple[str, str]
-    graph: str
-    inputs: tuple[str, ...]
-    outputs: Mapping[str, str]  # output name -> "ilearner" | "dataset"
-
-
-# -- targets ----------------------------------------------------------------------------------
-
-
-def _classic_target(conn: sqlite3.Connection, ws: str, guid: str) -> Target | None:
-    if not (WORKSPACE_ID_RE.match(ws) and HEX32_RE.match(guid)):
-        return None
-    endpoint = wsmodel.endpoint_by_guid(conn, ws, guid)
-    if endpoint is None:
-        return None
-    service = wsmodel.load_service(conn, ws, endpoint["WebServiceId"])
-    if service is None:
-        return None
-    return Target(f"ws/{ws}/{guid}", (endpoint["PrimaryKey"], endpoint["SecondaryKey"]),
-                  endpoint["GraphVersion"], tuple(service.get("Inputs", [])), dict(service.get("Outputs", {})))
-
-
-def _arm_target(conn: sqlite3.Connection, sub: str, service_id: str) -> Target | None:
-    if not HEX32_RE.match(service_id):
-        return None
-    doc = arm.load_by_service_id(conn, service_id)
-    if doc is None or doc["subscription"].replace("-", "").lower() != sub.lower():
-        return None
-    try:  # a payload that came from blob storage keeps its client's casing: read it as the schema
-        props = armschema.read(doc["properties"], armschema.PROPERTIES)
-    except armschema.SchemaError:
-        props = {}
-    package = props.get("package") or {}
-    nodes = package.get("nodes") or {}
-    assets = props.get("assets") or {}
-    outputs: dict[str, str] = {}
-    for node_id, node in nodes.items():
-        if "outputId" not in node:
-            continue
-        kind = "dataset"
-        for edge in package.get("edges") or []:
-            if edge.get("targetNodeId") != node_id:
-                continue
-            source = assets.get((nodes.get(edge.get("sourceNodeId")) or {}).get("assetId", ""), {})
-            uri = str((source.get("locationInfo") or {}).get("uri", ""))
-            if TRAIN_MODEL_FAMILY in uri and edge.get("sourcePortId") == "Trained model":
-                kind = "ilearner"
-        outputs[node["outputId"]] = kind
-    inputs = tuple(node["inputId"] for node in nodes.values() if "inputId" in node)
-    graph = hashlib.sha256(json.dumps([assets, package], sort_keys=True).encode()).hexdigest()
-    keys = props.get("keys") or {}
-    return Target(f"arm/{service_id}", (keys.get("primary", ""), keys.get("secondary", "")), graph, inputs, outputs)
-
-
-def _authorize(target: Target | None) -> Target:
-    """401 unless the Bearer token is one of the target's API keys; 404 (after auth) when there is no target."""
-    token = bearer_token()
-    if not token:
-        raise BesFault(401, "Unauthorized", "The request is unauthorized.",
-                       ("ScoreRequestUnauthorized", "Authorization header with a Bearer API key is required."))
-    if target is None or not any(k and hmac.compare_digest(token.encode(), k.encode()) for k in target.api_keys):
-        raise BesFault(401, "Unauthorized", "The request is unauthorized.",
-                       ("ScoreRequestUnauthorized", "Invalid credentials provided."))
-    if request.args.get("api-version") != API_VERSION:
-        raise bad("InvalidApiVersion", f"api-version must be {API_VERSION}")
-    return target
-
-
-def _load_target(ws: str | None, service: str, sub: str | None) -> Target:
-    with get_state().store.read() as conn:
-        target = _classic_target(conn, ws, service) if ws is not None else _arm_target(conn, sub or "", service)
-    return _authorize(target)
 
 
 # -- request parsing --------------------------------------------------------------------------
@@ -168,16 +67,21 @@ def _reference(value: Any, where: str) -> dict[str, str | None]:
     return ref
 
 
-def reference_key(ref: Mapping[str, str | None]) -> str | None:
-    """The local blob key an AzureBlobDataReference names (every storage account is the local blob store)."""
+def resolve_reference(ref: Mapping[str, str | None]) -> storage.BlobRef | None:
+    """The local blob an AzureBlobDataReference names (every storage account is the local blob store): its
+    BaseLocation + RelativeLocation (+ SasBlobToken), else its RelativeLocation (with a ConnectionString)."""
     relative = (ref.get("RelativeLocation") or "").strip()
     if not relative:
         return None
-    base = ref.get("BaseLocation")
-    if base:
-        return wsmodel.blob_key_of_url(base.rstrip("/") + "/" + relative.lstrip("/"))
+    if ref.get("BaseLocation"):
+        return blobs.resolve_location(ref)
     key = relative.lstrip("/")
-    return key if valid_key(key) else None
+    return storage.BlobRef(key, None) if storage.valid_key(key) else None
+
+
+def reference_key(ref: Mapping[str, str | None]) -> str | None:
+    found = resolve_reference(ref)
+    return found.key if found is not None else None
 
 
 def _parse_request(body: Any, target: Target) -> dict[str, Any]:
@@ -193,9 +97,15 @@ def _parse_request(body: Any, target: Target) -> dict[str, Any]:
         if target.inputs and name not in target.inputs:
             raise bad("InputNotFound", f"input {name!r} is not an input of this web service: {list(target.inputs)}")
         ref = _reference(value, f"Inputs.{name}")
-        if reference_key(ref) is None:
+        found = resolve_reference(ref)
+        if found is None:
             raise bad("InvalidBlobReference", f"Inputs.{name} names no blob (RelativeLocation is required)")
-        inputs[name] = ref
+        problem = get_state().blobs.ref_problem(found)
+        if problem is not None:
+            raise ServiceFault(403, "Forbidden", "The request is forbidden.",
+                           ("AuthenticationFailed", f"Inputs.{name}: the SAS does not grant reading it: {problem}"))
+        # the job reads its input with the account key: no SAS or connection string is kept with the job
+        inputs[name] = {"RelativeLocation": found.key}
     outputs: dict[str, Any] = {}
     for name, value in _map(_ci(body, "Outputs"), "Outputs").items():
         if name not in target.outputs:
@@ -230,11 +140,11 @@ def _map(value: Any, member: str) -> dict[str, Any]:
 def _run(conn: sqlite3.Connection, target: Target, job: dict[str, Any]) -> None:
     """Write the job's outputs (or fail it when an input blob is missing); inside the caller's transaction."""
     req = job["Request"]
-    blobs = get_state().blobs
+    store = get_state().blobs
     digests: dict[str, Any] = {}
     for name, ref in sorted(req["Inputs"].items()):
         key = reference_key(ref)
-        info = blobs.info(conn, key) if key else None
+        info = store.info(conn, key) if key else None
         if info is None:
             job.update(Status="Failed", Details=f"Input '{name}': the blob '{key}' does not exist or is not readable.")
             return
@@ -245,14 +155,14 @@ def _run(conn: sqlite3.Connection, target: Target, job: dict[str, Any]) -> None:
         given = req["Outputs"].get(name)
         extension = ".ilearner" if kind == "ilearner" else ".csv"
         key = given["key"] if given else f"bes/{job['Id']}/{name}{extension}"
-        meta = {"graph": target.graph, "output": name, "inputs": digests,
+        meta = {"graph": target.graph, "models": list(target.models), "output": name, "inputs": digests,
                 "globalParameters": req["GlobalParameters"]}
         if kind == "ilearner":
-            data = wsmodel.model_bytes(meta)
+            data = ilearner.model_bytes(meta)
         else:
             digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()
             data = f"output,digest\r\n{name},{digest}\r\n".encode()
-        blobs.put(conn, key, data)
+        store.put(conn, key, data)
         results[name] = key
     job.update(Status="Finished", Results=results, Details=None)
 
@@ -262,7 +172,7 @@ def _status_body(job: Mapping[str, Any]) -> dict[str, Any]:
     if job["Status"] == "Finished":
         results = {}
         for name, key in job["Results"].items():
-            location = wsmodel.blob_location(key)
+            location = blobs.signed_location(key)
             results[name] = {"ConnectionString": None, "RelativeLocation": location["RelativeLocation"],
                              "BaseLocation": location["BaseLocation"], "SasBlobToken": location["SasBlobToken"]}
     return {"StatusCode": job["Status"], "Results": results, "Details": job.get("Details")}
@@ -271,8 +181,8 @@ def _status_body(job: Mapping[str, Any]) -> dict[str, Any]:
 def _load_job(conn: sqlite3.Connection, target: Target, job_id: str) -> dict[str, Any]:
     row = conn.execute("SELECT doc FROM bes_jobs WHERE target = ? AND id = ?", (target.key, job_id)).fetchone()
     if row is None:
-        raise BesFault(404, "NotFound", "The specified resource was not found.",
-                       ("JobNotFound", f"No job could be found with the id {job_id!r}."))
+        raise ServiceFault(404, "NotFound", "The specified resource was not found.",
+                           ("JobNotFound", f"No job could be found with the id {job_id!r}."))
     return dict(json.loads(row["doc"]))
 
 
@@ -297,8 +207,8 @@ def start(target: Target, job_id: str) -> Response:
     with get_state().store.tx() as conn:
         job = _load_job(conn, target, job_id)
         if job["Status"] != "NotStarted":
-            raise BesFault(400, "InvalidOperation", "The requested operation is invalid.",
-                           ("CannotStartJob", f"The job cannot be started: it is {job['Status']}."))
+            raise ServiceFault(400, "InvalidOperation", "The requested operation is invalid.",
+                               ("CannotStartJob", f"The job cannot be started: it is {job['Status']}."))
         job.update(Status="Running", Polls=0)
         _save_job(conn, target, job)
     return Response(status=204)
@@ -326,73 +236,75 @@ def cancel(target: Target, job_id: str) -> Response:
 
 
 def swagger(target: Target | None) -> Response:
-    """A minimal per-service swagger of the BES routes (the real one also describes RRS, not emulated)."""
+    """A minimal per-service swagger of the BES and RRS routes, with the RRS input columns where known."""
     if target is None:
-        raise BesFault(404, "NotFound", "The specified resource was not found.")
+        raise ServiceFault(404, "NotFound", "The specified resource was not found.")
     ref = {"type": "object", "properties": {m: {"type": "string"} for m in REFERENCE_MEMBERS}}
     jobs = {"post": {"operationId": "SubmitJob", "responses": {"200": {"description": "job id (a JSON string)"}}}}
     job = {"get": {"operationId": "GetJobStatus", "responses": {"200": {"description": "BatchExecutionStatus"}}},
            "delete": {"operationId": "CancelJob", "responses": {"204": {"description": "cancelled"}}}}
     start_op = {"post": {"operationId": "StartJob", "responses": {"204": {"description": "started"}}}}
     return json_response({
-        "swagger": "2.0", "info": {"title": "Batch Execution Service", "version": API_VERSION},
+        "swagger": "2.0", "info": {"title": "Batch Execution and Request-Response Service", "version": API_VERSION},
         "host": request.host, "basePath": request.path.rsplit("/", 1)[0], "schemes": [request.scheme],
-        "paths": {"/jobs": jobs, "/jobs/{jobId}": job, "/jobs/{jobId}/start": start_op},
+        "paths": {"/jobs": jobs, "/jobs/{jobId}": job, "/jobs/{jobId}/start": start_op,
+                  "/execute": rrs.swagger_path()},
         "definitions": {"AzureBlobDataReference": ref,
                         "BatchExecutionRequest": {"type": "object", "properties": {
                             "Inputs": {"type": "object", "x-ms-inputs": list(target.inputs)},
                             "Outputs": {"type": "object", "x-ms-outputs": dict(target.outputs)},
-                            "GlobalParameters": {"type": "object"}}}},
+                            "GlobalParameters": {"type": "object"}}},
+                        **rrs.swagger_definitions(target)},
     })
 
 
 @bp.get("/workspaces/<ws>/services/<guid>/swagger.json")
 def classic_swagger(ws: str, guid: str) -> Response:
     with get_state().store.read() as conn:
-        return swagger(_classic_target(conn, ws, guid))
+        return swagger(classic_target(conn, ws, guid))
 
 
 @bp.get("/subscriptions/<sub>/services/<sid>/swagger.json")
 def arm_swagger(sub: str, sid: str) -> Response:
     with get_state().store.read() as conn:
-        return swagger(_arm_target(conn, sub, sid))
+        return swagger(arm_target(conn, sub, sid))
 
 
 @bp.post("/workspaces/<ws>/services/<guid>/jobs")
 def classic_submit(ws: str, guid: str) -> Response:
-    return submit(_load_target(ws, guid, None))
+    return submit(load_target(ws, guid, None))
 
 
 @bp.post("/workspaces/<ws>/services/<guid>/jobs/<job_id>/start")
 def classic_start(ws: str, guid: str, job_id: str) -> Response:
-    return start(_load_target(ws, guid, None), job_id)
+    return start(load_target(ws, guid, None), job_id)
 
 
 @bp.get("/workspaces/<ws>/services/<guid>/jobs/<job_id>")
 def classic_status(ws: str, guid: str, job_id: str) -> Response:
-    return status(_load_target(ws, guid, None), job_id)
+    return status(load_target(ws, guid, None), job_id)
 
 
 @bp.delete("/workspaces/<ws>/services/<guid>/jobs/<job_id>")
 def classic_cancel(ws: str, guid: str, job_id: str) -> Response:
-    return cancel(_load_target(ws, guid, None), job_id)
+    return cancel(load_target(ws, guid, None), job_id)
 
 
 @bp.post("/subscriptions/<sub>/services/<sid>/jobs")
 def arm_submit(sub: str, sid: str) -> Response:
-    return submit(_load_target(None, sid, sub))
+    return submit(load_target(None, sid, sub))
 
 
 @bp.post("/subscriptions/<sub>/services/<sid>/jobs/<job_id>/start")
 def arm_start(sub: str, sid: str, job_id: str) -> Response:
-    return start(_load_target(None, sid, sub), job_id)
+    return start(load_target(None, sid, sub), job_id)
 
 
 @bp.get("/subscriptions/<sub>/services/<sid>/jobs/<job_id>")
 def arm_status(sub: str, sid: str, job_id: str) -> Response:
-    return status(_load_target(None, sid, sub), job_id)
+    return status(load_target(None, sid, sub), job_id)
 
 
 @bp.delete("/subscriptions/<sub>/services/<sid>/jobs/<job_id>")
 def arm_cancel(sub: str, sid: str, job_id: str) -> Response:
-    return cancel(_load_target(None, sid, sub), job_id)
+    return cancel(load_target(None, sid, sub), job_id)

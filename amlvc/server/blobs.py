@@ -1,19 +1,54 @@
-"""Blob routes of the local workspace: signed blob downloads, node-output downloads, and endpoint objects."""
+"""Blob routes of the local workspace: signed downloads (path-style and `/blobs/`), node outputs, endpoint objects.
+
+Also the request-aware side of `storage.py`: blob URLs resolved against the host the client addressed,
+and signed locations in the account form.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import Blueprint, Response, request, send_file
+from werkzeug.routing import BaseConverter
 
-from amlvc.server.blobstore import valid_key
+from amlvc.server import ilearner, storage
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
 
 bp = Blueprint("blobs", __name__)
+
+
+class AccountConverter(BaseConverter):
+    """A storage account name as the first path segment (path-style blob URLs); never one of the API roots."""
+
+    regex = storage.ACCOUNT_SEGMENT
+
+
+def resolve(url: Any) -> storage.BlobRef | None:
+    """The local blob a URL sent by a client names (storage.resolve against this request's host)."""
+    return storage.resolve(url, request.host)
+
+
+def resolve_location(loc: Mapping[str, Any]) -> storage.BlobRef | None:
+    """The local blob of a classic `{BaseLocation, RelativeLocation, SasBlobToken}`."""
+    return storage.resolve_location(loc, request.host)
+
+
+def model_fingerprint(conn: sqlite3.Connection, key: str) -> str | None:
+    """The fingerprint of the trained model stored at `key` (what scoring depends on), None when there is none."""
+    info = get_state().blobs.info(conn, key)
+    if info is None or not info.path.exists():
+        return None
+    return ilearner.stored_fingerprint(info.path, info.size, info.sha256)
+
+
+def signed_location(key: str) -> dict[str, str]:
+    """`{BaseLocation, RelativeLocation, SasBlobToken}` of a local blob: the account form, a SAS made now."""
+    return storage.location(key, get_state().blobs.sas_query(key))
 
 
 def endpoint(base_url: str, name: str, size: int, access_credential: str, location: str) -> dict[str, Any]:
@@ -33,7 +68,7 @@ def virtual_content(key: str) -> bytes | None:
         return None
     digest = hashlib.sha256(key.encode()).hexdigest()
     if key.endswith(".ilearner") or key.endswith(".itransform"):
-        return f"amlvc-local-model {digest}\n".encode()
+        return ilearner.stand_in(key, "run output")
     if key.endswith(".dataset"):
         return f"Column 0\r\n{digest}\r\n".encode()
     if key.startswith("logs/"):
@@ -57,14 +92,25 @@ def send_blob(key: str) -> Response:
     return resp
 
 
+def _signed_download(key: str) -> Response:
+    if not storage.valid_key(key):
+        raise ApiFault(404, None, "no such blob")
+    args = request.args
+    get_state().blobs.check(key, args.get("st"), args.get("se"), args.get("sp"), args.get("sig"))
+    return send_blob(key)
+
+
 @bp.get("/blobs/<path:key>")
 def get_blob(key: str) -> Response:
-    if not valid_key(key):
-        raise ApiFault(404, None, "no such blob")
-    state = get_state()
-    args = request.args
-    state.blobs.check(key, args.get("st"), args.get("se"), args.get("sp"), args.get("sig"))
-    return send_blob(key)
+    """The download links of dataset items: `{server}/blobs/{key}?{SAS}` (what the azureml client follows)."""
+    return _signed_download(key)
+
+
+@bp.get("/<account:account>/<path:key>")
+def get_account_blob(account: str, key: str) -> Response:
+    """A blob of any storage account, path-style as Azurite serves them: `{server}/{account}/{container}/{path}?{SAS}`
+    (every account is the one local blob store)."""
+    return _signed_download(key)
 
 
 @bp.get("/api/sharedaccess")
@@ -76,12 +122,10 @@ def shared_access() -> Response:
         raise ApiFault(400, None, "workspaceId, signature and sharedAccessUri are required")
     state = get_state()
     state.blobs.check_shared_access(uri, signature)
-    parts = urlsplit(uri)
-    if not parts.path.startswith("/blobs/"):
+    ref = resolve(uri)
+    if ref is None:
         raise ApiFault(400, None, "sharedAccessUri does not name a blob of this workspace")
-    key = unquote(parts.path[len("/blobs/"):])
-    if not valid_key(key):
-        raise ApiFault(404, None, "no such blob")
-    query = parse_qs(parts.query)
-    state.blobs.check(key, *(query.get(name, [None])[0] for name in ("st", "se", "sp", "sig")))
-    return send_blob(key)
+    problem = state.blobs.ref_problem(ref) if ref.sas is not None else "the blob URL carries no signature"
+    if problem is not None:
+        raise ApiFault(403, "AuthenticationFailed", problem)
+    return send_blob(ref.key)

@@ -22,7 +22,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from amlvc import rules
-from amlvc.server import catalog, wsmodel
+from amlvc.server import assetdb, blobs, catalog, storage, wsmodel
 from amlvc.server.auth import check_workspace
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
@@ -33,9 +33,9 @@ bp = Blueprint("deploy", __name__, url_prefix="/api")
 TRAIN_MODEL_FAMILY = "5cc7053eaa30450d96c0dae4be720977"
 PREDICTIVE_SUFFIX = " [Predictive Exp.]"
 DEFAULT_REGION = "South Central US"  # the region of the management host without prefix (reference §1.1)
-# Which input-port reference becomes which Resource asset of a definition: (asset kind, name suffix, blob extension).
-PORT_RESOURCES = (("TrainedModelId", "trainedmodels", "[trained model]", ".ilearner"),
-                  ("TransformModuleId", "transformmodules", "[transform]", ".itransform"))
+# Which input-port reference becomes which Resource asset of a definition: (port member, asset kind, name suffix).
+PORT_RESOURCES = (("TrainedModelId", "trainedmodels", "[trained model]"),
+                  ("TransformModuleId", "transformmodules", "[transform]"))
 
 
 def _stored_finished(conn: sqlite3.Connection, ws: str, exp_id: str) -> dict[str, Any]:
@@ -89,17 +89,11 @@ def _asset_row(conn: sqlite3.Connection, ws: str, kind: str, asset_id: str) -> s
     return row
 
 
-def resource_blob(conn: sqlite3.Connection, ws: str, kind: str, asset_id: str, extension: str) -> str:
-    """The blob key of a trained model or transform; a stand-in blob (bytes derived from the id) when it has none."""
-    row = _asset_row(conn, ws, kind, asset_id)
-    if row is not None and row["blob_key"] and wsmodel.blob_exists(conn, row["blob_key"]):
-        return str(row["blob_key"])
-    parts = asset_id.split(".")
-    key = f"{kind}/{parts[1] if len(parts) == 3 else hashlib.sha256(asset_id.encode()).hexdigest()[:32]}/" \
-          f"{parts[-1] if len(parts) == 3 else 'v1'}{extension}"
-    if not wsmodel.blob_exists(conn, key):
-        get_state().blobs.put(conn, key, wsmodel.model_bytes({"asset": asset_id, "kind": kind}))
-    return key
+def resource_blob(conn: sqlite3.Connection, ws: str, kind: str, asset_id: str) -> str:
+    """The blob key of a trained model or transform; a stand-in model (assetdb.content_blob) when it has none."""
+    content = assetdb.content_blob(conn, get_state().blobs, ws, kind, asset_id)
+    assert content is not None  # models and transforms always have content
+    return content.key
 
 
 def _resource_name(conn: sqlite3.Connection, ws: str, kind: str, asset_id: str, doc: Mapping[str, Any],
@@ -118,13 +112,27 @@ def port_resources(conn: sqlite3.Connection, ws: str, doc: Mapping[str, Any]) ->
     found: dict[str, dict[str, Any]] = {}
     for node in _nodes(doc):
         for port in node.get("InputPortsInternal") or []:
-            for port_key, kind, suffix, extension in PORT_RESOURCES:
+            for port_key, kind, suffix in PORT_RESOURCES:
                 asset_id = port.get(port_key)
                 if isinstance(asset_id, str) and asset_id and asset_id not in found:
                     found[asset_id] = {"id": asset_id, "kind": kind, "port_key": port_key,
                                        "name": _resource_name(conn, ws, kind, asset_id, doc, suffix),
-                                       "blob": resource_blob(conn, ws, kind, asset_id, extension)}
+                                       "blob": resource_blob(conn, ws, kind, asset_id)}
     return list(found.values())
+
+
+def input_columns(conn: sqlite3.Connection, ws: str, doc: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Web-service input name -> its columns: those of the dataset on the port it feeds (as Studio derived the
+    input schema), where that dataset is a CSV or TSV; inputs whose columns cannot be known are left out."""
+    datasets = {f"{n.get('Id')}:{p.get('Name')}": p.get("DataSourceId")
+                for n in _nodes(doc) for p in n.get("InputPortsInternal") or [] if p.get("DataSourceId")}
+    found: dict[str, list[str]] = {}
+    for web_input in (doc.get("WebService") or {}).get("Inputs") or []:
+        dataset = datasets.get(str(web_input.get("PortId")))
+        columns = assetdb.dataset_columns(conn, get_state().blobs, ws, str(dataset)) if dataset else None
+        if columns:
+            found[str(web_input.get("Name"))] = columns
+    return found
 
 
 @bp.post("/workspaces/<ws>/experiments/<exp_id>/webservice")
@@ -136,8 +144,9 @@ def deploy(ws: str, exp_id: str) -> Response:
         doc = _stored_finished(conn, ws, exp_id)
         predictive = bool((doc.get("WebService") or {}).get("IsWebServiceExperiment"))
         models = [r for r in port_resources(conn, ws, doc) if r["kind"] == "trainedmodels"] if predictive else []
-        resources = [{"Name": r["name"], "Kind": wsmodel.TRAINED_MODEL_KIND,
-                      "Location": {"BaseLocation": wsmodel.blob_base(), "RelativeLocation": r["blob"],
+        resources = [{"Name": r["name"], "Kind": wsmodel.TRAINED_MODEL_KIND, "Key": r["blob"],
+                      "Fingerprint": blobs.model_fingerprint(conn, r["blob"]),
+                      "Location": {"BaseLocation": storage.account_base(), "RelativeLocation": r["blob"],
                                    "SasBlobToken": None}} for r in models]
         web = doc.get("WebService") or {}
         existing_id = web.get("WebServiceGroupId")
@@ -147,7 +156,8 @@ def deploy(ws: str, exp_id: str) -> Response:
                   "GraphVersion": graph_version(doc), "Resources": resources,
                   "Inputs": [str(i.get("Name")) for i in web.get("Inputs") or []],
                   "Outputs": _output_kinds(doc),
-                  "Parameters": {str(p.get("Name")): p.get("Value") for p in web.get("Parameters") or []}}
+                  "Parameters": {str(p.get("Name")): p.get("Value") for p in web.get("Parameters") or []},
+                  "InputColumns": input_columns(conn, ws, doc)}
         if service is None:
             service = {"Id": secrets.token_hex(16), "CreationTime": wsmodel.iso_now(), "WorkspaceId": ws,
                        "DefaultEndpointName": wsmodel.DEFAULT_ENDPOINT, **frozen}
@@ -243,7 +253,7 @@ def build_definition(ws: str, doc: Mapping[str, Any], resources: list[dict[str, 
                     # bytes on every GET and on every server, so pulling it twice changes nothing.
                     rid = asset(resource["id"], {
                         "Name": resource["name"], "Type": "Resource",
-                        "LocationInfo": {"Uri": wsmodel.account_url(resource["blob"]), "Credentials": ""},
+                        "LocationInfo": {"Uri": storage.account_url(resource["blob"]), "Credentials": ""},
                         "OutputPorts": {"Results dataset": {"Type": "Dataset"}}})
                     node(f"resource:{resource['id']}", {"AssetId": rid})
         aid = asset(f"module:{module_id}", {"Name": module_names.get(module_id, module_id), "Type": "Module",

@@ -24,9 +24,9 @@ import re
 import sqlite3
 from typing import Any
 
-from amlvc.server import assetdb, catalog
-from amlvc.server.blobs import endpoint
-from amlvc.server.blobstore import BlobStore
+from amlvc.server import assetdb, catalog, ilearner
+from amlvc.server.blobs import endpoint, virtual_content
+from amlvc.server.blobstore import BlobInfo, BlobStore
 from amlvc.server.wire import (
     GLOBAL_WORKSPACE_ID,
     MIN_DATE_MS,
@@ -44,6 +44,7 @@ BLOB_PREFIX = "$blob:"
 BASE_PLACEHOLDER = "$base"
 PORT_ASSET_KINDS = {"DataSourceId": "datasources", "TrainedModelId": "trainedmodels",
                     "TransformModuleId": "transformmodules"}
+MODEL_EXTENSIONS = (".ilearner", ".itransform")  # outputs that are models, not datasets to carry through
 
 
 def status(code: str, created: int, start: int = MIN_DATE_MS, end: int = MIN_DATE_MS,
@@ -52,14 +53,14 @@ def status(code: str, created: int, start: int = MIN_DATE_MS, end: int = MIN_DAT
             "EndTime": date(end), "Metadata": metadata}
 
 
-def _node_inputs(graph: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
-    """node id -> [(source node id, source port)] from EdgesInternal."""
-    inputs: dict[str, list[tuple[str, str]]] = {}
+def _node_inputs(graph: dict[str, Any]) -> dict[str, list[tuple[str, str, str]]]:
+    """node id -> [(source node id, source port, input port)] from EdgesInternal."""
+    inputs: dict[str, list[tuple[str, str, str]]] = {}
     for edge in graph.get("EdgesInternal") or []:
         src, dst = str(edge.get("SourceOutputPortId") or ""), str(edge.get("DestinationInputPortId") or "")
         src_node, _, src_port = src.partition(":")
-        dst_node = dst.partition(":")[0]
-        inputs.setdefault(dst_node, []).append((src_node, src_port))
+        dst_node, _, dst_port = dst.partition(":")
+        inputs.setdefault(dst_node, []).append((src_node, src_port, dst_port))
     return inputs
 
 
@@ -75,7 +76,7 @@ def signatures(graph: dict[str, Any]) -> dict[str, str]:
         node = nodes.get(node_id)
         if node is None or node_id in seen:
             return "missing"
-        upstream = sorted(f"{sig(src, seen | {node_id})}:{port}" for src, port in inputs.get(node_id, []))
+        upstream = sorted(f"{sig(src, seen | {node_id})}:{port}" for src, port, _ in inputs.get(node_id, []))
         material = json.dumps([node.get("ModuleId"), node.get("ModuleParameters"),
                                [[p.get(k) for k in ("Name", *PORT_ASSET_KINDS)] for p in node.get("InputPortsInternal")
                                 or []], upstream], sort_keys=True)
@@ -139,25 +140,25 @@ def execute(conn: sqlite3.Connection, blobs: BlobStore, ws: str, doc: dict[str, 
     """Run a graph: (final status code, NodeStatuses); output blobs are written in the caller's tx."""
     graph = doc.get("Graph") or {}
     nodes = [n for n in graph.get("ModuleNodes") or [] if isinstance(n, dict)]
+    by_id = {str(n.get("Id")): n for n in nodes}
     inputs = _node_inputs(graph)
     sigs = signatures(graph)
     old_sigs = signatures(previous.get("Graph") or {}) if previous else {}
     old_outputs = _output_keys(previous)
-    contents: dict[tuple[str, str], bytes] = {}
+    produced: dict[tuple[str, str], BlobInfo] = {}
     failed: set[str] = set()
     cache: dict[str, set[str]] = {}
     results: dict[str, dict[str, Any]] = {}
-    node_ids = {str(n.get("Id")) for n in nodes}
 
     def run(node: dict[str, Any], seen: frozenset[str]) -> None:
         node_id = str(node.get("Id"))
         if node_id in results or node_id in seen:
             return
-        for src, _ in inputs.get(node_id, []):
-            if src in node_ids:
-                run(next(n for n in nodes if str(n.get("Id")) == src), seen | {node_id})
+        for src, _, _ in inputs.get(node_id, []):
+            if src in by_id:
+                run(by_id[src], seen | {node_id})
         t = started
-        if any(src in failed for src, _ in inputs.get(node_id, [])):
+        if any(src in failed for src, _, _ in inputs.get(node_id, [])):
             failed.add(node_id)
             results[node_id] = _node_status(node_id, status("NotStarted", t), None, [], {})
             return
@@ -174,13 +175,15 @@ def execute(conn: sqlite3.Connection, blobs: BlobStore, ws: str, doc: dict[str, 
             name = str(port.get("Name"))
             if hit:
                 key, size = old_outputs[(node_id, name)]
+                # a seeded run's output is served as a stand-in; downstream nodes read it, so store it now
+                stored = blobs.info(conn, key) or blobs.put(conn, key, virtual_content(key) or b"")
             else:
-                data = _output_content(conn, blobs, ws, node, name, port, inputs, contents, sigs)
-                contents[(node_id, name)] = data
                 guid = new_guid()
                 key = f"experimentoutput/{guid}/{guid}{_extension(port)}"
-                blobs.put(conn, key, data)
-                size = len(data)
+                stored = _write_output(conn, blobs, ws, node, (name, port, key), inputs.get(node_id, []), produced,
+                                       sigs.get(node_id, ""))
+                size = stored.size
+            produced[(node_id, name)] = stored
             outguid = key.split("/")[1]
             kinds = ("visualization", "runtimeinfo") if key.endswith(".ilearner") else ("visualization", "schema")
             meta_keys = [(k, f"experimentoutput/{outguid}/{new_guid()}") for k in kinds]
@@ -210,26 +213,42 @@ def _node_status(node_id: str, st: dict[str, Any], logs: tuple[dict[str, Any], d
             "MetadataOutputEndpoints": meta}
 
 
-def _output_content(conn: sqlite3.Connection, blobs: BlobStore, ws: str, node: dict[str, Any], name: str,
-                    port: dict[str, Any], inputs: dict[str, list[tuple[str, str]]],
-                    contents: dict[tuple[str, str], bytes], sigs: dict[str, str]) -> bytes:
-    node_id = str(node.get("Id"))
-    learner = _extension(port) != ".dataset"
-    if not learner:
-        for in_port in node.get("InputPortsInternal") or []:
-            dataset = in_port.get("DataSourceId")
-            if dataset:
-                item = assetdb.get(conn, ws, "datasources", str(dataset))
-                key = item.get("$blob") if item else None
-                if key:
-                    info = blobs.info(conn, str(key))
-                    if info is not None and info.path.exists():
-                        return info.path.read_bytes()
-        for src, src_port in inputs.get(node_id, []):
-            if (src, src_port) in contents and not contents[(src, src_port)].startswith(b"amlvc-local-model"):
-                return contents[(src, src_port)]
-        return f"Column 0\r\n{sigs.get(node_id, '')}\r\n".encode()
-    return f"amlvc-local-model {sigs.get(node_id, '')} {name}\n".encode()
+def _arriving(conn: sqlite3.Connection, blobs: BlobStore, ws: str, node: dict[str, Any],
+              edges: list[tuple[str, str, str]],
+              produced: dict[tuple[str, str], BlobInfo]) -> dict[str, list[BlobInfo]]:
+    """Input port name -> the content arriving there: referenced assets first, then upstream outputs."""
+    arriving: dict[str, list[BlobInfo]] = {}
+    for port in node.get("InputPortsInternal") or []:
+        for key, kind in PORT_ASSET_KINDS.items():
+            asset_id = port.get(key)
+            content = assetdb.content_blob(conn, blobs, ws, kind, str(asset_id)) if asset_id else None
+            if content is not None:
+                arriving.setdefault(str(port.get("Name")), []).append(content)
+    for src, src_port, dst_port in edges:
+        if (src, src_port) in produced:
+            arriving.setdefault(dst_port, []).append(produced[(src, src_port)])
+    return arriving
+
+
+def _write_output(conn: sqlite3.Connection, blobs: BlobStore, ws: str, node: dict[str, Any],
+                  output: tuple[str, dict[str, Any], str], edges: list[tuple[str, str, str]],
+                  produced: dict[tuple[str, str], BlobInfo], signature: str) -> BlobInfo:
+    """Store one output (name, port, blob key) of a node that ran: a learner's model, else the first dataset
+    arriving (no copy), else stand-in rows derived from the node's signature."""
+    name, port, key = output
+    arriving = _arriving(conn, blobs, ws, node, edges, produced)
+    if _extension(port) != ".dataset":
+        # What the model derives from: the module, its parameters and the bytes (sha256) of its inputs.
+        trained_on = {"module": node.get("ModuleId"), "output": name,
+                      "parameters": {str(p.get("Name")): p.get("Value") for p in node.get("ModuleParameters") or []},
+                      "inputs": {port_name: sorted(c.sha256 for c in contents)
+                                 for port_name, contents in sorted(arriving.items())}}
+        return blobs.put(conn, key, ilearner.model_bytes(trained_on))
+    for contents in arriving.values():
+        for content in contents:
+            if not content.key.endswith(MODEL_EXTENSIONS) and content.path.exists():
+                return blobs.alias(conn, key, content)
+    return blobs.put(conn, key, f"Column 0\r\n{signature}\r\n".encode())
 
 
 def snapshot_id(conn: sqlite3.Connection, ws: str, guid: str, started: int) -> tuple[str, int]:
@@ -288,7 +307,7 @@ def render_statuses(text: str, ws: str, base_url: str, blobs: BlobStore) -> str:
         return text
     text = text.replace(f'"BaseUri":"{BASE_PLACEHOLDER}"', '"BaseUri":' + json.dumps(base_url))
     return _CREDENTIAL.sub(
-        lambda m: f'"AccessCredential":"{blobs.shared_access(ws, base_url, m.group(1))}"', text)
+        lambda m: f'"AccessCredential":"{blobs.shared_access(ws, m.group(1))}"', text)
 
 
 def output_blob(conn: sqlite3.Connection, ws: str, stored: catalog.StoredExperiment, node_id: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from amlvc.server import storage
 from amlvc.server.auth import check_workspace
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
@@ -31,10 +32,10 @@ def get_workspace(ws: str) -> Response:
         "AuthorizationToken": {"PrimaryToken": tokens.primary, "SecondaryToken": tokens.secondary},
         "MigrationStatus": None,
         "OwnerEmail": "owner@localhost",
-        "UserStorage": "localstorage",
+        "UserStorage": storage.LOCAL_ACCOUNT,  # the account its blob URLs name (storage.py)
         "UserStorageKey": None,
         "UserStorageArmId": None,
-        "UserStorageBlobEndpoint": None,
+        "UserStorageBlobEndpoint": storage.account_base(),
         "SubscriptionId": "00000000-0000-0000-0000-000000000000",
         "SubscriptionName": "amlvc local",
         "SubscriptionState": "Enabled",

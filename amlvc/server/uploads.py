@@ -12,6 +12,8 @@ from flask import Blueprint, Response, request
 
 from amlvc.server import assetdb
 from amlvc.server.auth import check_workspace
+from amlvc.server.blobstore import BlobInfo
+from amlvc.server.bodies import spool_body
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
 from amlvc.server.wire import HEX32_RE, json_response, new_guid, now_ms
@@ -39,14 +41,17 @@ def start_upload(ws: str) -> Response:
     """Start an upload; a non-empty body is the whole file (R), an empty one starts a chunked upload (PY, PS)."""
     check_workspace(ws)
     data_type = _data_type()
-    data = request.get_data(cache=False)
-    upload_id = new_guid()
     state = get_state()
-    with state.store.tx() as conn:
-        conn.execute("INSERT INTO uploads(workspace, id, data_type_id, blocks, committed, created_ms) "
-                     "VALUES(?, ?, ?, 0, 0, ?)", (ws, upload_id, data_type, now_ms()))
-        if data:
-            state.blobs.put(conn, f"uploads/{upload_id}/data", data)
+    body = spool_body(state.blobs.incoming)
+    upload_id = new_guid()
+    try:
+        with state.store.tx() as conn:
+            conn.execute("INSERT INTO uploads(workspace, id, data_type_id, blocks, committed, created_ms) "
+                         "VALUES(?, ?, ?, 0, 0, ?)", (ws, upload_id, data_type, now_ms()))
+            if body.size:
+                state.blobs.put_spooled(conn, f"uploads/{upload_id}/data", body)
+    finally:
+        body.path.unlink(missing_ok=True)
     return json_response(_info(ws, upload_id, data_type))
 
 
@@ -70,24 +75,31 @@ def upload_block(ws: str) -> Response:
     upload_id = (request.args.get("uploadId") or "").lower()
     if not HEX32_RE.match(upload_id):
         raise ApiFault(400, None, "query parameter uploadId must be the Id returned by resourceuploads")
-    data = request.get_data(cache=False)
     state = get_state()
-    with state.store.tx() as conn:
-        row = conn.execute("SELECT data_type_id, committed FROM uploads WHERE workspace = ? AND id = ?",
-                           (ws, upload_id)).fetchone()
-        if row is None:
-            raise ApiFault(404, None, f"upload {upload_id!r} does not exist in workspace {ws!r}")
-        if row["committed"]:
-            raise ApiFault(409, "UserError", f"upload {upload_id!r} is already committed")
-        conn.execute("UPDATE uploads SET blocks = ? WHERE workspace = ? AND id = ?", (blocks, ws, upload_id))
-        state.blobs.put(conn, f"uploads/{upload_id}/block-{block:06d}", data)
+    body = spool_body(state.blobs.incoming)
+    try:
+        with state.store.tx() as conn:
+            row = conn.execute("SELECT data_type_id, committed FROM uploads WHERE workspace = ? AND id = ?",
+                               (ws, upload_id)).fetchone()
+            if row is None:
+                raise ApiFault(404, None, f"upload {upload_id!r} does not exist in workspace {ws!r}")
+            if row["committed"]:
+                raise ApiFault(409, "UserError", f"upload {upload_id!r} is already committed")
+            conn.execute("UPDATE uploads SET blocks = ? WHERE workspace = ? AND id = ?", (blocks, ws, upload_id))
+            state.blobs.put_spooled(conn, f"uploads/{upload_id}/block-{block:06d}", body)
+    finally:
+        body.path.unlink(missing_ok=True)
     info = _info(ws, upload_id, row["data_type_id"])
-    info.update({"NumberOfBlocks": blocks, "BlockId": block, "BlockSize": len(data)})
+    info.update({"NumberOfBlocks": blocks, "BlockId": block, "BlockSize": body.size})
     return json_response(info)
 
 
-def assemble(conn: sqlite3.Connection, ws: str, upload_id: str) -> bytes:
-    """The uploaded bytes of an uncommitted upload (inside the committing transaction)."""
+def assemble(conn: sqlite3.Connection, ws: str, upload_id: str, key: str) -> BlobInfo:
+    """Store the uploaded bytes of an uncommitted upload under `key` (inside the committing transaction).
+
+    A whole-file upload is stored once more under `key` without a copy; blocks are joined into a spool
+    file piece by piece, never held in memory together.
+    """
     upload_id = upload_id.lower()
     row = conn.execute("SELECT blocks, committed FROM uploads WHERE workspace = ? AND id = ?",
                        (ws, upload_id)).fetchone() if HEX32_RE.match(upload_id) else None
@@ -95,15 +107,22 @@ def assemble(conn: sqlite3.Connection, ws: str, upload_id: str) -> bytes:
         raise ApiFault(404, None, f"upload {upload_id!r} does not exist in workspace {ws!r}", target="/UploadId")
     if row["committed"]:
         raise ApiFault(409, "UserError", f"upload {upload_id!r} is already committed", target="/UploadId")
-    state = get_state()
+    blobs = get_state().blobs
     blocks = int(row["blocks"])
     if blocks == 0:
-        info = state.blobs.info(conn, f"uploads/{upload_id}/data")
-        return info.path.read_bytes() if info is not None else b""
-    parts = []
-    for i in range(blocks):
-        info = state.blobs.info(conn, f"uploads/{upload_id}/block-{i:06d}")
-        if info is None:
-            raise ApiFault(400, None, f"upload {upload_id!r} is missing block {i} of {blocks}", target="/UploadId")
-        parts.append(info.path.read_bytes())
-    return b"".join(parts)
+        whole = blobs.info(conn, f"uploads/{upload_id}/data")
+        return blobs.alias(conn, key, whole) if whole is not None else blobs.put(conn, key, b"")
+    parts = [blobs.info(conn, f"uploads/{upload_id}/block-{i:06d}") for i in range(blocks)]
+    missing = [i for i, part in enumerate(parts) if part is None]
+    if missing:
+        raise ApiFault(400, None, f"upload {upload_id!r} is missing block {missing[0]} of {blocks}",
+                       target="/UploadId")
+    spool = blobs.spool()
+    try:
+        for part in parts:
+            assert part is not None
+            spool.copy_from(part.path)
+    except BaseException:
+        spool.discard()
+        raise
+    return blobs.put_spooled(conn, key, spool.finish())

@@ -9,7 +9,6 @@ resources) and refresh (304 when nothing changed).
 
 from __future__ import annotations
 
-import hmac
 import re
 import sqlite3
 import uuid
@@ -19,11 +18,11 @@ from typing import Any
 from flask import Blueprint, Response
 from flask.blueprints import BlueprintSetupState
 
-from amlvc.server import wsmodel
+from amlvc.server import blobs, wsmodel
 from amlvc.server.auth import bearer_token, require_bearer
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import STATE_KEY, get_state
-from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response
+from amlvc.server.wire import HEX32_RE, WORKSPACE_ID_RE, json_body, json_response, same_secret
 
 bp = Blueprint("webservices", __name__)
 
@@ -70,7 +69,7 @@ def _authorize(ws: str, endpoint: Mapping[str, Any] | None = None) -> None:
     token = bearer_token()
     if endpoint is not None and token:
         for key in (endpoint["PrimaryKey"], endpoint["SecondaryKey"]):
-            if hmac.compare_digest(token.encode(), key.encode()):
+            if same_secret(token, key):
                 return
     require_bearer(ws, "mgmt")
     if ws not in get_state().workspaces:
@@ -228,8 +227,9 @@ def put_endpoint(ws: str, sid: str, name: str) -> Response:
     return json_response(_endpoint_json(endpoint, service), 201)
 
 
-def _checked_location(conn: sqlite3.Connection, resource_name: str, location: Any) -> dict[str, Any]:
-    """A PATCHed resource location: a readable `.ilearner` blob (local SAS checked), else 400."""
+def _checked_location(conn: sqlite3.Connection, resource_name: str, location: Any) -> tuple[dict[str, Any], str]:
+    """A PATCHed resource location and its blob key: a readable `.ilearner` blob, else 400 (403 for a SAS that does
+    not verify). The location is kept without its SAS: a GET makes a new one."""
     if not isinstance(location, dict):
         raise fault(400, "BadArgument", f"resource {resource_name!r}: Location must be an object")
     loc = {member: ci_get(location, member) for member in ("BaseLocation", "RelativeLocation", "SasBlobToken")}
@@ -238,27 +238,19 @@ def _checked_location(conn: sqlite3.Connection, resource_name: str, location: An
             raise fault(400, "BadArgument", f"resource {resource_name!r}: Location.{member} is required")
     if loc["SasBlobToken"] is not None and not isinstance(loc["SasBlobToken"], str):
         raise fault(400, "BadArgument", f"resource {resource_name!r}: Location.SasBlobToken must be a string")
-    url = loc["BaseLocation"].rstrip("/") + "/" + loc["RelativeLocation"].lstrip("/")
+    # shown in messages without its query: a SAS signature is never echoed
+    url = (loc["BaseLocation"].rstrip("/") + "/" + loc["RelativeLocation"].lstrip("/")).split("?")[0]
     if not loc["RelativeLocation"].split("?")[0].lower().endswith(".ilearner"):
         raise fault(400, "InvalidBlobExtension",
                     f"resource {resource_name!r}: a trained model must be an '.ilearner' blob, got {url!r}")
-    key = wsmodel.location_key(loc)
-    if key is None or not wsmodel.blob_exists(conn, key):
+    ref = blobs.resolve_location(loc)
+    if ref is None or get_state().blobs.info(conn, ref.key) is None:
         raise fault(400, "BadArgument", f"resource {resource_name!r}: the URL {url!r} is invalid: no such blob")
-    if loc["BaseLocation"].rstrip("/").endswith("/blobs"):
-        _check_local_sas(resource_name, key, loc["SasBlobToken"] or "")
-    return loc
-
-
-def _check_local_sas(resource_name: str, key: str, sas: str) -> None:
-    from urllib.parse import parse_qs
-
-    args = {k: v[0] for k, v in parse_qs(sas.lstrip("?")).items()}
-    try:
-        get_state().blobs.check(key, args.get("st"), args.get("se"), args.get("sp"), args.get("sig"))
-    except ApiFault as exc:
-        raise fault(400, "BadArgument",
-                    f"resource {resource_name!r}: the blob is not readable: {exc.message}") from None
+    problem = get_state().blobs.ref_problem(ref)
+    if problem is not None:
+        raise fault(403, "AuthenticationFailed", f"resource {resource_name!r}: the SAS of {url!r} does not grant "
+                                                 f"reading it: {problem}")
+    return {**loc, "SasBlobToken": None}, ref.key
 
 
 @bp.patch("/workspaces/<ws>/webservices/<sid>/endpoints/<name>")
@@ -296,8 +288,9 @@ def _patched_resources(conn: sqlite3.Connection, service: Mapping[str, Any], end
         if rname not in names:
             raise fault(400, "BadArgument", f"Resources[{index}].Name {rname!r} is not an updatable resource "
                                             f"of this endpoint; updatable resources: {names}")
-        location = _checked_location(conn, str(rname), ci_get(item, "Location"))
-        current[names.index(rname)]["Location"] = location
+        location, key = _checked_location(conn, str(rname), ci_get(item, "Location"))
+        # the model is read now (the service copies it): scores follow these bytes, not the URL
+        current[names.index(rname)].update(Location=location, Key=key, Fingerprint=blobs.model_fingerprint(conn, key))
     return current
 
 

@@ -6,6 +6,7 @@ on the way out (reference §1.4: only date slashes are escaped, every other slas
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import sqlite3
@@ -17,6 +18,7 @@ from typing import Any
 from flask import Response, request
 
 from amlvc import rules
+from amlvc.server.bodies import read_limited
 from amlvc.server.errors import ApiFault, Style
 
 GLOBAL_WORKSPACE_ID = rules.BUILTIN_OWNER
@@ -24,6 +26,7 @@ MIN_DATE_MS = -62135596800000  # DateTime.MinValue, the observed "unset" time (r
 TICKS_AT_EPOCH = 621355968000000000  # .NET ticks (100 ns since 0001-01-01) at 1970-01-01
 MAX_TICKS = 3155378975999999999  # DateTime.MaxValue
 MAX_JSON_BYTES = 16 * 1024 * 1024
+_BODY_KEY = "amlvc.json_body"
 MAX_JSON_DEPTH = 64
 
 WORKSPACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -82,17 +85,52 @@ def _check_depth(value: Any, depth: int = 0) -> None:
             _check_depth(item, depth + 1)
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]", re.ASCII)
+
+
+def pointer_token(key: str) -> str:
+    """A member name as one JSON Pointer token (RFC 6901: `~` as `~0`, `/` as `~1`)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def lone_surrogate_at(value: Any, path: str = "") -> str | None:
+    """The JSON Pointer of the first key or string holding a lone surrogate (`"\\ud800"`), else None.
+
+    Python's json module decodes such escapes into str that cannot be encoded as UTF-8: stored, they
+    would break every later answer that contains them, so they are refused at the door.
+    """
+    if isinstance(value, str):
+        return path if _LONE_SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}/{pointer_token(_LONE_SURROGATE.sub('?', key))}"
+            if _LONE_SURROGATE.search(key):
+                return here
+            found = lone_surrogate_at(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = lone_surrogate_at(item, f"{path}/{index}")
+            if found is not None:
+                return found
+    return None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# The error code of a body that cannot be read, per API (None: the status's code, e.g. BadArgument).
+BODY_ERROR_CODES: dict[Style, str | None] = {"studio": None, "mgmt": None, "arm": "InvalidRequestContent"}
+
+
 def json_body(style: Style = "studio", *, allow_empty: bool = False) -> Any:
     """The request body parsed as JSON; 400/413 with a JSON error body when it is not usable."""
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise ApiFault(413, None, f"request body over {MAX_JSON_BYTES} bytes", style)
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_JSON_BYTES:
-        raise ApiFault(413, None, f"request body over {MAX_JSON_BYTES} bytes", style)
+    raw = request.environ.get(_BODY_KEY)
+    if raw is None:  # read once per request: a handler may ask again
+        raw = request.environ[_BODY_KEY] = read_limited(MAX_JSON_BYTES, style)
     if not raw.strip():
         if allow_empty:
             return None
@@ -102,8 +140,25 @@ def json_body(style: Style = "studio", *, allow_empty: bool = False) -> Any:
         value = json.loads(text, parse_constant=_reject_constant)
         _check_depth(value)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ApiFault(400, None, f"the request body is not valid JSON: {exc}", style) from None
+        raise ApiFault(400, BODY_ERROR_CODES[style], f"the request body is not valid JSON: {exc}", style) from None
+    # A surrogate pair (an emoji) decodes to one character; only a lone half is refused.
+    pointer = lone_surrogate_at(value) if _ESCAPED_SURROGATE.search(text) else None
+    if pointer is not None:
+        where = pointer or "/"
+        raise ApiFault(400, BODY_ERROR_CODES[style],
+                       f"{where}: a string holds a lone UTF-16 surrogate (an escape like \\ud800 without its "
+                       "pair), which is not Unicode text; send the character itself or a complete surrogate pair",
+                       style, target=where)
     return value
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time equality of a token, key or signature a client sent and the one expected.
+
+    Compared as UTF-8 bytes: header values arrive decoded as latin-1 and query values as UTF-8, so
+    they may hold any character, and `hmac.compare_digest` refuses non-ASCII str (a TypeError, a 500).
+    """
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
 
 
 def new_guid() -> str:

@@ -1,4 +1,4 @@
-"""Stored classic web services and endpoints of the local workspace, and the blob addressing shared with ARM and BES.
+"""Stored classic web services and endpoints of the local workspace, and their views.
 
 A classic web service row holds what a deploy froze from the experiment (its graph hash, web-service
 inputs/outputs and trained-model resources); its endpoints are rows of their own holding keys,
@@ -9,7 +9,6 @@ web-services.md §3.2-3.4). No HTTP here except the request's base URL for deriv
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import secrets
 import sqlite3
@@ -17,11 +16,10 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
 
 from flask import request
 
-from amlvc.server.blobstore import valid_key
+from amlvc.server import blobs, storage
 from amlvc.server.state import get_state
 
 SCHEMA = """
@@ -37,11 +35,6 @@ CREATE TABLE IF NOT EXISTS ws_deploy_activities (
 
 DEFAULT_ENDPOINT = "default"
 TRAINED_MODEL_KIND = "TrainedModel"
-BLOB_HOST_SUFFIX = ".blob.core.windows.net"
-# The storage account name of blob URLs that must not depend on this server's host and port (definitions
-# that users keep in git): `https://amlvclocal.blob.core.windows.net/{key}` names the local blob `{key}`.
-LOCAL_ACCOUNT = "amlvclocal"
-MODEL_MAGIC = b"AMLVC-ILEARNER/1\n"
 
 
 def iso_now(epoch: float | None = None) -> str:
@@ -56,73 +49,9 @@ def new_key() -> str:
     return base64.b64encode(secrets.token_bytes(64)).decode("ascii")
 
 
-def model_bytes(meta: Mapping[str, Any]) -> bytes:
-    """The bytes of an emulated `.ilearner`: a header, the canonical JSON of what it was derived from, its sha256.
-
-    Equal inputs give equal bytes; any difference in `meta` gives different bytes. The file format of a
-    real iLearner is opaque (reference §8.11), so nothing reads more than these bytes.
-    """
-    body = json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return MODEL_MAGIC + body + b"\n" + hashlib.sha256(body).hexdigest().encode("ascii") + b"\n"
-
-
 def base_url() -> str:
     """The server root as the client addressed it (one server answers every "host")."""
     return request.host_url
-
-
-def blob_base() -> str:
-    """BaseLocation of blobs on this server: BaseLocation + RelativeLocation + SasBlobToken is a readable URL."""
-    return f"{base_url()}blobs/"
-
-
-def blob_key_of_url(url: str) -> str | None:
-    """The local blob key an https/http blob URL stands for, or None when it names no blob.
-
-    Every storage account is emulated by the one local blob store: a URL of this server
-    (`…/blobs/{key}`) maps to `{key}`; `https://{account}.blob.core.windows.net/{container}/{path}`
-    maps to `{container}/{path}` — the same key a BES output `RelativeLocation` writes to.
-    """
-    if not isinstance(url, str):
-        return None
-    try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    path = unquote(parts.path)
-    if (parts.hostname or "").endswith(BLOB_HOST_SUFFIX):
-        key = path.lstrip("/")
-    elif path.startswith("/blobs/"):
-        key = path[len("/blobs/"):]
-    else:
-        return None
-    return key if valid_key(key) else None
-
-
-def account_url(key: str) -> str:
-    """A host-independent URL of a local blob, in the shape of an Azure storage URL (no SAS)."""
-    return f"https://{LOCAL_ACCOUNT}{BLOB_HOST_SUFFIX}/{quote(key)}"
-
-
-def blob_location(key: str) -> dict[str, str]:
-    """`{BaseLocation, RelativeLocation, SasBlobToken}` of a local blob with a fresh read SAS."""
-    return {"BaseLocation": blob_base(), "RelativeLocation": key,
-            "SasBlobToken": "?" + get_state().blobs.sas_query(key)}
-
-
-def blob_exists(conn: sqlite3.Connection, key: str) -> bool:
-    return get_state().blobs.info(conn, key) is not None
-
-
-def location_key(location: Mapping[str, Any]) -> str | None:
-    """The blob key of a classic `{BaseLocation, RelativeLocation, SasBlobToken}`, or None if it is not a blob URL."""
-    base = location.get("BaseLocation")
-    relative = location.get("RelativeLocation")
-    if not isinstance(base, str) or not isinstance(relative, str) or not relative.strip():
-        return None
-    return blob_key_of_url(base.rstrip("/") + "/" + relative.strip().lstrip("/"))
 
 
 # -- rows -----------------------------------------------------------------------------------
@@ -198,12 +127,32 @@ def service_view(service: Mapping[str, Any], endpoint_count: int) -> dict[str, A
             "DefaultEndpointName": service["DefaultEndpointName"], "EndpointCount": endpoint_count}
 
 
+def resource_key(resource: Mapping[str, Any]) -> str | None:
+    """The local blob an endpoint resource names: recorded when it was deployed or patched (`Key`); for rows
+    of older data directories, read from its location (`{server}/blobs/` on whichever port it was)."""
+    if resource.get("Key"):
+        return str(resource["Key"])
+    location = resource.get("Location") or {}
+    ref = blobs.resolve_location(location)
+    if ref is not None:
+        return ref.key
+    relative = location.get("RelativeLocation")
+    if str(location.get("BaseLocation") or "").rstrip("/").endswith("/blobs") and isinstance(relative, str):
+        return relative
+    return None
+
+
 def resource_view(resource: Mapping[str, Any]) -> dict[str, Any]:
-    """An endpoint resource; a location on the local blob store gets a fresh SAS on every GET."""
+    """An endpoint resource: its location in the account form with a SAS made now (a location patched in with
+    an account-form BaseLocation keeps that BaseLocation and RelativeLocation)."""
     location = dict(resource.get("Location") or {})
-    key = location_key(location)
-    if key is not None and location.get("BaseLocation", "").rstrip("/").endswith("/blobs"):
-        location = blob_location(key)
+    key = resource_key(resource)
+    if key is not None:
+        sas = "?" + get_state().blobs.sas_query(key)
+        if storage.is_account_base(location.get("BaseLocation")):
+            location["SasBlobToken"] = sas
+        else:
+            location = {"BaseLocation": storage.account_base(), "RelativeLocation": key, "SasBlobToken": sas}
     return {"Name": resource["Name"], "Kind": resource.get("Kind", TRAINED_MODEL_KIND),
             "Location": {"BaseLocation": location.get("BaseLocation"),
                          "RelativeLocation": location.get("RelativeLocation"),

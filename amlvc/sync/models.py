@@ -161,14 +161,14 @@ def fetch_bytes(client: Client, item: Mapping[str, Any], slugs: Mapping[str, str
             run, run_time = run_of(doc)
             if ep is None or (created and run_time and run_time > created) or (size and ep.get("Size") != size):
                 continue
-            data = client.download(endpoint_url(ep), f"output {port!r} of {exp_id}")
+            data = client.download_blob(endpoint_url(ep), what=f"output {port!r} of {exp_id}")
             if size is not None and len(data) != size:
                 raise RemoteError(f"the output {port!r} of {exp_id} has {len(data)} bytes, trained model {name!r} "
                                   f"{size}: it changed since the promotion; promote it again")
             return data, ModelSource(exp_id, slugs.get(exp_id), node, port, run, run_time)
     location = item.get("DownloadLocation")
     if isinstance(location, Mapping) and location.get("BaseUri"):
-        return client.download(endpoint_url(location), f"trained model {name}"), ModelSource()
+        return client.download_blob(endpoint_url(location), what=f"trained model {name}"), ModelSource()
     why = "no run in its source experiment's history has its output" if source else "it has no promotion source"
     raise RemoteError(f"workspace '{client.remote}' offers no download of trained model {name!r}: {why} "
                       f"and no DownloadLocation")

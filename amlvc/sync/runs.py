@@ -161,7 +161,7 @@ def _error_log(client: Client, endpoint: Any) -> str | None:
         return None
     url = "".join(str(endpoint.get(k) or "") for k in ("BaseUri", "Location", "AccessCredential"))
     try:
-        text = client.download(url, "error log")[-LOG_TAIL:].decode("utf-8", "replace")
+        text = client.download_blob(url, what="error log")[-LOG_TAIL:].decode("utf-8", "replace")
     except AmlvcError:
         return None
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

@@ -1,4 +1,4 @@
-"""HTTP to a workspace: hosts per region, one pooled session per remote, retries, and error translation."""
+"""HTTP to a workspace: one pooled session per remote, retries, and the translation of errors."""
 
 from __future__ import annotations
 
@@ -18,69 +18,12 @@ from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 
 from amlvc import __version__
+from amlvc.client.hosts import Hosts, blob_download_url
 from amlvc.errors import ApiError, AuthError, ConflictError, InvalidDocument, RemoteError
 from amlvc.rules import MAX_DOCUMENT_BYTES
 
 STUDIO_TOKEN_HEADER = "x-ms-metaanalytics-authorizationtoken"
 USER_AGENT = f"amlvc/{__version__}"
-
-
-@dataclass(frozen=True)
-class Hosts:
-    """Where a workspace's APIs live: Studio API base (ends in `api/`) and management base (ends in `/`)."""
-
-    studio: str
-    management: str
-
-
-def _region(prefix: str, tld: str = "net") -> Hosts:
-    dot = f"{prefix}." if prefix else ""
-    return Hosts(f"https://{dot}studioapi.azureml.{tld}/api/", f"https://{dot}management.azureml.{tld}/")
-
-
-# Reference studio-api.md §1.1: location strings clients use, and the ARM region names (AF's map).
-_REGION_HOSTS: dict[str, Hosts] = {
-    "south central us": _region(""),
-    "southcentralus": _region(""),
-    "ussouthcentral": _region(""),
-    "west europe": _region("europewest"),
-    "westeurope": _region("europewest"),
-    "europewest": _region("europewest"),
-    "southeast asia": _region("asiasoutheast"),
-    "southeastasia": _region("asiasoutheast"),
-    "asiasoutheast": _region("asiasoutheast"),
-    "japan east": _region("japaneast"),
-    "japaneast": _region("japaneast"),
-    "west central us": _region("uswestcentral"),
-    "westcentralus": _region("uswestcentral"),
-    "uswestcentral": _region("uswestcentral"),
-    "germany central": _region("germanycentral", "de"),
-    "germanycentral": _region("germanycentral", "de"),
-    "integration test": Hosts("https://studioapi.azureml-int.net/api/", "https://management.azureml-int.net/"),
-}
-
-REGIONS: tuple[str, ...] = (
-    "South Central US", "West Europe", "Southeast Asia", "Japan East", "West Central US", "Germany Central",
-)
-
-
-def hosts_for(*, location: str | None = None, endpoint: str | None = None) -> Hosts:
-    """Hosts of a remote: `endpoint` (one server for every API, as the local workspace) wins over `location`."""
-    if endpoint:
-        base = endpoint.rstrip("/")
-        if base.endswith("/api"):
-            base = base[: -len("/api")]
-        if not base.startswith(("http://", "https://")):
-            raise RemoteError(f"endpoint {endpoint!r} is not an http(s) URL; fix `endpoint` in amlvc.toml")
-        return Hosts(f"{base}/api/", f"{base}/")
-    if location:
-        hosts = _REGION_HOSTS.get(" ".join(location.lower().split()))
-        if hosts is None:
-            raise RemoteError(
-                f"unknown location {location!r}; use one of: {', '.join(REGIONS)}, or `endpoint = URL`"
-            )
-        return hosts
-    return _REGION_HOSTS["south central us"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +46,9 @@ class RetryPolicy:
         return wait
 
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 509, 440})
+# Worth another attempt: the service's or a gateway's trouble (5xx) and throttling (429, whose Retry-After
+# is honoured). Every other 4xx is an answer about the request itself; sending it again changes nothing.
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 509})
 # A request the server refused before doing anything: safe to repeat even when not idempotent.
 UNPROCESSED_STATUSES = frozenset({429, 503})
 # Nothing listening: a few quick tries cover a restarting server without stalling a typo'd endpoint.
@@ -294,9 +239,15 @@ class Client:
             raise ApiError(f"unexpected answer for new {collection} version: expected the new id")
         return result.strip('"')
 
-    def download(self, url: str, what: str = "download") -> bytes:
-        """GET a signed (SAS) URL without the workspace token, as PS `DownloadFileAsync` does."""
-        return bytes(self.request("GET", url, auth_header=None, what=what, raw=True))
+    def download_blob(self, url: str, *, what: str = "blob") -> bytes:
+        """The bytes behind a blob URL of a workspace document (`blob_download_url`); its SAS authenticates, so
+        no token is sent."""
+        try:
+            return bytes(self.request("GET", blob_download_url(url, self.hosts), auth_header=None, what=what,
+                                      raw=True))
+        except AuthError:
+            raise RemoteError(f"the storage URL of {what} was refused (HTTP 403): its SAS is missing, expired or "
+                              "not valid; GET the document that named it again for a fresh URL") from None
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -329,7 +280,10 @@ class Client:
         `body` sends raw bytes (uploads); `auth_header=None` sends no token (signed blob URLs).
         """
         send_headers = dict(headers or {})
-        if auth_header is not None:
+        if auth_header is not None:  # None: a signed (SAS) URL, which authenticates itself
+            if not _header_safe(self.token):
+                raise AuthError(f"{self.token_source} holds characters an HTTP header cannot carry; put the "
+                                f"workspace's authorization token there (as shown in Studio's settings)")
             send_headers[auth_header] = self.token if auth_header != "Authorization" else f"Bearer {self.token}"
         data: bytes | None = body
         if body is not None:
@@ -455,6 +409,15 @@ def _read_at_most(response: requests.Response, limit: int, label: str) -> bytes:
                                                  f"document amlvc reads); nothing was written")
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _header_safe(value: str) -> bool:
+    """True when `value` can travel in an HTTP header (http.client encodes header values as latin-1)."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return "\r" not in value and "\n" not in value
 
 
 def _refused(exc: requests.ConnectionError) -> bool:
