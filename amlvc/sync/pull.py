@@ -245,7 +245,10 @@ def _fetch_history(target: Target, plan: Plan, imported: set[str], jobs: int, pr
                 invalid[slug] = exc.message
             if progress is not None:
                 progress("history", len(found), len(found))
-    found.sort(key=lambda item: (messages.snapshot_date(item[1]), item[0], str(item[1].get("ExperimentId"))))
+    # Oldest run first. Where runs have no usable creation time (or the same one), their ids decide: a
+    # snapshot id ends in a reverse timestamp, so the older run has the greater id (reference 1.6).
+    found.sort(key=lambda item: str(item[1].get("ExperimentId")), reverse=True)
+    found.sort(key=lambda item: (messages.snapshot_date(item[1]), item[0]))
     return found
 
 
