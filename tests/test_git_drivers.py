@@ -253,7 +253,8 @@ def test_diff_driver_for_added_and_unmerged_files(repo: Path, run_cli: Any) -> N
     write_experiment(repo, fixture_files("predictive--base"), slug="predictive")
     git(repo, "add", "-A")
     out = git(repo, "diff", "--cached").stdout
-    assert "experiment predictive (Kündigung – Training ✓ [Predictive Exp.]): added, experiment added" in out
-    assert "+ node Score Model [" in out
+    assert ("experiment predictive (Kündigung – Training ✓ [Predictive Exp.]): added (4 nodes, 3 edges, web "
+            "service: 1 input, 1 output, 1 parameter)") in out
+    assert "+ node Score Model [" not in out and "[BREAKING]" not in out  # one line, and nothing breaks
     unmerged = run_cli(["diff-driver", "experiments/predictive/experiment.json"])
     assert unmerged.exit_code == 0 and unmerged.stdout.startswith("* Unmerged path experiments/predictive/")

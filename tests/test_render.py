@@ -155,7 +155,8 @@ def test_diff_between_revisions_and_formats(repo: Path, run_cli: Any, tmp_path: 
 def test_diff_of_experiment_added_and_removed(repo: Path, run_cli: Any) -> None:
     write_experiment(repo, fixture_files("predictive--base"), slug="predictive")
     result = run_cli(["diff"], cwd=repo)
-    assert "experiment predictive (Kündigung – Training ✓ [Predictive Exp.]): added, experiment added" in result.stdout
+    assert result.stdout == ("experiment predictive (Kündigung – Training ✓ [Predictive Exp.]): added (4 nodes, "
+                             "3 edges, web service: 1 input, 1 output, 1 parameter)\n")
     commit_all(repo, "add predictive")
     git(repo, "rm", "-q", "-r", "experiments/predictive")
     result = run_cli(["diff", "predictive", "--format", "json"], cwd=repo)

@@ -114,7 +114,7 @@ def counts(d: ExperimentDiff) -> dict[str, int]:
 def summary(d: ExperimentDiff) -> str:
     """One line: "2 parameters, 1 node, layout only" (used by `log` and headings)."""
     if d.status in ("added", "removed"):
-        return f"experiment {d.status}"
+        return f"experiment {d.status} ({size(d)})"
     shown = counts(d)
     parts = [f"{n} {col if n != 1 else col.rstrip('s')}" for col, n in shown.items()
              if n and col not in ("layout", "other")]
@@ -123,6 +123,28 @@ def summary(d: ExperimentDiff) -> str:
         parts.append("layout only" if not parts else "layout")
     text = ", ".join(parts) or "no changes"
     return text + (" (BREAKING)" if d.breaking else "")
+
+
+def size(d: ExperimentDiff) -> str:
+    """What an added or removed experiment holds, in one phrase: "12 nodes, 14 edges, web service: 1 input"."""
+    tree = d.new if d.new is not None else d.old
+    if tree is None:
+        return "empty"
+    nodes, edges = len(graph_nodes(tree.experiment)), len(graph_edges(tree.experiment))
+    parts = [plural(nodes, "node"), plural(edges, "edge")] if nodes or edges else []
+    web = tree.experiment.get("WebService")
+    if isinstance(web, Mapping) and web.get("IsWebServiceExperiment") is True:
+        ports = [plural(len(items), word) for key, word in (("Inputs", "input"), ("Outputs", "output"),
+                                                            ("Parameters", "parameter"))
+                 if isinstance(items := web.get(key), list) and items]
+        parts.append("web service: " + (", ".join(ports) or "no ports"))
+    if tree.webservice is not None:
+        parts.append("web-service definition")
+    return ", ".join(parts) or "empty"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _experiment_level(d: ExperimentDiff) -> list[str]:
@@ -137,7 +159,10 @@ def _experiment_level(d: ExperimentDiff) -> list[str]:
 
 
 def node_states(d: ExperimentDiff) -> dict[str, str]:
-    """node id -> added | removed | changed, for graph renderers."""
+    """node id -> added | removed | changed, for graph renderers (every node of an added or removed experiment)."""
+    if d.status in ("added", "removed"):
+        tree = d.new if d.new is not None else d.old
+        return dict.fromkeys(graph_nodes(tree.experiment) if tree is not None else {}, d.status)
     out: dict[str, str] = {}
     for c in d.changes:
         if c.node is None:
@@ -206,3 +231,4 @@ def graph_edges(experiment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     graph = experiment.get("Graph") or {}
     edges = graph.get("EdgesInternal") if isinstance(graph, Mapping) else None
     return [e for e in edges if isinstance(e, Mapping)] if isinstance(edges, list) else []
+

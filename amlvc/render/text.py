@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from amlvc.render.common import ADDED, REMOVED, active, describe, summary
+from amlvc.render.common import ADDED, REMOVED, active, describe, size, summary
 from amlvc.review.records import ExperimentDiff
 
 _RESET = "\033[0m"
@@ -19,7 +19,8 @@ def render_text(diffs: Sequence[ExperimentDiff], *, color: bool = False) -> str:
     out: list[str] = []
     for d in active(diffs):
         name = f" ({d.name})" if d.name and d.name != d.slug else ""
-        out.append(paint("header", f"experiment {d.slug}{name}: {d.status}, {summary(d)}"))
+        what = f"{d.status} ({size(d)})" if d.status in ("added", "removed") else f"{d.status}, {summary(d)}"
+        out.append(paint("header", f"experiment {d.slug}{name}: {what}"))
         for change in d.changes:
             line = describe(change)
             flag = paint("breaking", " [BREAKING]") if line.breaking else ""

@@ -19,7 +19,7 @@ from amlvc.review.merge import merge_experiment, merge_json, merge_layout, repor
 from amlvc.review.outline import outline
 from amlvc.review.parsed import Parsed
 from amlvc.review.records import ExperimentDiff, sort_changes
-from amlvc.review.webservice import diff_wsd
+from amlvc.review.webservice import diff_webservice_file
 from amlvc.rules import EXPERIMENT_FILE, EXPERIMENTS_DIR, LAYOUT_FILE, WEBSERVICE_FILE
 from amlvc.worktree.files import atomic_write
 
@@ -56,7 +56,11 @@ def driver_diff(path: str, old_file: str, new_file: str) -> ExperimentDiff:
         a = Parsed(old, {}, {}, None) if old or old_file != "/dev/null" else None
         b = Parsed(new, {}, {}, None) if new or new_file != "/dev/null" else None
         return diff_trees(a, b, slug)
-    changes = diff_layout(old, new) if kind == "layout" else diff_wsd(old, new)
+    if kind == "layout":
+        changes = diff_layout(old, new)
+    else:
+        changes = diff_webservice_file(None if old_file == "/dev/null" else old,
+                                       None if new_file == "/dev/null" else new)
     records = sort_changes(changes)
     return ExperimentDiff(slug, "modified" if records else "unchanged", records)
 

@@ -38,6 +38,8 @@ KINDS: tuple[str, ...] = (
     "webservice.parameter_removed",
     "webservice.parameter_changed",
     "webservice.property_changed",
+    "webservice.definition_added",
+    "webservice.definition_removed",
     "layout.changed",
 )
 _RANK = {kind: i for i, kind in enumerate(KINDS)}
