@@ -14,7 +14,8 @@ from conftest import ROOT
 from reviewkit import commit_all, fixture_files, git, make_repo, write_experiment
 
 from amlvc.render import render
-from amlvc.render.markdown import MAX_MERMAID_NODES, mermaid
+from amlvc.render.mermaid import MAX_MERMAID_NODES
+from amlvc.render.mermaid import flowchart as mermaid
 from amlvc.review.diff import diff_trees
 from amlvc.review.parsed import Parsed as Tree
 from amlvc.review.records import ExperimentDiff
@@ -44,7 +45,7 @@ def test_markdown_has_table_records_and_mermaid() -> None:
     assert md.startswith("## PR #7\n")
     assert "| experiment | status | nodes | parameters | edges |" in md
     assert "| `training` | modified | 1 |  | 1 |" in md
-    assert "- ➕ node Convert to CSV [0b2d4f6a…-3]: Convert to CSV (batch 1643)" in md
+    assert "- ➕ node Convert to CSV \\[0b2d4f6a…-3\\]: Convert to CSV (batch 1643)" in md
     block = md.split("```mermaid\n")[1].split("```")[0]
     assert block.startswith("flowchart TD")
     added = re.search(r'(n\d+)\["Convert to CSV \[0b2d4f6a…-3\]"\]', block)

@@ -12,6 +12,7 @@ import click
 from amlvc.cli.base import cli, emit_json, note
 from amlvc.errors import ExitCode, LocalError, UsageError
 from amlvc.render import FORMATS, render
+from amlvc.render.markdown import COMMENT_LIMIT
 
 if TYPE_CHECKING:
     from amlvc.review.records import ExperimentDiff
@@ -50,8 +51,12 @@ def _write(text: str, output: str | None, *, color: bool) -> None:
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when there are none.")
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
 @click.option("--title", default="", help="Heading of markdown and html reports.")
+@click.option("--max-bytes", type=click.IntRange(min=0), metavar="N",
+              help=f"Markdown: at most N bytes (default {COMMENT_LIMIT:,}, GitHub's comment limit; 0: no limit): the "
+                   "summary table, then whole experiments, then how many more the HTML report has.")
+@click.option("--summary", "summary_only", is_flag=True, help="Markdown: the summary table alone.")
 def diff_command(args: tuple[str, ...], remote: str | None, fmt: str, exit_code: bool, output: str | None,
-                 title: str) -> int:
+                 title: str, max_bytes: int | None, summary_only: bool) -> int:
     """Semantic diff of experiments: nodes, parameters, wiring, assets, scripts, web-service contract.
 
     \b
@@ -60,11 +65,19 @@ def diff_command(args: tuple[str, ...], remote: str | None, fmt: str, exit_code:
     amlvc diff REV_A REV_B        (or REV_A..REV_B) between two revisions
     amlvc diff --remote dev       the work tree (or REV_A) against the live workspace
     Layout-only changes are collapsed into a count; breaking web-service changes are flagged.
+
+    \b
+    Examples:
+      amlvc diff HEAD~1 --format markdown -o comment.md   # fits a GitHub comment (65,536 bytes)
+      amlvc diff HEAD~1 --format markdown --summary       # the summary table alone
+      amlvc diff HEAD~1 --format html -o report.html      # everything, with the graphs
     """
     from amlvc.review import revisions
     from amlvc.sync.remote import workspace_files
     from amlvc.worktree import experiments
 
+    if fmt != "markdown" and (max_bytes is not None or summary_only):
+        raise UsageError("--max-bytes and --summary shape the markdown report; add --format markdown")
     root = _root()
     revs, slugs = revisions.split_arguments(root, args)
     if remote is not None:
@@ -78,7 +91,9 @@ def diff_command(args: tuple[str, ...], remote: str | None, fmt: str, exit_code:
         title = title or "amlvc diff " + (" → ".join(revs) if len(revs) == 2 else f"{revs[0] if revs else 'HEAD'}"
                                           " → work tree")
     color = output is None and fmt == "text" and _color()
-    _write(render(diffs, fmt, color=color, title=title), output, color=color)
+    limit = COMMENT_LIMIT if max_bytes is None else max_bytes
+    _write(render(diffs, fmt, color=color, title=title, max_bytes=limit, summary_only=summary_only), output,
+           color=color)
     return int(ExitCode.DIFFERENCES) if exit_code and _changed(diffs) else 0
 
 
