@@ -192,7 +192,7 @@ def test_diff_reads_only_the_experiments_git_sees_changed(repo: Path, run_cli: A
 
 def test_diff_refusals(repo: Path, run_cli: Any, tmp_path: Path) -> None:
     unknown = run_cli(["diff", "no-such-experiment"], cwd=repo)
-    assert unknown.exit_code == 2 and "no experiment 'no-such-experiment'" in unknown.stderr
+    assert unknown.exit_code == 2 and "unknown revision 'no-such-experiment'" in unknown.stderr
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     result = run_cli(["diff"], cwd=outside)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 from amlvc import __version__
 from amlvc.errors import AmlvcError, ExitCode
 
+F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 REPORT_URL = "https://github.com/amlvc/amlvc/issues"
 
@@ -76,3 +78,8 @@ def note(message: str) -> None:
 
 def is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+def remote_option(help_text: str) -> Callable[[F], F]:
+    """`-r/--remote R`, the same spelling on every command that talks to (or compares with) a workspace."""
+    return click.option("--remote", "-r", "remote", metavar="R", help=help_text)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amlvc import repo
-from amlvc.errors import LocalError, UsageError
+from amlvc.errors import UsageError
 from amlvc.review.diff import diff_trees
 from amlvc.review.parsed import Parsed
 from amlvc.review.records import ExperimentDiff
@@ -19,39 +19,14 @@ Files = dict[str, bytes]
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One commit that touched an experiment, with its change records."""
+    """One commit, with the records of each experiment it changed (of the one asked for, with `log EXP`)."""
 
     commit: str
     date: str
     author: str
     subject: str
-    diff: ExperimentDiff
+    diffs: tuple[ExperimentDiff, ...]
 
-
-
-
-def split_arguments(root: Path, args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """`diff [REV_A [REV_B]] [EXP…]`: leading arguments that name a commit (and no experiment) are revisions."""
-    known = set(experiments.slugs(root))
-    if args and ".." in args[0] and args[0] not in known:
-        first, _, second = args[0].partition("..")
-        try:
-            for rev in (first, second):
-                repo.resolve(root, rev or "HEAD")
-        except LocalError:
-            pass
-        else:
-            return [first or "HEAD", second or "HEAD"], list(args[1:])
-    revs: list[str] = []
-    for arg in args[:2]:
-        if arg in known:
-            break
-        try:
-            repo.resolve(root, arg)
-        except LocalError:
-            break
-        revs.append(arg)
-    return revs, list(args[len(revs):])
 
 
 def diff_experiments(old: Mapping[str, Files], new: Mapping[str, Files], slugs: Sequence[str] = ()
@@ -91,16 +66,26 @@ def diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequ
     return diff_experiments(old, new, sorted(set(old) | set(new)))
 
 
-def log(root: Path, slug: str, max_count: int | None = None) -> list[LogEntry]:
-    """The commits that touched experiment `slug`, newest first, each with its semantic summary."""
-    path = f"{EXPERIMENTS_DIR}/{slug}"
+def log(root: Path, slug: str = "", max_count: int | None = None) -> list[LogEntry]:
+    """The commits that touched experiment `slug` (every commit without one), newest first, with their records."""
+    path = f"{EXPERIMENTS_DIR}/{slug}" if slug else "."
     commits = repo.commits_touching(root, path, max_count)
-    if not commits and not (root / path).is_dir():
+    if slug and not commits and not (root / path).is_dir():
         raise UsageError(f"no experiment {slug!r} in this repository (see the directories under {EXPERIMENTS_DIR}/)")
     entries = []
     for info in commits:
-        old = experiments.read(root, slug, info.parent) if info.parent else {}
-        new = experiments.read(root, slug, info.commit)
-        diffs = diff_experiments({slug: old} if old else {}, {slug: new} if new else {}, [slug])
-        entries.append(LogEntry(info.commit, info.date, info.author, info.subject, diffs[0]))
+        if slug:
+            touched = [slug]
+        elif info.parent:
+            touched = sorted({name.split("/")[1] for name in repo.changed_paths(root, info.parent, info.commit,
+                                                                                  EXPERIMENTS_DIR)
+                              if name.count("/") >= 2})
+        else:
+            touched = experiments.slugs(root, info.commit)
+        old = experiments.read_many(root, touched, info.parent) if info.parent and touched else {}
+        new = experiments.read_many(root, touched, info.commit) if touched else {}
+        diffs = diff_experiments(old, new, sorted(set(old) | set(new))) if old or new else []
+        if slug and not diffs:
+            diffs = [ExperimentDiff(slug, "unchanged", ())]
+        entries.append(LogEntry(info.commit, info.date, info.author, info.subject, tuple(diffs)))
     return entries
