@@ -254,8 +254,10 @@ def test_diff_against_the_live_workspace(tmp_path: Path, run_cli: Any, monkeypat
         studio_edit(api, exp_id, tolerance)
         result = run_cli(["diff", "--remote", "dev", "--exit-code", slug], cwd=root)
         assert result.exit_code == 1, result.stderr
-        assert "Optimization Tolerance: 1E-07 → 1E-05" in result.stdout
+        assert "Optimization Tolerance: 1E-05 → 1E-07" in result.stdout  # what a push would write there
         assert "layout" not in result.stdout
+        pulled = run_cli(["diff", "-R", "-r", "dev", slug], cwd=root)
+        assert "Optimization Tolerance: 1E-07 → 1E-05" in pulled.stdout  # what a pull would bring
         assert run_cli(["diff", "--remote", "nope"], cwd=root).exit_code in (2, 3)
 
 

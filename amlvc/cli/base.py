@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -78,6 +79,22 @@ def note(message: str) -> None:
 
 def is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+color_option = click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+    help="Colour the output: auto = on a terminal unless $NO_COLOR is set; $FORCE_COLOR (non-empty) means always.")
+
+
+def use_color(choice: str = "auto", stream: Any = None) -> bool:
+    """--color, then $FORCE_COLOR (force-color.org), then $NO_COLOR (no-color.org), then whether it is a terminal."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool((stream or sys.stdout).isatty())
 
 
 def remote_option(help_text: str) -> Callable[[F], F]:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from amlvc.cli.base import cli, note
-from amlvc.cli.review import color_for
+from amlvc.cli.base import cli, note, use_color
 from amlvc.errors import LocalError, UsageError
 from amlvc.render import render
 
@@ -72,7 +71,7 @@ def diff_driver_command(args: tuple[str, ...]) -> None:
         raise UsageError("diff-driver expects the 7 arguments git passes to an external diff command")
     path, old_file, new_file = args[0], args[1], args[4]
     result = drivers.driver_diff(path, old_file, new_file)
-    color = color_for()
+    color = use_color()
     header = f"diff --amlvc a/{path} b/{path}"
     click.echo(click.style(header, bold=True) if color else header, color=color)
     if not result.changes and result.status not in ("added", "removed"):

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from amlvc.cli.base import cli, emit_json, note, remote_option
-from amlvc.errors import ExitCode, UsageError
+from amlvc.cli.base import cli, color_option, emit_json, note, remote_option, use_color
+from amlvc.errors import ExitCode, UsageError, some
 from amlvc.render import FORMATS, render
 from amlvc.render.markdown import COMMENT_LIMIT
+from amlvc.render.text import render_names, render_stat
 
 if TYPE_CHECKING:
     from amlvc.review.records import ExperimentDiff
 
 # amlvc.repo and amlvc.review import GitPython: each command imports them when it runs, so that `amlvc --help`
 # does not pay for them up front.
-
-
-def color_for(stream: Any = None) -> bool:
-    """Colour on a terminal unless NO_COLOR is set (no-color.org)."""
-    return (stream or sys.stdout).isatty() and not os.environ.get("NO_COLOR")
 
 
 def _root() -> Path:
@@ -54,11 +48,16 @@ class GitArguments(click.Command):
 
 @cli.command("diff", cls=GitArguments)
 @click.argument("args", nargs=-1, metavar="[REV_A [REV_B] | A..B | A...B] [--] [EXP|PATH]...")
-@remote_option("Compare with the live workspace R instead of a revision.")
+@remote_option("Compare with the live workspace R: what `amlvc push -r R` would change there (-R: what a pull "
+               "would bring).")
+@click.option("-R", "--reverse", is_flag=True, help="Swap the two sides.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="text (git-like, coloured on a terminal; the default), markdown (PR comment), json (records + "
                    "RFC 6902 patch), html (one self-contained page with the graph).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@click.option("--stat", is_flag=True, help="One line per experiment: how many changes, and a bar of + - ~.")
+@click.option("--name-only", is_flag=True, help="Only the slugs of the experiments that differ.")
+@click.option("--ignore-layout", is_flag=True, help="Leave canvas positions out: a drag alone is no difference.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when there are none.")
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
 @click.option("--title", default="", help="Heading of markdown and html reports.")
@@ -66,8 +65,10 @@ class GitArguments(click.Command):
               help=f"Markdown: at most N bytes (default {COMMENT_LIMIT:,}, GitHub's comment limit; 0: no limit): the "
                    "summary table, then whole experiments, then how many more the HTML report has.")
 @click.option("--summary", "summary_only", is_flag=True, help="Markdown: the summary table alone.")
-def diff_command(args: tuple[str, ...], remote: str | None, fmt: str | None, as_json: bool, exit_code: bool,
-                 output: str | None, title: str, max_bytes: int | None, summary_only: bool) -> int:
+@color_option
+def diff_command(args: tuple[str, ...], remote: str | None, reverse: bool, fmt: str | None, as_json: bool,
+                 stat: bool, name_only: bool, ignore_layout: bool, exit_code: bool, output: str | None, title: str,
+                 max_bytes: int | None, summary_only: bool, color: str) -> int:
     """Semantic diff of experiments: nodes, parameters, wiring, assets, scripts, web-service contract.
 
     \b
@@ -75,7 +76,7 @@ def diff_command(args: tuple[str, ...], remote: str | None, fmt: str | None, as_
     amlvc diff REV                REV against the work tree
     amlvc diff REV_A REV_B        between two revisions (also REV_A..REV_B)
     amlvc diff main...feature     from the merge base: what a pull request of feature into main shows
-    amlvc diff --remote dev       the work tree (or REV) against the live workspace
+    amlvc diff -r dev [REV]       the workspace dev against the work tree (or REV): what a push changes
     Experiments are named by slug, by name ("Churn v2") or by a path under experiments/; `--`
     separates revisions from experiments, as in git. Layout-only changes are collapsed into a count;
     breaking web-service changes are flagged.
@@ -85,37 +86,76 @@ def diff_command(args: tuple[str, ...], remote: str | None, fmt: str | None, as_
       amlvc diff HEAD~1 --format markdown -o comment.md   # fits a GitHub comment (65,536 bytes)
       amlvc diff HEAD~1 --format markdown --summary       # the summary table alone
       amlvc diff main...feature --format html -o report.html
+      amlvc diff main...feature --stat                    # how much changed where
       amlvc diff v1.2 -- churn-training                   # one experiment since the tag v1.2
       amlvc diff -- experiments/churn-training/scripts/   # paths select their experiment
+      amlvc diff -r prod --ignore-layout --exit-code      # would a push change anything but positions?
     """
-    from amlvc.review import arguments, revisions
-    from amlvc.sync.remote import workspace_files
-    from amlvc.worktree import experiments
+    fmt = _format(fmt, as_json, stat=stat, name_only=name_only, shaped=max_bytes is not None or summary_only)
+    diffs, heading = _diffs(args, remote, reverse)
+    if ignore_layout:
+        diffs = [d.without("layout.changed") for d in diffs]
+    colored = output is None and fmt == "text" and use_color(color)
+    if stat or name_only:
+        text = render_stat(diffs, color=colored) if stat else render_names(diffs)
+    else:
+        limit = COMMENT_LIMIT if max_bytes is None else max_bytes
+        text = render(diffs, fmt, color=colored, title=title or heading, max_bytes=limit, summary_only=summary_only)
+    _write(text, output, color=colored)
+    return int(ExitCode.DIFFERENCES) if exit_code and _changed(diffs) else 0
 
+
+def _format(fmt: str | None, as_json: bool, *, stat: bool, name_only: bool, shaped: bool) -> str:
     if as_json and fmt not in (None, "json"):
         raise UsageError(f"--json and --format {fmt} ask for two formats; give one")
-    fmt = "json" if as_json else fmt or "text"
-    if fmt != "markdown" and (max_bytes is not None or summary_only):
+    chosen = "json" if as_json else fmt or "text"
+    if stat and name_only:
+        raise UsageError("--stat and --name-only are two outputs; give one")
+    if (stat or name_only) and chosen != "text":
+        raise UsageError(f"{'--stat' if stat else '--name-only'} is a text output; leave out --format/--json")
+    if chosen != "markdown" and shaped:
         raise UsageError("--max-bytes and --summary shape the markdown report; add --format markdown")
+    return chosen
+
+
+def _diffs(args: tuple[str, ...], remote: str | None, reverse: bool) -> tuple[list[ExperimentDiff], str]:
+    """The diffs the arguments ask for, and the report's default heading."""
+    from amlvc.review import arguments, revisions
+
     root = _root()
     chosen = arguments.parse(root, args, cwd=Path.cwd(), max_revisions=1 if remote else 2)
     for line in chosen.notes:
         note(line)
     slugs = list(chosen.slugs)
-    if remote is not None:
-        old = experiments.read_many(root, slugs, chosen.old)
-        diffs = revisions.diff_experiments(old, workspace_files(root, remote, slugs), slugs)
-        title = title or f"amlvc diff {chosen.old or 'work tree'} → workspace {remote}"
-    else:
-        diffs = revisions.diff_revisions(root, chosen.old, chosen.new, slugs)
-        shown = " ".join(chosen.revisions) if chosen.new else f"{chosen.revisions[0] if chosen.revisions else 'HEAD'}" \
-            " → work tree"
-        title = title or f"amlvc diff {shown}"
-    color = output is None and fmt == "text" and color_for()
-    limit = COMMENT_LIMIT if max_bytes is None else max_bytes
-    _write(render(diffs, fmt, color=color, title=title, max_bytes=limit, summary_only=summary_only), output,
-           color=color)
-    return int(ExitCode.DIFFERENCES) if exit_code and _changed(diffs) else 0
+    if remote is None:
+        diffs = revisions.diff_revisions(root, chosen.old, chosen.new, slugs, reverse=reverse)
+        sides = list(chosen.revisions) if chosen.new else [*(chosen.revisions[:1] or ["HEAD"]), "work tree"]
+        if reverse:
+            sides = sides[::-1] if len(sides) == 2 else [f"{sides[0]} (reversed)"]
+        return diffs, "amlvc diff " + " → ".join(sides)
+    return _remote_diffs(root, remote, chosen.old, slugs, pull=reverse)
+
+
+def _remote_diffs(root: Path, remote: str, rev: str | None, slugs: list[str], *, pull: bool
+                  ) -> tuple[list[ExperimentDiff], str]:
+    """The workspace against the local files (what a push would write), or with `pull` the other way round."""
+    from amlvc.review import revisions
+    from amlvc.sync.remote import workspace_files
+    from amlvc.worktree import experiments
+
+    local = experiments.read_many(root, slugs, rev)
+    workspace = workspace_files(root, remote, slugs)
+    here = rev or "work tree"
+    if pull:
+        return (revisions.diff_experiments(local, workspace, slugs),
+                f"amlvc diff: workspace {remote} → {here} (what `amlvc pull -r {remote}` would bring)")
+    only_there = sorted(set(workspace) - set(local))
+    if only_there:  # a push leaves them as they are
+        note(f"{len(only_there)} experiment(s) only in workspace '{remote}' ({some(only_there)}): a push leaves "
+             f"them alone; `amlvc pull -r {remote}` brings them here")
+    kept = [s for s in slugs if s in local] if slugs else []
+    diffs = revisions.diff_experiments({s: f for s, f in workspace.items() if s in local}, local, kept)
+    return diffs, f"amlvc diff: {here} → workspace {remote} (what `amlvc push -r {remote}` would change)"
 
 
 def _changed(diffs: list[ExperimentDiff]) -> bool:
@@ -127,7 +167,8 @@ def _changed(diffs: list[ExperimentDiff]) -> bool:
 @click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N commits.")
 @click.option("--json", "as_json", is_flag=True, help="Commits and their change records as JSON.")
 @click.option("-p", "--patch", is_flag=True, help="Show each commit's change records, not only the summary.")
-def log_command(experiment: str | None, max_count: int | None, as_json: bool, patch: bool) -> None:
+@color_option
+def log_command(experiment: str | None, max_count: int | None, as_json: bool, patch: bool, color: str) -> None:
     """History of one experiment (or, without EXP, of the repository), newest first, with one semantic
     summary line per experiment a commit changed.
 
@@ -147,15 +188,15 @@ def log_command(experiment: str | None, max_count: int | None, as_json: bool, pa
     if as_json:
         emit_json([_log_json(e, summary, single=bool(one)) for e in entries])
         return
-    color = color_for()
+    colored = use_color(color)
     for e in entries:
-        sha = click.style(e.commit[:10], fg="yellow") if color else e.commit[:10]
-        click.echo(f"{sha} {e.date[:10]} {e.author}: {e.subject}", color=color)
+        sha = click.style(e.commit[:10], fg="yellow") if colored else e.commit[:10]
+        click.echo(f"{sha} {e.date[:10]} {e.author}: {e.subject}", color=colored)
         for d in e.diffs:
             click.echo(f"    {summary(d)}" if one else f"    {d.slug}: {summary(d)}")
             if patch:
-                body = render([d], "text", color=color).splitlines()[1:]
-                click.echo("\n".join("    " + line for line in body if line), color=color)
+                body = render([d], "text", color=colored).splitlines()[1:]
+                click.echo("\n".join("    " + line for line in body if line), color=colored)
         if not e.diffs:
             click.echo("    (no experiment changed)")
 

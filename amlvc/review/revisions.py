@@ -48,22 +48,27 @@ def diff_experiments(old: Mapping[str, Files], new: Mapping[str, Files], slugs: 
     return out
 
 
-def diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequence[str] = ()
-                   ) -> list[ExperimentDiff]:
-    """`amlvc diff`: no revision = HEAD against the work tree; one = REV against the work tree; two = REV_A..REV_B."""
+def diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequence[str] = (), *,
+                   reverse: bool = False) -> list[ExperimentDiff]:
+    """`amlvc diff`: no revision = HEAD against the work tree; one = REV against the work tree; two = REV_A..REV_B.
+
+    `reverse` swaps the sides (git's `-R`).
+    """
+    def compare(old: Mapping[str, Files], new: Mapping[str, Files], wanted: Sequence[str]) -> list[ExperimentDiff]:
+        return diff_experiments(new, old, wanted) if reverse else diff_experiments(old, new, wanted)
+
     if rev_a is None and repo.head(root) is None:
-        return diff_experiments({}, experiments.read_many(root, slugs), slugs)
+        return compare({}, experiments.read_many(root, slugs), slugs)
     if slugs:
-        old = experiments.read_many(root, slugs, rev_a or "HEAD")
-        new = experiments.read_many(root, slugs, rev_b)
-        return diff_experiments(old, new, slugs)
+        return compare(experiments.read_many(root, slugs, rev_a or "HEAD"), experiments.read_many(root, slugs, rev_b),
+                       slugs)
     # Only the experiments git sees a change in are read and compared: a pull request touching two
     # experiments of a thousand reads two.
     touched = {name.split("/")[1] for name in repo.changed_paths(root, rev_a or "HEAD", rev_b, EXPERIMENTS_DIR)
                if name.count("/") >= 2}
     old = experiments.read_many(root, sorted(touched), rev_a or "HEAD") if touched else {}
     new = experiments.read_many(root, sorted(touched), rev_b) if touched else {}
-    return diff_experiments(old, new, sorted(set(old) | set(new)))
+    return compare(old, new, sorted(set(old) | set(new)))
 
 
 def log(root: Path, slug: str = "", max_count: int | None = None) -> list[LogEntry]:

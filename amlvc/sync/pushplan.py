@@ -12,6 +12,9 @@ from amlvc import repo
 from amlvc.canonical.denormalize import denormalize
 from amlvc.canonical.secrets import placeholders_of
 from amlvc.errors import ConflictError, DirtyTree, MissingAssets, MissingSecret, UsageError, some
+from amlvc.review.diff import diff_trees
+from amlvc.review.parsed import Parsed
+from amlvc.review.records import Change
 from amlvc.rules import BACKUP_REF_PREFIX, IMPORT_REMOTE, LOCK_FILE, SECRET_ENV_PREFIX, SECRETS_FILE
 from amlvc.sync.check import CheckResult, Inventory, Sources, check_experiment, parse_remap
 from amlvc.sync.remote import Target
@@ -52,6 +55,7 @@ class PlannedExperiment:
     secrets: tuple[SecretFill, ...]
     secret_sections: tuple[str, ...] = ()  # sections of the secrets file to read, first wins
     files: Mapping[str, bytes] = field(repr=False, default_factory=dict)
+    changes: tuple[Change, ...] = ()  # an update's records against the files as last pulled or pushed
 
     @property
     def writes(self) -> bool:
@@ -73,6 +77,7 @@ class PlannedExperiment:
             "remaps": self.check.remaps if self.check else {},
             "missing": [r.reference.id for r in self.check.missing] if self.check else [],
             "secrets": [{"name": s.name, "source": s.source} for s in self.secrets],
+            "changes": [c.to_json() for c in self.changes],
         }
 
 
@@ -134,9 +139,21 @@ def make_plan(root: Path, target: Target, options: PushOptions) -> PushPlan:
         sections = (target.name,) if slug in entries or entry is None else (target.name, IMPORT_REMOTE)
         names = placeholders_of(experiments.without_webservice(files))
         fills, _ = secretfile.lookup(names, secretfile.stored(root, slug, sections))
+        changes = _changes(root, slug, entry, files) if action == "update" else ()
         planned.append(PlannedExperiment(slug, name, action, reason, exp_id, lock_etag, ws_etag, stale, digest,
-                                         result, fills, sections, files))
+                                         result, fills, sections, files, changes))
     return PushPlan(target.name, target.workspace_id, options.rev, options, tuple(planned))
+
+
+def _changes(root: Path, slug: str, entry: Mapping[str, Any] | None, files: Mapping[str, bytes]
+             ) -> tuple[Change, ...]:
+    """What the update writes, as change records against the files as last synced (none found: no records)."""
+    synced = experiments.synced_files(root, slug, str(entry.get("content_hash"))) if entry else None
+    if synced is None:
+        return ()
+    source = experiments.path(slug)
+    return diff_trees(Parsed.from_files(experiments.without_webservice(synced), source),
+                      Parsed.from_files(experiments.without_webservice(files), source), slug).changes
 
 
 def _imported_from(entry: Mapping[str, Any] | None, workspace_id: str) -> dict[str, Any] | None:
