@@ -16,15 +16,28 @@ from amlvc.render import render
 
 @cli.command("config-git")
 @click.option("--global", "global_scope", is_flag=True, help="Configure git for every repository of this user.")
-def config_git_command(global_scope: bool) -> None:
-    """Make plain git diff/log/show print semantic diffs and git merge use amlvc's merge (like nbdime config-git)."""
+@click.option("--portable", is_flag=True,
+              help="Write the bare command `amlvc` (found on git's PATH) instead of this installation's absolute path.")
+def config_git_command(global_scope: bool, portable: bool) -> None:
+    """Make plain git diff/log/show print semantic diffs and git merge use amlvc's merge (like nbdime config-git).
+
+    The drivers are written with the absolute path of this installation, so git started by an editor or a
+    GUI client finds them without the virtual environment on its PATH; --portable writes `amlvc` instead
+    (for a config shared between machines). A driver that cannot start says so, and what to run.
+
+    \b
+    Examples:
+      amlvc config-git                  # this repository, this installation
+      amlvc config-git --global         # every repository of this user
+      amlvc config-git --portable       # `amlvc` from git's PATH
+    """
     from amlvc import repo
     from amlvc.review import drivers
 
     root = None if global_scope else repo.git_root(Path.cwd())
     if root is None and not global_scope:
         raise LocalError(f"{Path.cwd()}: not inside a git repository; run it in one, or use --global")
-    result = drivers.config_git(root, global_scope)
+    result = drivers.config_git(root, global_scope, portable=portable)
     for key, value in result.settings.items():
         note(f"git config ({result.scope}) {key} = {value}")
     if result.attributes_changed:
