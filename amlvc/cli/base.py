@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -75,6 +76,20 @@ def emit_json(value: Any) -> None:
 def note(message: str) -> None:
     """A human message on stderr (data goes to stdout)."""
     click.echo(message, err=True)
+
+
+def write_output(path: Path, data: bytes) -> None:
+    """A file asked for with -o: written atomically, with the mode a shell redirection gives it (the existing
+    file's, else 0666 less the umask; the temporary file alone would leave it 0600)."""
+    from amlvc.worktree.files import atomic_write
+
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    atomic_write(path, data, mode=mode)
 
 
 def is_terminal() -> bool:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from amlvc.cli.base import cli, color_option, emit_json, note, remote_option, use_color
+from amlvc.cli.base import cli, color_option, emit_json, note, remote_option, use_color, write_output
 from amlvc.errors import ExitCode, UsageError, some
 from amlvc.render import FORMATS, render
 from amlvc.render.markdown import COMMENT_LIMIT
@@ -30,9 +30,7 @@ def _write(text: str, output: str | None, *, color: bool) -> None:
     if output is None:
         click.echo(text, nl=False, color=color)
         return
-    from amlvc.worktree.files import atomic_write
-
-    atomic_write(Path(output), text.encode("utf-8"))
+    write_output(Path(output), text.encode("utf-8"))
     note(f"Wrote {output}")
 
 

@@ -167,7 +167,7 @@ def _record(root: Path, target: Target, plan: PushPlan, entries: Mapping[str, Ma
     for p in pushed:
         if p.slug in copies:
             writes[p.slug] = copies[p.slug][0]
-        elif plan.rev is None:
+        elif plan.rev is None or plan.options.restore:
             writes[p.slug] = by_slug[p.slug].files
     secrets = (target.name, {slug: values for slug, (_, values) in copies.items()})
     return journal.write_and_commit(root, writes=writes, delete=[], lock=lock, secrets=secrets,
@@ -179,7 +179,10 @@ def _commit_message(plan: PushPlan, pushed: Sequence[PushedExperiment]) -> str:
     updated = [p.slug for p in pushed if p.action == "update"]
     parts = ([f"create {', '.join(created)}"] if created else []) + ([f"update {', '.join(updated)}"]
                                                                      if updated else [])
-    lines = [f"Push to {plan.remote}: {'; '.join(parts)}", ""]
+    subject = f"Push to {plan.remote}: {'; '.join(parts)}"
+    if plan.options.restore and plan.rev:
+        subject = f"Restore {', '.join(p.slug for p in pushed)} to {plan.rev[:12]} in {plan.remote}"
+    lines = [subject, ""]
     for p in pushed:
         backup = f" (previous version: {p.backup_ref})" if p.backup_ref else ""
         lines.append(f"- {p.slug}: {p.action}d {p.experiment_id}{backup}")

@@ -36,6 +36,7 @@ class PushOptions:
     remap: str | None = None
     token_env: str | None = None
     jobs: int = 8
+    restore: bool = False  # `restore --rev`: the commit also puts REV's files in the work tree, and says so
 
 
 @dataclass(frozen=True)
