@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from amlvc.canonical.normalize import dumps
+from amlvc.client import Client, RetryPolicy, hosts_for
 from amlvc.server import DEMO_WORKSPACE_ID
 from amlvc.server.runner import ServerHandle, start_server
 
@@ -42,6 +43,17 @@ def pulled(run_cli: Any, tmp_path: Path) -> Iterator[Team]:
         pull = run_cli(["pull"], cwd=root, env=env)
         assert pull.exit_code == 0, pull.stderr
         yield Team(server, root, env)
+
+
+def studio(team: Team) -> Client:
+    """A Studio API client of the team's workspace (for edits made "in Studio")."""
+    return Client("dev", DEMO_WORKSPACE_ID, hosts_for(endpoint=team.server.url), team.env[TOKEN_ENV],
+                  retry=RetryPolicy(backoff=0.001))
+
+
+def training_id(api: Client) -> str:
+    """The workspace id of the training experiment."""
+    return next(str(e["ExperimentId"]) for e in api.list_experiments() if "Predictive" not in e["Description"])
 
 
 def git(root: Path, *args: str) -> str:

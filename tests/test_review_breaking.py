@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import pytest
-from teamkit import PREDICTIVE, TRAINING, Team, commit, edit, git, pulled
-
-
-@pytest.fixture
-def team(run_cli: Any, tmp_path: Path) -> Any:
-    with pulled(run_cli, tmp_path) as team:
-        yield team
+from teamkit import PREDICTIVE, TRAINING, Team, commit, edit, git
 
 
 def records(run_cli: Any, team: Team, *args: str) -> dict[str, Any]:

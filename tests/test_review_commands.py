@@ -7,18 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-from teamkit import PREDICTIVE, TRAINING, Team, commit, edit, pulled, set_param
+from teamkit import PREDICTIVE, TRAINING, Team, commit, edit, set_param, studio, training_id
 
 from amlvc.canonical.normalize import dumps
-from amlvc.client import Client, RetryPolicy, hosts_for
-from amlvc.server import DEMO_WORKSPACE_ID
-
-
-@pytest.fixture
-def team(run_cli: Any, tmp_path: Path) -> Any:
-    with pulled(run_cli, tmp_path) as team:
-        yield team
 
 
 def drag(root: Path, slug: str = TRAINING) -> None:
@@ -71,11 +62,8 @@ def test_colour_follows_the_flag_then_force_color_then_no_color(run_cli: Any, te
 
 
 def test_workspace_diff_reads_as_the_push(run_cli: Any, team: Team) -> None:
-    api = Client("dev", DEMO_WORKSPACE_ID, hosts_for(endpoint=team.server.url), team.env["AMLVC_TEAM_TOKEN"],
-                 retry=RetryPolicy(backoff=0.001))
-    with api:
-        exp_id = next(str(e["ExperimentId"]) for e in api.list_experiments() if "Predictive" not in e["Description"])
-        doc = api.get_experiment(exp_id)
+    with studio(team) as api:
+        doc = api.get_experiment(training_id(api))
         api.create_experiment({**doc, "Description": "Nur im Workspace"})
     edit(team.root, TRAINING, set_param("Split Data", "Random seed", "7"))
     result = run_cli(["diff", "-r", "dev", "--format", "markdown"], cwd=team.root, env=team.env)

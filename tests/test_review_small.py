@@ -12,17 +12,9 @@ from typing import Any
 
 import pytest
 from conftest import ROOT
-from teamkit import TRAINING, Team, commit, edit, git, pulled, set_param
+from teamkit import TRAINING, Team, commit, edit, git, set_param, studio, training_id
 
 from amlvc.canonical.normalize import to_push_body
-from amlvc.client import Client, RetryPolicy, hosts_for
-from amlvc.server import DEMO_WORKSPACE_ID
-
-
-@pytest.fixture
-def team(run_cli: Any, tmp_path: Path) -> Iterator[Team]:
-    with pulled(run_cli, tmp_path) as team:
-        yield team
 
 
 @pytest.fixture
@@ -47,10 +39,8 @@ def test_files_written_with_o_get_the_umask_mode(run_cli: Any, team: Team, tmp_p
 
 
 def test_restore_of_a_revision_is_one_commit(run_cli: Any, team: Team) -> None:
-    api = Client("dev", DEMO_WORKSPACE_ID, hosts_for(endpoint=team.server.url), team.env["AMLVC_TEAM_TOKEN"],
-                 retry=RetryPolicy(backoff=0.001))
-    with api:
-        exp_id = next(str(e["ExperimentId"]) for e in api.list_experiments() if "Predictive" not in e["Description"])
+    with studio(team) as api:
+        exp_id = training_id(api)
         doc = api.get_experiment(exp_id)
         for node in doc["Graph"]["ModuleNodes"]:
             for parameter in node["ModuleParameters"]:
