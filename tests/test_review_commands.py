@@ -91,3 +91,17 @@ def test_push_plan_lists_what_each_update_writes(run_cli: Any, team: Team) -> No
     data = json.loads(run_cli(["push", "--dry-run", "--json"], cwd=team.root, env=team.env).stdout)
     changes = {e["experiment"]: [c["kind"] for c in e["changes"]] for e in data["experiments"]}
     assert changes == {TRAINING: ["parameter.changed"], PREDICTIVE: ["webservice.input_changed"]}
+
+
+def test_push_check_and_restore_take_an_experiment_by_name(run_cli: Any, team: Team) -> None:
+    name = "Kündigung – Training ✓"
+    edit(team.root, TRAINING, set_param("Split Data", "Random seed", "7"))
+    commit(team.root, "another seed")
+    plan = run_cli(["push", name, "--dry-run", "--json"], cwd=team.root, env=team.env)
+    assert plan.exit_code == 0, plan.stderr
+    assert [e["experiment"] for e in json.loads(plan.stdout)["experiments"]] == [TRAINING]
+    checked = run_cli(["check", name, "--json"], cwd=team.root, env=team.env)
+    assert [e["experiment"] for e in json.loads(checked.stdout)["experiments"]] == [TRAINING]
+    restored = run_cli(["restore", name, "--rev", "HEAD~1", "--json"], cwd=team.root, env=team.env)
+    assert restored.exit_code == 0, restored.stderr
+    assert json.loads(restored.stdout)["experiment"] == TRAINING

@@ -3,7 +3,6 @@ named by slug, by name or by a path under experiments/."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from pathlib import Path
 
 from amlvc import repo
 from amlvc.errors import LocalError, UsageError, some
-from amlvc.rules import EXPERIMENT_FILE, EXPERIMENTS_DIR
+from amlvc.rules import EXPERIMENTS_DIR
 from amlvc.worktree import experiments
 
 SEPARATOR = "--"
@@ -191,11 +190,6 @@ class Finder:
         if self._names is None:
             self._names = {}
             for rev in [None, *self.revisions]:
-                for slug, files in experiments.read_many(self.root, rev=rev).items():
-                    try:
-                        name = json.loads(files.get(EXPERIMENT_FILE, b"{}")).get("Description")
-                    except (ValueError, AttributeError):
-                        continue
-                    if isinstance(name, str):
-                        self._names.setdefault(name, set()).add(slug)
+                for name, found in experiments.display_names(self.root, rev).items():
+                    self._names.setdefault(name, set()).update(found)
         return self._names

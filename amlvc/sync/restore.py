@@ -57,6 +57,9 @@ def _slug_at(root: Path, experiment: str, rev: str) -> str:
     slugs = experiments.slugs(root, rev)
     if experiment in slugs:
         return experiment
+    named = sorted(experiments.display_names(root, rev).get(experiment, set()))
+    if len(named) == 1:  # the experiment's name, as diff, log and push take it
+        return named[0]
     raise UsageError(f"no experiment {experiment!r} at revision {rev!r} (there: {', '.join(slugs) or 'none'}); "
                      f"name it by its directory under {EXPERIMENTS_DIR}/")
 
