@@ -73,6 +73,8 @@ def test_workspace_diff_reads_as_the_push(run_cli: Any, team: Team) -> None:
     assert "Random seed: 12345 → 7" in result.stdout  # the workspace's value, then what the push writes
     assert "nur-im-workspace" not in result.stdout
     assert "1 experiment(s) only in workspace 'dev' ('nur-im-workspace'): a push leaves them alone" in result.stderr
+    text = run_cli(["diff", "-r", "dev"], cwd=team.root, env=team.env)
+    assert "work tree → workspace dev (what `amlvc push -r dev` would change)" in text.stderr
     pulled = run_cli(["diff", "-r", "dev", "-R", "--name-only"], cwd=team.root, env=team.env)
     assert pulled.stdout == f"{TRAINING}\nnur-im-workspace\n"
 

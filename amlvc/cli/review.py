@@ -93,6 +93,8 @@ def diff_command(args: tuple[str, ...], remote: str | None, reverse: bool, fmt: 
     diffs, heading = _diffs(args, remote, reverse)
     if ignore_layout:
         diffs = [d.without("layout.changed") for d in diffs]
+    if remote is not None and fmt == "text":  # text has no heading: the direction goes to stderr
+        note(heading.removeprefix("amlvc diff: "))
     colored = output is None and fmt == "text" and use_color(color)
     if stat or name_only:
         text = render_stat(diffs, color=colored) if stat else render_names(diffs)
