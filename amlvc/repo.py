@@ -239,6 +239,12 @@ def read_tree_at(root: Path, rev: str, prefix: str | Sequence[str] = "") -> dict
     return out
 
 
+def merge_base(root: Path, rev_a: str, rev_b: str) -> str | None:
+    """The best common ancestor of two revisions (where `A...B` compares from), or None when they share none."""
+    bases = open_repo(root).merge_base(resolve(root, rev_a), resolve(root, rev_b))
+    return str(bases[0].hexsha) if bases else None
+
+
 def commits_touching(root: Path, path: str, max_count: int | None = None) -> list[CommitInfo]:
     """Commits reachable from HEAD that changed anything under `path`, newest first (first parent as base)."""
     if head(root) is None:

@@ -141,6 +141,15 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 @pytest.fixture
+def team(run_cli: Any, tmp_path: Path) -> Iterator[Any]:
+    """teamkit's demo workspace and a repository that pulled it (what a new user has after `init` and `pull`)."""
+    import teamkit
+
+    with teamkit.pulled(run_cli, tmp_path) as pulled:
+        yield pulled
+
+
+@pytest.fixture
 def world(tmp_path: Path, run_cli: Any) -> Iterator[tuple[Any, Path]]:
     """pushkit's dev workspace seeded with the training fixture, and a repository that pulled it."""
     import pushkit

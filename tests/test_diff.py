@@ -104,14 +104,16 @@ def test_script_change_carries_a_unified_diff() -> None:
     ]
 
 
-def test_experiment_added_and_removed_list_their_parts() -> None:
-    tree = fixture_tree("training--base")
+def test_experiment_added_or_removed_is_one_record_less_status() -> None:
+    """A whole experiment coming or going is its status (one line in every rendering), never "breaking", and its
+    JSON patch still carries every file."""
+    tree = fixture_tree("predictive--base")
     added = diff_trees(None, tree, "t")
     removed = diff_trees(tree, None, "t")
-    assert added.status == "added" and removed.status == "removed"
-    nodes = len(tree.experiment["Graph"]["ModuleNodes"])
-    assert Counter(c.kind for c in added.changes)["node.added"] == nodes
-    assert Counter(c.kind for c in removed.changes)["node.removed"] == nodes
+    assert (added.status, added.changes, added.breaking) == ("added", (), False)
+    assert (removed.status, removed.changes, removed.breaking) == ("removed", (), False)
+    assert jsonpatch.apply_patch({}, patch(added)) == tree.as_document()
+    assert jsonpatch.apply_patch(tree.as_document(), patch(removed)) == {}
     assert diff_trees(None, None).changes == ()
 
 

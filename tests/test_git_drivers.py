@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +223,7 @@ def test_conflict_in_a_plain_string_field_is_still_not_canonical(repo: Path, run
     assert run_cli(["normalize", "--check"], cwd=repo).exit_code != 0
 
 
-def test_pre_commit_hooks_and_ci_example_run_real_commands(repo: Path, run_cli: Any) -> None:
+def test_pre_commit_hooks_run_real_commands(repo: Path, run_cli: Any) -> None:
     from conftest import ROOT
 
     hooks = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
@@ -237,23 +236,14 @@ def test_pre_commit_hooks_and_ci_example_run_real_commands(repo: Path, run_cli: 
     verified = run_cli([*entries[1].split()[1:], "--json", *staged], cwd=repo)
     assert verified.exit_code == 0, verified.stderr
     assert [i["source"] for i in json.loads(verified.stdout)["items"]] == [EXP_DIR]
-    workflow = (ROOT / "docs" / "examples" / "amlvc-pr-diff.yml").read_text(encoding="utf-8")
-    assert "run: amlvc normalize --check" in workflow
-    base = git(repo, "rev-parse", "HEAD").stdout.strip()
-    for line in workflow.splitlines():
-        line = line.strip()
-        if line.startswith('amlvc diff "$base" HEAD'):
-            args = shlex.split(line.replace('"$base"', base))[1:]
-            result = run_cli(args, cwd=repo)
-            assert result.exit_code == 0, (line, result.stderr)
-    assert (repo / "amlvc-diff.json").is_file() and (repo / "amlvc-diff.md").is_file()
 
 
 def test_diff_driver_for_added_and_unmerged_files(repo: Path, run_cli: Any) -> None:
     write_experiment(repo, fixture_files("predictive--base"), slug="predictive")
     git(repo, "add", "-A")
     out = git(repo, "diff", "--cached").stdout
-    assert "experiment predictive (Kündigung – Training ✓ [Predictive Exp.]): added, experiment added" in out
-    assert "+ node Score Model [" in out
+    assert ("experiment predictive (Kündigung – Training ✓ [Predictive Exp.]): added (4 nodes, 3 edges, web "
+            "service: 1 input, 1 output, 1 parameter)") in out
+    assert "+ node Score Model [" not in out and "[BREAKING]" not in out  # one line, and nothing breaks
     unmerged = run_cli(["diff-driver", "experiments/predictive/experiment.json"])
     assert unmerged.exit_code == 0 and unmerged.stdout.startswith("* Unmerged path experiments/predictive/")

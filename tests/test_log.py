@@ -34,7 +34,7 @@ def test_log_summarises_each_commit(repo: Path, run_cli: Any) -> None:
     subjects = [line.split(": ", 1)[1] for line in lines[0::2]]
     summaries = [line.strip() for line in lines[1::2]]
     assert subjects == ["script fix", "drag", "tolerance", "base"]
-    assert summaries == ["1 script", "layout only", "1 parameter", "experiment added"]
+    assert summaries == ["1 script", "layout only", "1 parameter", "experiment added (12 nodes, 12 edges)"]
     assert lines[0].split()[1] == "2024-01-01" and "Test Author" in lines[0]
 
 

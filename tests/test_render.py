@@ -14,7 +14,8 @@ from conftest import ROOT
 from reviewkit import commit_all, fixture_files, git, make_repo, write_experiment
 
 from amlvc.render import render
-from amlvc.render.markdown import MAX_MERMAID_NODES, mermaid
+from amlvc.render.mermaid import MAX_MERMAID_NODES
+from amlvc.render.mermaid import flowchart as mermaid
 from amlvc.review.diff import diff_trees
 from amlvc.review.parsed import Parsed as Tree
 from amlvc.review.records import ExperimentDiff
@@ -44,7 +45,7 @@ def test_markdown_has_table_records_and_mermaid() -> None:
     assert md.startswith("## PR #7\n")
     assert "| experiment | status | nodes | parameters | edges |" in md
     assert "| `training` | modified | 1 |  | 1 |" in md
-    assert "- ➕ node Convert to CSV [0b2d4f6a…-3]: Convert to CSV (batch 1643)" in md
+    assert "- ➕ node Convert to CSV \\[0b2d4f6a…-3\\]: Convert to CSV (batch 1643)" in md
     block = md.split("```mermaid\n")[1].split("```")[0]
     assert block.startswith("flowchart TD")
     added = re.search(r'(n\d+)\["Convert to CSV \[0b2d4f6a…-3\]"\]', block)
@@ -155,7 +156,8 @@ def test_diff_between_revisions_and_formats(repo: Path, run_cli: Any, tmp_path: 
 def test_diff_of_experiment_added_and_removed(repo: Path, run_cli: Any) -> None:
     write_experiment(repo, fixture_files("predictive--base"), slug="predictive")
     result = run_cli(["diff"], cwd=repo)
-    assert "experiment predictive (Kündigung – Training ✓ [Predictive Exp.]): added, experiment added" in result.stdout
+    assert result.stdout == ("experiment predictive (Kündigung – Training ✓ [Predictive Exp.]): added (4 nodes, "
+                             "3 edges, web service: 1 input, 1 output, 1 parameter)\n")
     commit_all(repo, "add predictive")
     git(repo, "rm", "-q", "-r", "experiments/predictive")
     result = run_cli(["diff", "predictive", "--format", "json"], cwd=repo)
@@ -190,7 +192,7 @@ def test_diff_reads_only_the_experiments_git_sees_changed(repo: Path, run_cli: A
 
 def test_diff_refusals(repo: Path, run_cli: Any, tmp_path: Path) -> None:
     unknown = run_cli(["diff", "no-such-experiment"], cwd=repo)
-    assert unknown.exit_code == 2 and "no experiment 'no-such-experiment'" in unknown.stderr
+    assert unknown.exit_code == 2 and "unknown revision 'no-such-experiment'" in unknown.stderr
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     result = run_cli(["diff"], cwd=outside)
@@ -252,8 +254,10 @@ def test_diff_against_the_live_workspace(tmp_path: Path, run_cli: Any, monkeypat
         studio_edit(api, exp_id, tolerance)
         result = run_cli(["diff", "--remote", "dev", "--exit-code", slug], cwd=root)
         assert result.exit_code == 1, result.stderr
-        assert "Optimization Tolerance: 1E-07 → 1E-05" in result.stdout
+        assert "Optimization Tolerance: 1E-05 → 1E-07" in result.stdout  # what a push would write there
         assert "layout" not in result.stdout
+        pulled = run_cli(["diff", "-R", "-r", "dev", slug], cwd=root)
+        assert "Optimization Tolerance: 1E-07 → 1E-05" in pulled.stdout  # what a pull would bring
         assert run_cli(["diff", "--remote", "nope"], cwd=root).exit_code in (2, 3)
 
 

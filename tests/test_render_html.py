@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from browserkit import chromium, needs_chromium
 from reviewkit import fixture_files
 
 from amlvc.render import render
 from amlvc.review.diff import diff_trees
 from amlvc.review.parsed import Parsed as Tree
 
-CHROMIUM = next((p for p in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
-                 if p and Path(p).exists()), None)
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
+pytestmark = needs_chromium
 
 # Appended to a copy of the report: what the browser actually laid out and painted, written into the DOM.
 PROBE = """<script>
@@ -30,15 +27,6 @@ document.querySelectorAll('g.node').forEach(function (g) {
 var pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
 document.body.appendChild(pre);
 </script>"""
-
-
-def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    profile = tmp_path / "profile"
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +62,8 @@ def test_report_renders_nodes_and_marks_changes(tmp_path: Path, report: tuple[st
     assert match, dumped.stderr[-2000:]
     probe = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
     nodes = {n["id"]: n for n in probe["nodes"]}
-    assert len(nodes) == 13  # the base's 12 nodes and the added one
+    assert len([n for n in nodes if not n.startswith("asset:")]) == 13  # the base's 12 nodes and the added one
+    assert [n["state"] for i, n in nodes.items() if i.startswith("asset:")] == ["unchanged"]  # the dataset
     assert all(n["width"] > 0 and n["height"] > 0 for n in nodes.values())  # laid out and drawn
     assert {i: n["state"] for i, n in nodes.items() if n["state"] != "unchanged"} == states
     assert sorted(states.values()) == ["added", "changed"]

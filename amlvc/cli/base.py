@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from amlvc import __version__
 from amlvc.errors import AmlvcError, ExitCode
 
+F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 REPORT_URL = "https://github.com/amlvc/amlvc/issues"
 
@@ -75,5 +79,40 @@ def note(message: str) -> None:
     click.echo(message, err=True)
 
 
+def write_output(path: Path, data: bytes) -> None:
+    """A file asked for with -o: written atomically, with the mode a shell redirection gives it (the existing
+    file's, else 0666 less the umask; the temporary file alone would leave it 0600)."""
+    from amlvc.worktree.files import atomic_write
+
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    atomic_write(path, data, mode=mode)
+
+
 def is_terminal() -> bool:
     return sys.stderr.isatty()
+
+
+color_option = click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+    help="Colour the output: auto = on a terminal unless $NO_COLOR is set; $FORCE_COLOR (non-empty) means always.")
+
+
+def use_color(choice: str = "auto", stream: Any = None) -> bool:
+    """--color, then $FORCE_COLOR (force-color.org), then $NO_COLOR (no-color.org), then whether it is a terminal."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("NO_COLOR"):
+        return False
+    return bool((stream or sys.stdout).isatty())
+
+
+def remote_option(help_text: str) -> Callable[[F], F]:
+    """`-r/--remote R`, the same spelling on every command that talks to (or compares with) a workspace."""
+    return click.option("--remote", "-r", "remote", metavar="R", help=help_text)

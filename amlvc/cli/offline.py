@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from amlvc.cli.base import cli, emit_json, is_terminal, note
+from amlvc.cli.base import cli, emit_json, is_terminal, note, write_output
 from amlvc.errors import ExitCode, UsageError
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
@@ -136,7 +136,6 @@ def export(experiment: str, rev: str | None, remote: str | None, webservice: boo
       amlvc export churn-scoring --webservice -o wsd.json
     """
     from amlvc.offline.exporter import export as run_export
-    from amlvc.worktree.files import atomic_write
 
     result = run_export(Path.cwd(), experiment, rev=rev, remote=remote, webservice=webservice)
     if str(output) == "-":
@@ -145,7 +144,7 @@ def export(experiment: str, rev: str | None, remote: str | None, webservice: boo
     else:
         if output.is_dir():
             raise UsageError(f"{output}: is a directory; give a file name with -o")
-        atomic_write(output, result.data)
+        write_output(output, result.data)
     if result.missing_secrets:
         note(f"Warning: no value for {', '.join(result.missing_secrets)}; left as ${{secret:NAME}} placeholders. "
              f"Set AMLVC_SECRET_<NAME> or add them to .amlvc/secrets.json.")

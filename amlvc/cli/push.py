@@ -13,6 +13,7 @@ import click
 from amlvc.cli.base import cli, emit_json, is_terminal, note
 from amlvc.cli.runs import report, timeout_option, watch
 from amlvc.errors import MissingAssets, UsageError, some
+from amlvc.render.text import record_line
 
 if TYPE_CHECKING:  # the core modules import requests and git: loaded by the commands that use them
     from amlvc.sync import push as core
@@ -68,6 +69,7 @@ def render_plan(plan: pushplan.PushPlan) -> list[str]:
     for e in plan.experiments:
         ident = f" [{e.experiment_id}]" if e.experiment_id else ""
         lines.append(f"  {_ACTION_MARKS[e.action]} {e.slug}  {e.action}: {e.reason}{ident}")
+        lines += [f"      {record_line(change)}" for change in e.changes]  # what it writes, as terraform's plan
         if e.check is not None:
             for r in e.check.resolutions:
                 if r.remap or not r.ok:

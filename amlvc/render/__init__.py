@@ -9,8 +9,9 @@ from amlvc.review.records import ExperimentDiff
 FORMATS = ("text", "markdown", "json", "html")
 
 
-def render(diffs: Sequence[ExperimentDiff], fmt: str, *, color: bool = False, title: str = "") -> str:
-    """The whole report in one format (`color` only affects text)."""
+def render(diffs: Sequence[ExperimentDiff], fmt: str, *, color: bool = False, title: str = "",
+           max_bytes: int | None = None, summary_only: bool = False) -> str:
+    """The whole report in one format (`color` only affects text; `max_bytes` and `summary_only` markdown)."""
     if fmt == "text":
         from amlvc.render.text import render_text
 
@@ -18,7 +19,7 @@ def render(diffs: Sequence[ExperimentDiff], fmt: str, *, color: bool = False, ti
     if fmt == "markdown":
         from amlvc.render.markdown import render_markdown
 
-        return render_markdown(diffs, title=title)
+        return render_markdown(diffs, title=title, max_bytes=max_bytes, summary_only=summary_only)
     if fmt == "json":
         from amlvc.render.json import render_json
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from amlvc.review import labels
 from amlvc.review.assetnames import is_named
 from amlvc.review.records import Change, ExperimentDiff
 
@@ -119,7 +120,7 @@ def counts(d: ExperimentDiff) -> dict[str, int]:
 def summary(d: ExperimentDiff) -> str:
     """One line: "2 parameters, 1 node, layout only" (used by `log` and headings)."""
     if d.status in ("added", "removed"):
-        return f"experiment {d.status}"
+        return f"experiment {d.status} ({size(d)})"
     shown = counts(d)
     parts = [f"{n} {col if n != 1 else col.rstrip('s')}" for col, n in shown.items()
              if n and col not in ("layout", "other")]
@@ -128,6 +129,28 @@ def summary(d: ExperimentDiff) -> str:
         parts.append("layout only" if not parts else "layout")
     text = ", ".join(parts) or "no changes"
     return text + (" (BREAKING)" if d.breaking else "")
+
+
+def size(d: ExperimentDiff) -> str:
+    """What an added or removed experiment holds, in one phrase: "12 nodes, 14 edges, web service: 1 input"."""
+    tree = d.new if d.new is not None else d.old
+    if tree is None:
+        return "empty"
+    nodes, edges = len(graph_nodes(tree.experiment)), len(graph_edges(tree.experiment))
+    parts = [plural(nodes, "node"), plural(edges, "edge")] if nodes or edges else []
+    web = tree.experiment.get("WebService")
+    if isinstance(web, Mapping) and web.get("IsWebServiceExperiment") is True:
+        ports = [plural(len(items), word) for key, word in (("Inputs", "input"), ("Outputs", "output"),
+                                                            ("Parameters", "parameter"))
+                 if isinstance(items := web.get(key), list) and items]
+        parts.append("web service: " + (", ".join(ports) or "no ports"))
+    if tree.webservice is not None:
+        parts.append("web-service definition")
+    return ", ".join(parts) or "empty"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _experiment_level(d: ExperimentDiff) -> list[str]:
@@ -142,7 +165,7 @@ def _experiment_level(d: ExperimentDiff) -> list[str]:
 
 
 def node_states(d: ExperimentDiff) -> dict[str, str]:
-    """node id -> added | removed | changed, for graph renderers."""
+    """node id -> added | removed | changed, for graph renderers (an added or removed experiment is drawn plain)."""
     out: dict[str, str] = {}
     for c in d.changes:
         if c.node is None:
@@ -211,3 +234,67 @@ def graph_edges(experiment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     graph = experiment.get("Graph") or {}
     edges = graph.get("EdgesInternal") if isinstance(graph, Mapping) else None
     return [e for e in edges if isinstance(e, Mapping)] if isinstance(edges, list) else []
+
+
+_ASSET_KINDS = {"DataSourceId": "dataset", "TrainedModelId": "trained-model", "TransformModuleId": "transform"}
+
+
+@dataclass(frozen=True)
+class AssetNode:
+    """A dataset, trained model or transform drawn as Studio draws it: a node feeding the module ports using it.
+
+    Both sides' versions of one asset family are one node (`key` = owner.family), so a version bump reads as a
+    changed node, not a removed and an added one.
+    """
+
+    key: str
+    kind: str  # dataset | trained-model | transform
+    label: str
+    state: str  # added | removed | changed | unchanged
+    ids: tuple[str, ...]  # the asset ids, new side first: layout.json positions are keyed by them
+    feeds: tuple[tuple[str, str], ...]  # (module node id, added | removed | unchanged)
+
+
+def _asset_uses(experiment: Mapping[str, Any]) -> dict[str, tuple[str, str, set[str]]]:
+    """family key -> (asset id, kind, node ids whose input ports reference it) of one side."""
+    out: dict[str, tuple[str, str, set[str]]] = {}
+    for node_id, node in graph_nodes(experiment).items():
+        ports = node.get("InputPortsInternal") if isinstance(node, Mapping) else None
+        for port in ports if isinstance(ports, list) else []:
+            for field, kind in _ASSET_KINDS.items():
+                asset_id = port.get(field) if isinstance(port, Mapping) else None
+                if not isinstance(asset_id, str):
+                    continue
+                parts = labels.split_id(asset_id)
+                key = f"{parts[0]}.{parts[1]}" if parts else asset_id
+                out.setdefault(key, (asset_id, kind, set()))[2].add(node_id)
+    return out
+
+
+def asset_nodes(d: ExperimentDiff) -> list[AssetNode]:
+    """Every asset either side references, with its state and the edges to the nodes it feeds."""
+    old = _asset_uses(d.old.experiment if d.old else {})
+    new = _asset_uses(d.new.experiment if d.new else {})
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        ids = tuple(dict.fromkeys(x[0] for x in (b, a) if x is not None))
+        kind = (b or a or ("", "asset", set()))[1]
+        if d.status in ("added", "removed"):  # drawn plain, as its nodes are
+            a = b = a or b
+        state = "added" if a is None else "removed" if b is None else "changed" if a[0] != b[0] else "unchanged"
+        used_a, used_b = (a[2] if a else set()), (b[2] if b else set())
+        feeds = tuple((n, "added" if n not in used_a else "removed" if n not in used_b else "unchanged")
+                      for n in sorted(used_a | used_b))
+        out.append(AssetNode(key, kind, _asset_label(kind, ids), state, ids, feeds))
+    return out
+
+
+def _asset_label(kind: str, ids: tuple[str, ...]) -> str:
+    """`dataset 2a4c6e8b (batch 23)`, or `(batch 23 → 24)` when both sides use other batches of it."""
+    parts = [labels.split_id(i) for i in reversed(ids)]  # old side first
+    if not all(parts):
+        return f"{kind} {short_asset(ids[0])}"
+    batches = " → ".join(str(p[2]) for p in parts if p)
+    family = parts[0][1] if parts[0] else ""
+    return f"{kind} {family[:8]} (batch {batches})"

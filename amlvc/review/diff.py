@@ -11,7 +11,7 @@ from amlvc.canonical.paths import pointer
 from amlvc.review import labels
 from amlvc.review.parsed import Parsed
 from amlvc.review.records import Change, ExperimentDiff, sort_changes
-from amlvc.review.webservice import diff_wsd
+from amlvc.review.webservice import diff_webservice_file
 from amlvc.rules import LAYOUT_FILE, LIST_KEYS
 
 ASSET_FIELDS = ("DataSourceId", "TrainedModelId", "TransformModuleId")
@@ -23,24 +23,18 @@ def diff_trees(old: Parsed | None, new: Parsed | None, slug: str = "") -> Experi
     if old is None and new is None:
         return ExperimentDiff(slug, "unchanged", ())
     if old is None or new is None:
+        # A whole experiment came or went: its status says it (and the JSON patch carries it), not a record per
+        # node, and nothing in it is "breaking": a deployed service outlives the files that described it.
         present = new if new is not None else old
         assert present is not None
-        status = "added" if old is None else "removed"
-        return ExperimentDiff(slug, status, _whole(present, added=old is None), labels.experiment_name(present),
+        return ExperimentDiff(slug, "added" if old is None else "removed", (), labels.experiment_name(present),
                               old, new)
     changes = diff_experiment(old.experiment, new.experiment, old.scripts, new.scripts)
     changes.extend(diff_layout(old.layout, new.layout))
-    if old.webservice is not None or new.webservice is not None:
-        changes.extend(diff_wsd(old.webservice or {}, new.webservice or {}))
+    changes.extend(diff_webservice_file(old.webservice, new.webservice))
     records = sort_changes(changes)
     return ExperimentDiff(slug, "modified" if records else "unchanged", records, labels.experiment_name(new),
                           old, new)
-
-
-def _whole(tree: Parsed, *, added: bool) -> tuple[Change, ...]:
-    """An experiment added or removed: one record per node, edge and web-service port."""
-    empty = Parsed({}, {}, {}, None)
-    return diff_trees(empty if added else tree, tree if added else empty).changes
 
 
 def diff_experiment(old: Mapping[str, Any], new: Mapping[str, Any], old_scripts: Mapping[str, str] | None = None,
@@ -71,8 +65,14 @@ def diff_experiment(old: Mapping[str, Any], new: Mapping[str, Any], old_scripts:
                               old=old_graph.get(key), new=new_graph.get(key)))
     out.extend(_diff_edges(old_graph.get("EdgesInternal") or [], new_graph.get("EdgesInternal") or [],
                            old_nodes, new_nodes))
-    out.extend(_diff_webservice(old.get("WebService") or {}, new.get("WebService") or {}))
+    old_ws = old.get("WebService") or {}
+    out.extend(_diff_webservice(old_ws, new.get("WebService") or {}, published=_published(old_ws)))
     return out
+
+
+def _published(web_service: Mapping[str, Any]) -> bool:
+    """Only a web-service (predictive) experiment has callers: its inputs, outputs and parameters are a contract."""
+    return isinstance(web_service, Mapping) and web_service.get("IsWebServiceExperiment") is True
 
 
 def _script_paths(node: Any) -> set[str]:
@@ -220,22 +220,22 @@ _WS_WORDS = {"Name": "renamed", "PortId": "connected to another port", "Value": 
 _WS_LISTS = (("Inputs", "webservice.input"), ("Outputs", "webservice.output"), ("Parameters", "webservice.parameter"))
 
 
-def _diff_webservice(old: Mapping[str, Any], new: Mapping[str, Any]) -> Iterator[Change]:
+def _diff_webservice(old: Mapping[str, Any], new: Mapping[str, Any], *, published: bool) -> Iterator[Change]:
     for key, kind in _WS_LISTS:
         a_map, b_map = keyed(old.get(key) or [], LIST_KEYS[key]), keyed(new.get(key) or [], LIST_KEYS[key])
         for ident in sorted(set(a_map) | set(b_map), key=lambda k: (k not in b_map, (b_map.get(k) or a_map[k])[0])):
             if ident not in b_map:
                 index, item = a_map[ident]
                 yield Change(kind + "_removed", pointer("WebService", key, index), label=str(item.get("Name")),
-                             old=item, breaking=True)
+                             old=item, breaking=published)
             elif ident not in a_map:
                 index, item = b_map[ident]
                 yield Change(kind + "_added", pointer("WebService", key, index), label=str(item.get("Name")),
-                             new=item, breaking=_breaking_addition(kind, item))
+                             new=item, breaking=published and _breaking_addition(kind, item))
             elif a_map[ident][1] != b_map[ident][1]:
                 (_, ia), (index, ib) = a_map[ident], b_map[ident]
                 yield Change(kind + "_changed", pointer("WebService", key, index), label=_ws_label(ia, ib),
-                             old=ia, new=ib, breaking=_breaking_change(kind, ia, ib),
+                             old=ia, new=ib, breaking=published and _breaking_change(kind, ia, ib),
                              detail=", ".join(_WS_WORDS.get(k, k) for k in sorted(set(ia) | set(ib))
                                               if ia.get(k) != ib.get(k)))
     for key in sorted((set(old) | set(new)) - {"Inputs", "Outputs", "Parameters"}):

@@ -19,7 +19,7 @@ from amlvc.review.merge import merge_experiment, merge_json, merge_layout, repor
 from amlvc.review.outline import outline
 from amlvc.review.parsed import Parsed
 from amlvc.review.records import ExperimentDiff, sort_changes
-from amlvc.review.webservice import diff_wsd
+from amlvc.review.webservice import diff_webservice_file
 from amlvc.rules import EXPERIMENT_FILE, EXPERIMENTS_DIR, LAYOUT_FILE, WEBSERVICE_FILE
 from amlvc.worktree.files import atomic_write
 
@@ -56,7 +56,11 @@ def driver_diff(path: str, old_file: str, new_file: str) -> ExperimentDiff:
         a = Parsed(old, {}, {}, None) if old or old_file != "/dev/null" else None
         b = Parsed(new, {}, {}, None) if new or new_file != "/dev/null" else None
         return diff_trees(a, b, slug)
-    changes = diff_layout(old, new) if kind == "layout" else diff_wsd(old, new)
+    if kind == "layout":
+        changes = diff_layout(old, new)
+    else:
+        changes = diff_webservice_file(None if old_file == "/dev/null" else old,
+                                       None if new_file == "/dev/null" else new)
     records = sort_changes(changes)
     return ExperimentDiff(slug, "modified" if records else "unchanged", records)
 
@@ -71,24 +75,46 @@ def _read_optional(path: str, source: str) -> dict[str, Any]:
     return load_canonical(data, source)
 
 
-def amlvc_command() -> str:
-    """How git should start amlvc: `amlvc` when it is on PATH, else this interpreter with `-m amlvc`."""
-    found = shutil.which("amlvc")
-    if found:
+def amlvc_command(*, portable: bool = False) -> str:
+    """How git should start amlvc: the absolute path of this installation's entry point, so that git run from an
+    editor or a GUI client (with another PATH, outside the virtual environment) finds it; `portable`: `amlvc`."""
+    if portable:
         return "amlvc"
-    return f"{shlex.quote(sys.executable)} -m amlvc"
+    beside = Path(sys.executable).parent / ("amlvc.exe" if sys.platform == "win32" else "amlvc")
+    found = str(beside) if beside.is_file() else shutil.which("amlvc")
+    if found:
+        return str(Path(found).absolute())
+    return f"{sys.executable} -m amlvc"
 
 
-def git_settings(command: str) -> dict[str, str]:
+# git starts a driver through the shell; when the program is gone (a deleted or moved virtual environment, a
+# PATH without amlvc) the shell's "not found" and git's "external diff died" say nothing about what to do.
+_GUARD = ("command -v \"$0\" >/dev/null 2>&1 || {{ echo \"amlvc: the git {what} driver cannot start $0: {why}\" >&2; "
+          "exit 127; }}; exec \"$0\" \"$@\"")
+_WHY_PORTABLE = "amlvc is not on the PATH git runs with (editors and GUI clients often have a shorter one); " \
+                "run amlvc config-git, without --portable, in the environment amlvc is installed in"
+_WHY_PATH = "it is not there any more (a moved or deleted virtual environment?); run amlvc config-git again in " \
+            "the environment amlvc is installed in"
+
+
+def git_settings(command: str, *, portable: bool = False) -> dict[str, str]:
     """The git config entries `config-git` writes (nbdime's layout: a diff driver and a merge driver)."""
+    program, _, rest = command.partition(" -m ")
+    why = _WHY_PORTABLE if portable else _WHY_PATH
+
+    def guarded(what: str, args: str) -> str:
+        guard = _GUARD.format(what=what, why=why)
+        module = f"-m {rest} " if rest else ""
+        return f"sh -c '{guard}' {shlex.quote(program)} {module}{args}".rstrip()
+
     return {
-        f"diff.{DRIVER}.command": f"{command} diff-driver",
-        f"diff.{DRIVER}.textconv": f"{command} textconv",
+        f"diff.{DRIVER}.command": guarded("diff", "diff-driver"),
+        f"diff.{DRIVER}.textconv": guarded("textconv", "textconv"),
         # git keeps each blob's outline in notes, so `git log -p` starts amlvc once per blob, not per run.
         f"diff.{DRIVER}.cachetextconv": "true",
         f"diff.{DRIVER}.xfuncname": XFUNCNAME,
         f"merge.{DRIVER}.name": "amlvc three-way merge of experiments",
-        f"merge.{DRIVER}.driver": f"{command} merge-driver %O %A %B %P",
+        f"merge.{DRIVER}.driver": guarded("merge", "merge-driver %O %A %B %P"),
     }
 
 
@@ -125,9 +151,9 @@ class GitConfigResult:
     attributes_changed: bool
 
 
-def config_git(root: Path | None, global_scope: bool) -> GitConfigResult:
+def config_git(root: Path | None, global_scope: bool, *, portable: bool = False) -> GitConfigResult:
     """`amlvc config-git`: the drivers in the repository's (or the global) git config, plus the attributes."""
-    settings = git_settings(amlvc_command())
+    settings = git_settings(amlvc_command(portable=portable), portable=portable)
     if global_scope:
         repo.set_git_config(None, settings)
         attributes = repo.global_attributes_file()

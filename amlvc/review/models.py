@@ -62,12 +62,13 @@ def diff_models(root: Path, rev_a: str | None, rev_b: str | None) -> list[ModelC
 
 
 def log_models(root: Path, slug: str, max_count: int | None = None) -> list[tuple[repo.CommitInfo, list[ModelChange]]]:
-    """Commits that added or changed versions of models promoted from experiment `slug`, newest first."""
+    """Commits that added or changed versions of models promoted from experiment `slug` (of any model without
+    one), newest first."""
     out = []
     for info in repo.commits_touching(root, MODELS_DIR):
         before = models.load_all(root, info.parent) if info.parent else {}
         changes = [c for c in diff_manifests(before, models.load_all(root, info.commit))
-                   if c.version.source.experiment_slug == slug]
+                   if not slug or c.version.source.experiment_slug == slug]
         if changes:
             out.append((info, changes))
             if max_count is not None and len(out) >= max_count:

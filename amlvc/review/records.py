@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from amlvc.review.parsed import Parsed
@@ -38,6 +38,8 @@ KINDS: tuple[str, ...] = (
     "webservice.parameter_removed",
     "webservice.parameter_changed",
     "webservice.property_changed",
+    "webservice.definition_added",
+    "webservice.definition_removed",
     "layout.changed",
 )
 _RANK = {kind: i for i, kind in enumerate(KINDS)}
@@ -85,6 +87,12 @@ class ExperimentDiff:
     @property
     def breaking(self) -> bool:
         return any(c.breaking for c in self.changes)
+
+    def without(self, *kinds: str) -> ExperimentDiff:
+        """The same diff without records of `kinds` (a modified experiment left with none is unchanged)."""
+        kept = tuple(c for c in self.changes if c.kind not in kinds)
+        status = "unchanged" if self.status == "modified" and not kept else self.status
+        return replace(self, status=status, changes=kept)
 
 
 def pointer_key(path: str) -> tuple[tuple[int, int | str], ...]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amlvc import repo
-from amlvc.errors import LocalError, UsageError
+from amlvc.errors import UsageError
 from amlvc.review.assetnames import name_versions
 from amlvc.review.diff import diff_trees
 from amlvc.review.parsed import Parsed
@@ -20,39 +20,14 @@ Files = dict[str, bytes]
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One commit that touched an experiment, with its change records."""
+    """One commit, with the records of each experiment it changed (of the one asked for, with `log EXP`)."""
 
     commit: str
     date: str
     author: str
     subject: str
-    diff: ExperimentDiff
+    diffs: tuple[ExperimentDiff, ...]
 
-
-
-
-def split_arguments(root: Path, args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """`diff [REV_A [REV_B]] [EXP…]`: leading arguments that name a commit (and no experiment) are revisions."""
-    known = set(experiments.slugs(root))
-    if args and ".." in args[0] and args[0] not in known:
-        first, _, second = args[0].partition("..")
-        try:
-            for rev in (first, second):
-                repo.resolve(root, rev or "HEAD")
-        except LocalError:
-            pass
-        else:
-            return [first or "HEAD", second or "HEAD"], list(args[1:])
-    revs: list[str] = []
-    for arg in args[:2]:
-        if arg in known:
-            break
-        try:
-            repo.resolve(root, arg)
-        except LocalError:
-            break
-        revs.append(arg)
-    return revs, list(args[len(revs):])
 
 
 def diff_experiments(old: Mapping[str, Files], new: Mapping[str, Files], slugs: Sequence[str] = ()
@@ -74,42 +49,55 @@ def diff_experiments(old: Mapping[str, Files], new: Mapping[str, Files], slugs: 
     return out
 
 
-def diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequence[str] = ()
-                   ) -> list[ExperimentDiff]:
+def diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequence[str] = (), *,
+                   reverse: bool = False) -> list[ExperimentDiff]:
     """`amlvc diff`: no revision = HEAD against the work tree; one = REV against the work tree; two = REV_A..REV_B.
 
-    Asset version changes are named from the asset catalog and the model manifests (review/assetnames.py).
+    `reverse` swaps the sides (git's `-R`). Asset version changes are named from the asset catalog and the
+    model manifests (review/assetnames.py).
     """
-    return name_versions(root, _diff_revisions(root, rev_a, rev_b, slugs))
+    return name_versions(root, _diff_revisions(root, rev_a, rev_b, slugs, reverse))
 
 
-def _diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequence[str] = ()
+def _diff_revisions(root: Path, rev_a: str | None, rev_b: str | None, slugs: Sequence[str], reverse: bool
                     ) -> list[ExperimentDiff]:
+    def compare(old: Mapping[str, Files], new: Mapping[str, Files], wanted: Sequence[str]) -> list[ExperimentDiff]:
+        return diff_experiments(new, old, wanted) if reverse else diff_experiments(old, new, wanted)
+
     if rev_a is None and repo.head(root) is None:
-        return diff_experiments({}, experiments.read_many(root, slugs), slugs)
+        return compare({}, experiments.read_many(root, slugs), slugs)
     if slugs:
-        old = experiments.read_many(root, slugs, rev_a or "HEAD")
-        new = experiments.read_many(root, slugs, rev_b)
-        return diff_experiments(old, new, slugs)
+        return compare(experiments.read_many(root, slugs, rev_a or "HEAD"), experiments.read_many(root, slugs, rev_b),
+                       slugs)
     # Only the experiments git sees a change in are read and compared: a pull request touching two
     # experiments of a thousand reads two.
     touched = {name.split("/")[1] for name in repo.changed_paths(root, rev_a or "HEAD", rev_b, EXPERIMENTS_DIR)
                if name.count("/") >= 2}
     old = experiments.read_many(root, sorted(touched), rev_a or "HEAD") if touched else {}
     new = experiments.read_many(root, sorted(touched), rev_b) if touched else {}
-    return diff_experiments(old, new, sorted(set(old) | set(new)))
+    return compare(old, new, sorted(set(old) | set(new)))
 
 
-def log(root: Path, slug: str, max_count: int | None = None) -> list[LogEntry]:
-    """The commits that touched experiment `slug`, newest first, each with its semantic summary."""
-    path = f"{EXPERIMENTS_DIR}/{slug}"
+def log(root: Path, slug: str = "", max_count: int | None = None) -> list[LogEntry]:
+    """The commits that touched experiment `slug` (every commit without one), newest first, with their records."""
+    path = f"{EXPERIMENTS_DIR}/{slug}" if slug else "."
     commits = repo.commits_touching(root, path, max_count)
-    if not commits and not (root / path).is_dir():
+    if slug and not commits and not (root / path).is_dir():
         raise UsageError(f"no experiment {slug!r} in this repository (see the directories under {EXPERIMENTS_DIR}/)")
     entries = []
     for info in commits:
-        old = experiments.read(root, slug, info.parent) if info.parent else {}
-        new = experiments.read(root, slug, info.commit)
-        diffs = diff_experiments({slug: old} if old else {}, {slug: new} if new else {}, [slug])
-        entries.append(LogEntry(info.commit, info.date, info.author, info.subject, diffs[0]))
+        if slug:
+            touched = [slug]
+        elif info.parent:
+            touched = sorted({name.split("/")[1] for name in repo.changed_paths(root, info.parent, info.commit,
+                                                                                  EXPERIMENTS_DIR)
+                              if name.count("/") >= 2})
+        else:
+            touched = experiments.slugs(root, info.commit)
+        old = experiments.read_many(root, touched, info.parent) if info.parent and touched else {}
+        new = experiments.read_many(root, touched, info.commit) if touched else {}
+        diffs = diff_experiments(old, new, sorted(set(old) | set(new))) if old or new else []
+        if slug and not diffs:
+            diffs = [ExperimentDiff(slug, "unchanged", ())]
+        entries.append(LogEntry(info.commit, info.date, info.author, info.subject, tuple(diffs)))
     return entries

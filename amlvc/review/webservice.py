@@ -30,7 +30,22 @@ def _section(doc: Mapping[str, Any], *keys: str) -> tuple[str, Mapping[str, Any]
     return path, value if isinstance(value, Mapping) else {}
 
 
+def diff_webservice_file(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[Change]:
+    """Records of webservice.json; a definition that appeared or went is one record (its callers are unaffected)."""
+    if old is None and new is None:
+        return []
+    if old is None or new is None:
+        present = new if new is not None else old
+        _, title = get_ci(_section(present or {}, "properties")[1], "title")
+        kind = "webservice.definition_added" if old is None else "webservice.definition_removed"
+        shown = str(title) if title else "web service"
+        return [Change(kind, "", WEBSERVICE, label=shown, old=None if old is None else shown,
+                       new=None if new is None else shown)]
+    return diff_wsd(old, new)
+
+
 def diff_wsd(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """Records between two versions of a deployed service's definition: its contract changes can break callers."""
     out: list[Change] = []
     seen: set[str] = set()
     for side in ("input", "output"):

@@ -166,10 +166,14 @@ def _create(client: Client, body: Mapping[str, Any], name: str) -> str:
 def _record(root: Path, target: Target, plan: PushPlan, entries: Mapping[str, Mapping[str, Any]],
             pushed: Sequence[PushedExperiment], copies: Mapping[str, tuple[dict[str, bytes], dict[str, str]]],
             sent: Mapping[str, Mapping[str, str]]) -> str | None:
-    """One commit: the lock, and --as-new copies as experiments of their own; the secret values the
-    workspace now has are recorded in the secrets file (what the next push compares with)."""
+    """One commit: the lock, --as-new copies as experiments of their own, and for `restore --rev` REV's files
+    (so the work tree says what the workspace has); the secret values the workspace now has are recorded in
+    the secrets file (what the next push compares with)."""
     lock = lockfile.with_entries(lockfile.load(root), target.name, entries)
-    writes = {slug: files for slug, (files, _) in copies.items()}
+    writes: dict[str, Mapping[str, bytes]] = {slug: files for slug, (files, _) in copies.items()}
+    if plan.options.restore:
+        by_slug = {e.slug: e for e in plan.experiments}
+        writes.update({p.slug: by_slug[p.slug].files for p in pushed if p.slug in by_slug})
     secrets = {**sent, **{slug: values for slug, (_, values) in copies.items()}}
     if plan.options.as_new is not None:
         secrets = {slug: values for slug, (_, values) in copies.items()}
@@ -183,7 +187,10 @@ def _commit_message(plan: PushPlan, pushed: Sequence[PushedExperiment]) -> str:
     recorded = [e.slug for e in plan.experiments if e.reconciled is not None]
     parts = [f"{verb} {', '.join(slugs)}" for verb, slugs in
              (("create", created), ("update", updated), ("record", recorded)) if slugs]
-    lines = [f"Push to {plan.remote}: {'; '.join(parts)}", ""]
+    subject = f"Push to {plan.remote}: {'; '.join(parts)}"
+    if plan.options.restore and plan.rev:
+        subject = f"Restore {', '.join(p.slug for p in pushed)} to {plan.rev[:12]} in {plan.remote}"
+    lines = [subject, ""]
     for p in pushed:
         backup = f" (previous version: {p.backup_ref})" if p.backup_ref else ""
         lines.append(f"- {p.slug}: {p.action}d {p.experiment_id}{backup}")

@@ -12,6 +12,9 @@ from amlvc import repo
 from amlvc.canonical.denormalize import denormalize
 from amlvc.canonical.secrets import placeholders_of
 from amlvc.errors import ConflictError, DirtyTree, MissingAssets, MissingSecret, UsageError, some
+from amlvc.review.diff import diff_trees
+from amlvc.review.parsed import Parsed
+from amlvc.review.records import Change
 from amlvc.rules import BACKUP_REF_PREFIX, IMPORT_REMOTE, LOCK_FILE, SECRET_ENV_PREFIX, SECRETS_FILE
 from amlvc.sync.check import CheckResult, Inventory, Sources, check_experiment, parse_remap
 from amlvc.sync.remote import Fetched, Target, fetch_one, module_names
@@ -33,6 +36,7 @@ class PushOptions:
     remap: str | None = None
     token_env: str | None = None
     jobs: int = 8
+    restore: bool = False  # `restore --rev`: the commit also puts REV's files in the work tree, and says so
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class PlannedExperiment:
     secret_sections: tuple[str, ...] = ()  # sections of the secrets file to read, first wins
     files: Mapping[str, bytes] = field(repr=False, default_factory=dict)
     reconciled: Fetched | None = field(repr=False, default=None)  # the workspace has these files: record it
+    changes: tuple[Change, ...] = ()  # an update's records against the files as last pulled or pushed
 
     @property
     def writes(self) -> bool:
@@ -74,6 +79,7 @@ class PlannedExperiment:
             "remaps": self.check.remaps if self.check else {},
             "missing": [r.reference.id for r in self.check.missing] if self.check else [],
             "secrets": [{"name": s.name, "source": s.source, "changed": s.changed} for s in self.secrets],
+            "changes": [c.to_json() for c in self.changes],
         }
 
 
@@ -169,10 +175,11 @@ class _Planner:
         names = placeholders_of(experiments.without_webservice(files))
         fills, _ = secretfile.lookup(names, secretfile.stored(self.root, slug, sections),
                                      seen=secretfile.synced(self.root, target.name, slug))
+        changes = _changes(self.root, slug, entry, files) if decision.action == "update" else ()
         return PlannedExperiment(slug, name, decision.action, decision.reason, decision.experiment_id,
                                  decision.lock_etag, decision.workspace_etag, decision.stale,
                                  experiments.content_hash_of(files), result, fills, sections, files,
-                                 decision.reconciled)
+                                 decision.reconciled, changes)
 
     def _decide(self, slug: str, entry: Mapping[str, Any] | None, files: Mapping[str, bytes]) -> _Decision:
         options = self.options
@@ -219,6 +226,17 @@ class _Decision:
     workspace_etag: str | None = None
     stale: bool = False
     reconciled: Fetched | None = None
+
+
+def _changes(root: Path, slug: str, entry: Mapping[str, Any] | None, files: Mapping[str, bytes]
+             ) -> tuple[Change, ...]:
+    """What the update writes, as change records against the files as last synced (none found: no records)."""
+    synced = experiments.synced_files(root, slug, entry) if entry and entry.get("content_hash") else None
+    if synced is None:
+        return ()
+    source = experiments.path(slug)
+    return diff_trees(Parsed.from_files(experiments.without_webservice(synced), source),
+                      Parsed.from_files(experiments.without_webservice(files), source), slug).changes
 
 
 def _imported_from(entry: Mapping[str, Any] | None, workspace_id: str) -> dict[str, Any] | None:

@@ -57,6 +57,9 @@ def _slug_at(root: Path, experiment: str, rev: str) -> str:
     slugs = experiments.slugs(root, rev)
     if experiment in slugs:
         return experiment
+    named = sorted(experiments.display_names(root, rev).get(experiment, set()))
+    if len(named) == 1:  # the experiment's name, as diff, log and push take it
+        return named[0]
     raise UsageError(f"no experiment {experiment!r} at revision {rev!r} (there: {', '.join(slugs) or 'none'}); "
                      f"name it by its directory under {EXPERIMENTS_DIR}/")
 
@@ -67,8 +70,10 @@ def _restore_rev(root: Path, experiment: str, rev: str, *, as_new: str | None, r
     slug = _slug_at(root, experiment, sha)
     if as_new is None:
         _refuse_dirty(root, slug)
+    # One commit: the push records the lock and puts REV's files in the work tree (when it writes nothing, the
+    # commit below does the latter).
     options = PushOptions(experiments=(slug,), remote=remote, rev=sha, as_new=as_new, force=force,
-                          token_env=token_env)
+                          token_env=token_env, restore=as_new is None)
     result = push(root, options)
     pushed = result.pushed[0] if result.pushed else None
     remote_name = result.plan.remote
@@ -76,19 +81,19 @@ def _restore_rev(root: Path, experiment: str, rev: str, *, as_new: str | None, r
         assert pushed is not None
         return RestoreResult(slug, f"rev {sha[:12]}", remote_name, pushed.experiment_id, True, None,
                              result.commit, new_slug=pushed.slug)
-    # The workspace has REV's files now (or had them already); make the working tree say so in a commit.
-    files = experiments.read(root, slug, sha)
-    message = messages.compose(
-        f"Restore {slug} to {sha[:12]} in {remote_name}",
-        [f"{slug} in workspace '{remote_name}' now holds the files of {sha}"],
-        [*messages.trailers(remote_name, result.plan.workspace_id, experiment=slug), ("Amlvc-Rev", sha)])
-    with journal.operation_lock(root):
-        commit = journal.write_and_commit(root, writes={slug: files}, delete=[], lock=None, secrets=None,
-                                         message=message)
+    commit = result.commit
+    if commit is None:  # the workspace had REV's files already: only the work tree is put back
+        message = messages.compose(
+            f"Restore {slug} to {sha[:12]} in {remote_name}",
+            [f"{slug} in workspace '{remote_name}' already holds the files of {sha}"],
+            [*messages.trailers(remote_name, result.plan.workspace_id, experiment=slug), ("Amlvc-Rev", sha)])
+        with journal.operation_lock(root):
+            commit = journal.write_and_commit(root, writes={slug: experiments.read(root, slug, sha)}, delete=[],
+                                             lock=None, secrets=None, message=message)
     planned = result.plan.experiments[0]
     exp_id = pushed.experiment_id if pushed else str(planned.experiment_id)
     return RestoreResult(slug, f"rev {sha[:12]}", remote_name, exp_id, False,
-                         pushed.backup_ref if pushed else None, commit or result.commit)
+                         pushed.backup_ref if pushed else None, commit)
 
 
 def _refuse_dirty(root: Path, slug: str) -> None:

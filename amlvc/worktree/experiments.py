@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
@@ -146,7 +147,8 @@ def slugs(root: Path, rev: str | None = None, *, with_experiment: bool = False) 
 
 
 def select(root: Path, wanted: Sequence[str], rev: str | None = None) -> list[str]:
-    """The experiments to work on: those named (by slug or folder path), else every one with an experiment.json."""
+    """The experiments to work on: those named (by slug, folder path or name), else every one with an
+    experiment.json."""
     present = slugs(root, rev, with_experiment=True)
     where = f"{EXPERIMENTS_DIR}/{f' at {rev}' if rev else ''}"
     if not wanted:
@@ -154,8 +156,15 @@ def select(root: Path, wanted: Sequence[str], rev: str | None = None) -> list[st
             raise UsageError(f"no experiments under {where}; run `amlvc pull` or `amlvc import FILE` first")
         return present
     chosen = []
+    named: dict[str, set[str]] | None = None
     for name in wanted:
         slug = name.rstrip("/").removeprefix(EXPERIMENTS_DIR + "/")
+        if slug not in present:  # an experiment's name ("Churn – Training"), as diff, log and export take it
+            named = display_names(root, rev) if named is None else named
+            found = sorted(named.get(name, set()))
+            if len(found) > 1:
+                raise UsageError(f"{name!r} is the name of {', '.join(repr(s) for s in found)}; give its slug")
+            slug = found[0] if found else slug
         if slug not in present:
             known = ", ".join(f"'{s}'" for s in present[:10]) + (f" and {len(present) - 10} more"
                                                                  if len(present) > 10 else "")
@@ -165,6 +174,20 @@ def select(root: Path, wanted: Sequence[str], rev: str | None = None) -> list[st
 
 
 # -------------------------------------------------------------------------------------------- reading
+
+
+def display_names(root: Path, rev: str | None = None) -> dict[str, set[str]]:
+    """Experiment name (its `Description`) -> the slugs of the experiments called that, in the work tree or at
+    `rev`; an experiment.json that does not parse has no name here."""
+    out: dict[str, set[str]] = {}
+    for slug, files in read_many(root, rev=rev).items():
+        try:
+            name = json.loads(files.get(EXPERIMENT_FILE, b"{}")).get("Description")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(name, str):
+            out.setdefault(name, set()).add(slug)
+    return out
 
 
 def names(root: Path, slug: str) -> list[str]:
