@@ -186,12 +186,17 @@ def test_a_pull_failing_part_way_through_its_writes_puts_everything_back(
 def test_ctrl_c_while_fetching_stops_at_once_with_130_and_nothing_written(tmp_path: Path, run_cli: Any) -> None:
     data = tmp_path / "data"
     seed_workspace(data, 6)
-    handle = start(data, latency_ms=150)  # 6 GETs on 2 threads: about half a second of fetching
+    handle = start(data, latency_ms=300)  # 6 GETs on 2 threads: about a second of fetching
     try:
         root = init_repo(run_cli, tmp_path, handle)
         before = fingerprint(root)
         proc = _spawn_pull(root, jobs=2, output=subprocess.PIPE)
-        time.sleep(0.5)  # started, listed, fetching
+        # Started (its imports may take a while on a busy machine) once it holds the repository's lock.
+        deadline = time.monotonic() + 30
+        while f" {proc.pid} " not in Path("/proc/locks").read_text() and proc.poll() is None:
+            assert time.monotonic() < deadline, "the pull never took the repository"
+            time.sleep(0.01)
+        time.sleep(0.4)  # listed, fetching
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         _out, raw = proc.communicate(timeout=30)
