@@ -39,7 +39,7 @@ PAIRS: dict[str, tuple[dict[str, int], tuple[str, Any, Any] | None]] = {
     "training--node-dragged": ({"layout.changed": 1}, ("layout.changed", None, 1)),
     "training--node-added": ({"node.added": 1, "edge.added": 1, "layout.changed": 1}, None),
     "training--edge-rewired": ({"edge.added": 1, "edge.removed": 1}, None),
-    "training--asset-bumped": ({"asset.version_changed": 1, "layout.changed": 1}, None),
+    "training--asset-bumped": ({"asset.version_changed": 1}, None),  # the canvas node renamed in place
     "training--script-line": ({"script.changed": 1}, None),
     "training--snapshot-1": ({"parameter.changed": 1, "script.changed": 1}, ("parameter.changed", "20", "10")),
     "training--snapshot-2": ({}, None),

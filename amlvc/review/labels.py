@@ -138,9 +138,18 @@ def positions(layout: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def canvas_key(node: str) -> str:
+    """A canvas node as the layout keeps it across versions: an asset placed on the canvas is named by its id,
+    which a version bump changes; its owner and family stay (`{owner}.{family}`)."""
+    parts = split_id(node)
+    return f"{parts[0]}.{parts[1]}" if parts else node
+
+
 def layout_moves(old: Mapping[str, Any], new: Mapping[str, Any]) -> int:
-    """Canvas nodes that moved, appeared or disappeared, plus comment bubbles toggled."""
-    pa, pb = positions(old), positions(new)
+    """Canvas nodes that moved, appeared or disappeared, plus comment bubbles toggled (an asset node whose
+    version was bumped in place has not moved)."""
+    pa = {canvas_key(k): v for k, v in positions(old).items()}
+    pb = {canvas_key(k): v for k, v in positions(new).items()}
     moved = sum(1 for key in set(pa) | set(pb) if pa.get(key) != pb.get(key))
     ca, cb = old.get("CommentCollapsed") or {}, new.get("CommentCollapsed") or {}
     if isinstance(ca, Mapping) and isinstance(cb, Mapping):
