@@ -19,6 +19,7 @@ from amlvc.canonical.services import (
     parse_ref,
 )
 from amlvc.errors import InvalidDocument, MissingSecret, ValidationError
+from amlvc.sync.retrain import evaluation_of, subject
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MODEL_URI = "https://amlvclocal.blob.core.windows.net/amlvc-models/" + "a" * 64 + ".ilearner"
@@ -103,3 +104,12 @@ def test_the_three_way_merge_takes_each_sides_change_and_names_conflicts() -> No
     _, conflicts = merge3(base, ours, theirs)
     assert conflicts == ["/Endpoints/ep2/Description"]
 
+
+def test_the_retrain_subject_names_the_first_metric_both_evaluations_have() -> None:
+    before = evaluation_of(b"AUC,Accuracy\r\n0.81,0.7\r\n")
+    after = evaluation_of(b"AUC,Accuracy\r\n0.83,0.72\r\n")
+    assert subject("churn-model@5", before, after) == "retrain: churn-model@5 (AUC 0.81 → 0.83)"
+    assert subject("churn-model@5", None, after) == "retrain: churn-model@5 (AUC 0.83)"
+    assert subject("churn-model@5", before, evaluation_of(b"output,digest\r\nevaluation,ab12\r\n")) == \
+        "retrain: churn-model@5"
+    assert evaluation_of(b"just one line\n") is None
