@@ -6,7 +6,7 @@ from amlvc.cli.base import cli
 
 # Importing the command modules registers their commands on `cli`.
 from amlvc.cli import (  # noqa: F401  isort: skip
-    assets, models, offline, push, remote, review, runs, scoring, serve, webservices,
+    assets, models, offline, push, release, remote, review, runs, scoring, serve, webservices,
 )
 
 
