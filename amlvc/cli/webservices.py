@@ -14,7 +14,7 @@ from amlvc.cli.remote import _progress as progress_bar  # the shared click progr
 from amlvc.cli.runs import json_option, remote_option, token_option
 
 if TYPE_CHECKING:
-    from amlvc.sync.endpoints import EditResult, Options, Recorded
+    from amlvc.sync.endpoints import Edit, EditResult, Options, Recorded
     from amlvc.sync.servicepush import ServicePlan
 
 dry_run_option = click.option("--dry-run", "-n", is_flag=True, help="Show the plan; write nothing anywhere.")
@@ -40,6 +40,16 @@ def _options(push: bool, dry_run: bool, remote: str | None, token_env: str | Non
 
     return Options(push=push, dry_run=dry_run, remote=remote, token_env=token_env, progress=bar,
                    show_plan=None if as_json else show_plan)
+
+
+def _edit(service: str, change: Edit, push: bool, dry_run: bool, remote: str | None, token_env: str | None,
+          as_json: bool) -> None:
+    """Run one edit of service.json (with --push: planned, committed, pushed) and report it."""
+    from amlvc.sync.endpoints import edit
+
+    with progress_bar(not as_json) as bar:
+        result = edit(Path.cwd(), service, change, _options(push, dry_run, remote, token_env, as_json, bar))
+    _edit_report(result, as_json, push, dry_run)
 
 
 def _edit_report(result: EditResult, as_json: bool, push: bool, dry_run: bool) -> None:
@@ -251,12 +261,9 @@ def webservice_patch(name: str, model: str, asset: str | None, push_: bool, remo
       amlvc webservice patch kundigung-scoring --model churn-model@5
       amlvc webservice patch kundigung-scoring --model churn-model@5 --push
     """
-    from amlvc.sync.endpoints import edit, patch_model
+    from amlvc.sync.endpoints import patch_model
 
-    with progress_bar(not as_json) as bar:
-        result = edit(Path.cwd(), name, patch_model(name, model, asset),
-                      _options(push_, dry_run, remote, token_env, as_json, bar))
-    _edit_report(result, as_json, push_, dry_run)
+    _edit(name, patch_model(name, model, asset), push_, dry_run, remote, token_env, as_json)
 
 
 @cli.group("endpoint")
@@ -285,13 +292,10 @@ def endpoint_add(service: str, endpoint: str, description: str, throttle: str, m
       amlvc endpoint add kundigung-scoring ep2
       amlvc endpoint add kundigung-scoring ep2 --throttle High --max-calls 50 --push
     """
-    from amlvc.sync.endpoints import add_endpoint, edit
+    from amlvc.sync.endpoints import add_endpoint
 
-    with progress_bar(not as_json) as bar:
-        result = edit(Path.cwd(), service, add_endpoint(service, endpoint, description=description,
-                                                        throttle=throttle, max_calls=max_calls),
-                      _options(push_, dry_run, remote, token_env, as_json, bar))
-    _edit_report(result, as_json, push_, dry_run)
+    _edit(service, add_endpoint(service, endpoint, description=description, throttle=throttle, max_calls=max_calls),
+          push_, dry_run, remote, token_env, as_json)
 
 
 @endpoint_group.command("patch")
@@ -315,12 +319,9 @@ def endpoint_patch(service: str, endpoint: str, model: str, resource: str | None
       amlvc endpoint patch kundigung-scoring ep2 --model churn-model@5 --push
       amlvc endpoint patch kundigung-scoring ep2 --model churn-model@4 --push
     """
-    from amlvc.sync.endpoints import edit, patch_endpoint
+    from amlvc.sync.endpoints import patch_endpoint
 
-    with progress_bar(not as_json) as bar:
-        result = edit(Path.cwd(), service, patch_endpoint(service, endpoint, model, resource),
-                      _options(push_, dry_run, remote, token_env, as_json, bar))
-    _edit_report(result, as_json, push_, dry_run)
+    _edit(service, patch_endpoint(service, endpoint, model, resource), push_, dry_run, remote, token_env, as_json)
 
 
 @endpoint_group.command("rm")
@@ -339,12 +340,9 @@ def endpoint_rm(service: str, endpoint: str, push_: bool, remote: str | None, dr
     Examples:
       amlvc endpoint rm kundigung-scoring ep3 --push
     """
-    from amlvc.sync.endpoints import edit, remove_endpoint
+    from amlvc.sync.endpoints import remove_endpoint
 
-    with progress_bar(not as_json) as bar:
-        result = edit(Path.cwd(), service, remove_endpoint(service, endpoint),
-                      _options(push_, dry_run, remote, token_env, as_json, bar))
-    _edit_report(result, as_json, push_, dry_run)
+    _edit(service, remove_endpoint(service, endpoint), push_, dry_run, remote, token_env, as_json)
 
 
 @endpoint_group.command("refresh")

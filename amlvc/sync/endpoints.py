@@ -22,7 +22,7 @@ from amlvc.canonical.services import dumps_service, model_assets, resources_of
 from amlvc.client import webservices as api
 from amlvc.errors import ConflictError, RunFailed, UsageError, ValidationError
 from amlvc.sync.remote import Target, canonical, module_names, open_remote
-from amlvc.sync.runs import Located, Poll, locate
+from amlvc.sync.runs import Located, Poll, finished
 from amlvc.sync.servicemodels import ModelBook
 from amlvc.sync.servicepush import ServicePlan, ServicePushResult, apply, plan_service, refuse
 from amlvc.sync.webservices import classic_fingerprint, fetch_classic, key_of
@@ -268,13 +268,8 @@ def deploy(start: Path, experiment: str, *, name: str | None = None, update: boo
     target = open_remote(root, options.remote, token_env=options.token_env)
     with target.client, journal.operation_lock(root):
         client = target.client
-        located = locate(root, target.name, experiment, client.list_experiments())
-        doc = client.get_experiment(located.experiment_id)
+        located, doc = finished(root, client, target.name, experiment, "nothing was deployed")
         label = located.slug or located.name
-        status = str((doc.get("Status") or {}).get("StatusCode"))
-        if status != "Finished":
-            raise ValidationError(f"the latest run of '{label}' is {status}, not Finished; nothing was deployed. "
-                                  f"Run it first: `amlvc run {label} --wait`")
         group = (doc.get("WebService") or {}).get("WebServiceGroupId")
         name = _service_name(root, target, doc, name, update, group)
         if options.dry_run:
