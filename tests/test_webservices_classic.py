@@ -92,6 +92,14 @@ def test_classic_deploy_endpoint_retrain_patch_back_and_score(seeded_server: Ser
     assert cli.json("webservice", "pull")["commit"] is None  # the repository holds what the workspace has
     assert git(root, "status", "--porcelain") == ""
     assert_not_in_git(root, workspace_secrets(seeded_server))
+    # a clone has the manifests but not the bytes: its next pull fetches them through the endpoints' SAS
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(root), str(clone))
+    (clone / "amlvc.toml").write_bytes((root / "amlvc.toml").read_bytes())
+    again = Cli(cli.run_cli, clone)
+    assert again("webservice", "show", "scoring-a", code=ExitCode.VALIDATION)  # "missing", and it says so
+    assert again.json("webservice", "pull")["commit"] is None
+    assert {m["stored"] for m in again.json("webservice", "show", "scoring-a")["models"]} == {"ok"}
 
 
 def test_the_default_endpoint_an_unknown_version_and_damaged_bytes_are_refused_with_nothing_changed(

@@ -174,7 +174,8 @@ def webservice_show(name: str, as_json: bool) -> None:
             click.echo(f"  remote {remote}: {entry.get('id') or entry.get('resource')}")
     bad = [f"{w}: {m} ({s})" for w, m, s in shown.models if s != "ok"]
     if bad:
-        raise ValidationError(f"{name}: {'; '.join(bad)}; `amlvc model pull` fetches a missing or damaged model")
+        raise ValidationError(f"{name}: {'; '.join(bad)}; `amlvc webservice pull` fetches the models a classic "
+                              "service serves, `amlvc model pull` a workspace's trained model")
 
 
 @webservice_group.command("push")

@@ -15,6 +15,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from amlvc.client import Client
 from amlvc.client import webservices as api
 from amlvc.errors import ConflictError, UsageError, ValidationError, some
 from amlvc.sync.remote import Target, open_remote
-from amlvc.sync.servicemodels import ModelBook, settings
+from amlvc.sync.servicemodels import ModelBook, settings, sha_of_url
 from amlvc.worktree import journal, lockfile, objects
 from amlvc.worktree import services as files
 
@@ -54,6 +55,7 @@ class Listed:
     key: str  # classic service id, or the ARM resource name
     title: str
     fingerprint: str | None  # None: not known without a GET (classic: its endpoints)
+    item: Mapping[str, Any] = field(default_factory=dict, compare=False)  # the list's item
 
 
 def arm_for(root: Path, target: Target, required: bool = False) -> api.Arm | None:
@@ -109,7 +111,8 @@ def fetch_classic(client: Client, book: ModelBook, lock: lockfile.Lock, remote: 
         base = f"{loc.get('BaseLocation') or ''}".rstrip("/") + "/" + str(loc.get("RelativeLocation") or "")
         if base not in known:
             named = book.name_uri(base)
-            if named is None:
+            sha = sha_of_url(base)
+            if named is None or (sha and not objects.check(book.root, sha).ok):  # a clone without the bytes
                 url = base + str(loc.get("SasBlobToken") or "")
                 data = client.download_blob(url, what=f"model of resource {resource.get('Name')!r}")
                 named = book.learn(client, str(resource.get("Name")), data, base)
@@ -123,8 +126,9 @@ def fetch_classic(client: Client, book: ModelBook, lock: lockfile.Lock, remote: 
     return Fetched(name, data, entry)
 
 
-def classic_fingerprint(client: Client, service_id: str) -> str:
-    return _fingerprint(api.get_service(client, service_id), api.list_endpoints(client, service_id))
+def classic_fingerprint(client: Client, service_id: str, service: Mapping[str, Any] | None = None) -> str:
+    """The fingerprint of a classic service now (`service`: its item of the list, saving a GET)."""
+    return _fingerprint(service or api.get_service(client, service_id), api.list_endpoints(client, service_id))
 
 
 def fetch_arm(arm: api.Arm, book: ModelBook, name: str, resource: str) -> Fetched | None:
@@ -142,7 +146,7 @@ def fetch_arm(arm: api.Arm, book: ModelBook, name: str, resource: str) -> Fetche
 
 def listed(client: Client, arm: api.Arm | None) -> list[Listed]:
     """Every classic service of the workspace and every ARM service of the configured resource group."""
-    out = [Listed("classic", str(s.get("Id")), str(s.get("Name") or s.get("Id")), None)
+    out = [Listed("classic", str(s.get("Id")), str(s.get("Name") or s.get("Id")), None, s)
            for s in api.list_services(client)]
     if arm is not None:
         for item in arm.list():
@@ -281,12 +285,13 @@ def mirror(root: Path, target: Target, wanted: Sequence[str] = (), *, progress: 
     items = _select(everything, wanted, by_key, known)
     unchanged = 0
     taken = set(files.names(root)) | set(known)
+    fingerprints = _fingerprints(client, items)
     for done, item in enumerate(items, start=1):
         name = by_key.get(item.key) or new_name(item.title, taken, item.key)
         taken.add(name)
         old = known.get(name)
-        fingerprint = item.fingerprint if item.kind == "arm" else classic_fingerprint(client, item.key)
-        if old is not None and old.get("fingerprint") == fingerprint and files.read(root, name) is not None:
+        fingerprint = fingerprints[item.key]
+        if old is not None and old.get("fingerprint") == fingerprint and _stored(run.book, files.read(root, name)):
             unchanged += 1
         else:
             fetched = (fetch_classic(client, run.book, run.lock, target.name, name, item.key) if item.kind == "classic"
@@ -308,6 +313,34 @@ def mirror(root: Path, target: Target, wanted: Sequence[str] = (), *, progress: 
     out = {k: tuple(v) for k, v in run.outcome.items()}
     return ServicePullResult(target.name, out["added"], out["changed"], out["merged"], out["recorded"], gone,
                              unchanged, tuple(models_added), commit)
+
+
+def _fingerprints(client: Client, items: Sequence[Listed]) -> dict[str, str | None]:
+    """Each service's fingerprint now: ARM's from the list, classic ones from their endpoints, GET in parallel."""
+    classic = [i for i in items if i.kind == "classic"]
+    found: dict[str, str | None] = {i.key: i.fingerprint for i in items}
+    if classic:
+        with ThreadPoolExecutor(max_workers=max(1, min(client.jobs, len(classic)))) as pool:
+            found.update(zip([i.key for i in classic],
+                             pool.map(lambda i: classic_fingerprint(client, i.key, i.item), classic), strict=True))
+    return found
+
+
+def _stored(book: ModelBook, data: bytes | None) -> bool:
+    """Whether service.json exists and the object store has the bytes of every classic model version it names (a
+    fresh clone has none: the next pull fetches them through the endpoints' SAS)."""
+    if data is None:
+        return False
+    canon = load(data, "service.json")
+    refs = [r for e in (canon.get("Endpoints") or {}).values() for r in (e.get("Resources") or {}).values()]
+    for text in refs:
+        try:
+            _, version = book.resolve(text)
+        except ValidationError:
+            return False
+        if not (book.root / objects.relative_path(version.sha256)).is_file():
+            return False
+    return True
 
 
 def _select(items: Sequence[Listed], wanted: Sequence[str], by_key: Mapping[str, str],
