@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +21,13 @@ dry_run_option = click.option("--dry-run", "-n", is_flag=True, help="Show the pl
 push_option = click.option("--push", "push_", is_flag=True,
                            help="Also apply it: plan (refusals first), commit the edit, push, record the workspace's "
                                 "new state in amlvc.lock (a second commit).")
+
+
+def edit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command that edits service.json: --push, --remote, --dry-run, --token-env, --json."""
+    for option in reversed((push_option, remote_option, dry_run_option, token_option, json_option)):
+        command = option(command)
+    return command
 
 
 def show_plan(plans: Sequence[ServicePlan]) -> None:
@@ -248,11 +255,7 @@ def webservice_deploy(experiment: str, name: str | None, update: bool, remote: s
 @click.argument("name", metavar="NAME")
 @click.option("--model", "model", required=True, metavar="NAME@VERSION", help="The model version to deploy.")
 @click.option("--asset", metavar="ID", help="The trained-model asset (when the definition has several).")
-@push_option
-@remote_option
-@dry_run_option
-@token_option
-@json_option
+@edit_options
 def webservice_patch(name: str, model: str, asset: str | None, push_: bool, remote: str | None, dry_run: bool,
                      token_env: str | None, as_json: bool) -> None:
     """Point an ARM service's trained-model asset at NAME@VERSION; the change is printed as RFC 6902.
@@ -279,11 +282,7 @@ def endpoint_group() -> None:
 @click.option("--throttle", type=click.Choice(["High", "Low"]), default="High", show_default=True,
               help="Throttle level (Low fixes the concurrent calls at 4).")
 @click.option("--max-calls", type=click.IntRange(1, 200), help="Maximum concurrent calls (High; default 20).")
-@push_option
-@remote_option
-@dry_run_option
-@token_option
-@json_option
+@edit_options
 def endpoint_add(service: str, endpoint: str, description: str, throttle: str, max_calls: int | None, push_: bool,
                  remote: str | None, dry_run: bool, token_env: str | None, as_json: bool) -> None:
     """Add endpoint NAME (Add-AmlWebServiceEndpoint); it starts with the default endpoint's models.
@@ -304,11 +303,7 @@ def endpoint_add(service: str, endpoint: str, description: str, throttle: str, m
 @click.argument("endpoint", metavar="NAME")
 @click.option("--model", "model", required=True, metavar="NAME@VERSION", help="The model version to serve.")
 @click.option("--resource", metavar="RESOURCE", help="The endpoint resource (when it has several).")
-@push_option
-@remote_option
-@dry_run_option
-@token_option
-@json_option
+@edit_options
 def endpoint_patch(service: str, endpoint: str, model: str, resource: str | None, push_: bool, remote: str | None,
                    dry_run: bool, token_env: str | None, as_json: bool) -> None:
     """Serve NAME@VERSION on endpoint NAME (Patch-AmlWebServiceEndpoint); never the default endpoint (exit 6).
@@ -328,11 +323,7 @@ def endpoint_patch(service: str, endpoint: str, model: str, resource: str | None
 @endpoint_group.command("rm")
 @click.argument("service", metavar="SERVICE")
 @click.argument("endpoint", metavar="NAME")
-@push_option
-@remote_option
-@dry_run_option
-@token_option
-@json_option
+@edit_options
 def endpoint_rm(service: str, endpoint: str, push_: bool, remote: str | None, dry_run: bool,
                 token_env: str | None, as_json: bool) -> None:
     """Remove endpoint NAME (never the default endpoint: exit 6).
