@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from test_git_secrets import secret_values
 from wskit import DEV, TOKENS
 
 from amlvc import config
@@ -99,3 +100,16 @@ def lock(root: Path) -> dict[str, Any]:
 def service_json(root: Path, name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((root / "webservices" / name / "service.json").read_text(encoding="utf-8"))
     return data
+
+
+def workspace_secrets(server: ServerHandle) -> set[str]:
+    """Every key, SAS signature, token and host:port a workspace answer carried: none may reach a git object."""
+    headers = {"Authorization": f"Bearer {TOKENS[DEV]}"}
+    found = {STORAGE_KEY, TOKENS[DEV], server.url.split("//", 1)[1]}
+    for service in requests.get(f"{server.url}/workspaces/{DEV}/webservices", headers=headers, timeout=10).json():
+        for e in requests.get(f"{server.url}/workspaces/{DEV}/webservices/{service['Id']}/endpoints",
+                              headers=headers, timeout=10).json():
+            found |= {e["PrimaryKey"], e["SecondaryKey"]} | secret_values(e)
+            found |= {r["Location"]["SasBlobToken"].split("sig=")[-1].split("&")[0] for r in e["Resources"]
+                      if r["Location"]["SasBlobToken"]}
+    return found

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from servicekit import ENV, STORAGE_KEY, Cli, git, make_repo
+from servicekit import ENV, Cli, git, make_repo, workspace_secrets
 from test_git_secrets import assert_not_in_git
 from wskit import DEV, TOKENS
 
@@ -94,7 +94,7 @@ def test_the_example_plan_releases_and_a_failed_step_resumes(empty_workspace: Se
     assert {s["state"] for s in cli.json("release", plan(cli))["steps"]} == {"already done"}
     subjects = git(cli.root, "log", "--format=%s").splitlines()
     assert sum(s.startswith("Deploy web service kundigung-scoring-2017-07") for s in subjects) == 1
-    assert_not_in_git(cli.root, {STORAGE_KEY, TOKENS[DEV], empty_workspace.url.split("//", 1)[1]})
+    assert_not_in_git(cli.root, workspace_secrets(empty_workspace))
 
 
 def test_a_release_killed_at_step_6_resumes_to_the_same_end_state(run_cli: Any, tmp_path: Path) -> None:

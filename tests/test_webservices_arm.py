@@ -33,6 +33,13 @@ def created(server: ServerHandle, group: str, name: str) -> dict[str, Any]:
     return dict(api.bearer("GET", arm_url(group, name)).json())
 
 
+def definition(server: ServerHandle, group: str, name: str) -> dict[str, Any]:
+    """What the service runs (its GET without the state of the last operation)."""
+    props = dict(Api(server.url).bearer("GET", arm_url(group, name)).json()["properties"])
+    props.pop("provisioningState")
+    return props
+
+
 def repo(run_cli: Any, tmp_path: Path, server: ServerHandle, group: str) -> Cli:
     settings = config.WebServiceSettings(SUB, group, "plan-s1", "localstore")
     cli = Cli(run_cli, make_repo(tmp_path / "repo", server, settings))
@@ -103,17 +110,18 @@ def test_one_definition_is_created_in_another_resource_group_and_a_failed_operat
     (cli.root / "webservices/scorer/service.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n",
                                                               encoding="utf-8")
     git(cli.root, "commit", "-qam", "point scorer at a model that is not there")
-    before = repo_bytes(cli.root)
+    before, workspace = repo_bytes(cli.root), definition(seeded_server, "arm-prod", "scorer")
     failed = cli("webservice", "push", "scorer", "--remote", "prod", code=ExitCode.RUN_FAILED)
     assert "ended Failed" in failed.stderr and "AssetNotFound" in failed.stderr
     assert "nothing was recorded" in failed.stderr
-    assert repo_bytes(cli.root) == before
+    assert repo_bytes(cli.root) == before and definition(seeded_server, "arm-prod", "scorer") == workspace
     # a model to put into storage without the storage key: refused before anything is written
     git(cli.root, "revert", "--no-edit", "HEAD")
     cli("model", "promote", TRAINING, TRAIN_NODE, "--name", "churn-scorer")
     cli("webservice", "patch", "scorer", "--model", "churn-scorer@1")
     git(cli.root, "commit", "-qam", "scorer serves churn-scorer@1")
-    before = repo_bytes(cli.root)
+    before, workspace = repo_bytes(cli.root), definition(seeded_server, "arm-dev", "scorer")
     refused = cli("webservice", "push", "scorer", code=ExitCode.VALIDATION,
                   env={"AMLVC_SECRET_STORAGE_ACCOUNT_KEY": ""})
     assert "AMLVC_SECRET_STORAGE_ACCOUNT_KEY" in refused.stderr and repo_bytes(cli.root) == before
+    assert definition(seeded_server, "arm-dev", "scorer") == workspace

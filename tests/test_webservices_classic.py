@@ -14,7 +14,6 @@ import requests
 from servicekit import (
     MODEL,
     PREDICTIVE,
-    STORAGE_KEY,
     TRAINING,
     Cli,
     git,
@@ -23,8 +22,9 @@ from servicekit import (
     repo_bytes,
     service_json,
     services_state,
+    workspace_secrets,
 )
-from test_git_secrets import assert_not_in_git, secret_values
+from test_git_secrets import assert_not_in_git
 from wskit import DEV, TOKENS
 
 from amlvc.errors import ExitCode
@@ -43,19 +43,6 @@ def deployed(run_cli: Any, tmp_path: Path, server: ServerHandle, suffix: str) ->
     cli("webservice", "deploy", PREDICTIVE, "--name", f"scoring-{suffix}")
     cli("webservice", "deploy", TRAINING, "--name", f"training-{suffix}")
     return cli
-
-
-def workspace_secrets(server: ServerHandle) -> set[str]:
-    """Every key, SAS signature, token and host:port a workspace answer carried: none may reach a git object."""
-    headers = {"Authorization": f"Bearer {TOKENS[DEV]}"}
-    found = {STORAGE_KEY, TOKENS[DEV], server.url.split("//", 1)[1]}
-    for service in requests.get(f"{server.url}/workspaces/{DEV}/webservices", headers=headers, timeout=10).json():
-        for e in requests.get(f"{server.url}/workspaces/{DEV}/webservices/{service['Id']}/endpoints",
-                              headers=headers, timeout=10).json():
-            found |= {e["PrimaryKey"], e["SecondaryKey"]} | secret_values(e)
-            found |= {r["Location"]["SasBlobToken"].split("sig=")[-1].split("&")[0] for r in e["Resources"]
-                      if r["Location"]["SasBlobToken"]}
-    return found
 
 
 def test_classic_deploy_endpoint_retrain_patch_back_and_score(seeded_server: ServerHandle, run_cli: Any,
@@ -175,7 +162,25 @@ def test_batch_jobs_write_their_outputs_and_a_list_shows_what_is_tracked(seeded_
     assert rows["scoring-d"]["state"] == "tracked" and rows["training-d"]["kind"] == "classic"
     shown = cli.json("webservice", "show", "scoring-d")
     assert shown["models"] == [{"where": f"default/{RESOURCE}", "model": REF1, "stored": "ok"}]
+    rows = out / "rows.json"
+    rows.write_text(json.dumps([{"id": "1", "value": "a"}, {"id": "2", "value": "b"}]), encoding="utf-8")
+    assert cli("score", "scoring-d", "--input", str(rows)).stdout == cli("score", "scoring-d", "--input",
+                                                                          f"input1={cli.sample}").stdout
     assert cli("batch", "scoring-d", "--output", f"output1={out}/x.csv", code=ExitCode.USAGE)
+
+
+def test_deploy_update_redeploys_into_the_recorded_service(seeded_server: ServerHandle, run_cli: Any,
+                                                           tmp_path: Path) -> None:
+    cli = deployed(run_cli, tmp_path, seeded_server, "f")
+    service_id = lock(cli.root)["remotes"]["dev"]["webservices"]["scoring-f"]["id"]
+    assert "exists already" in cli("webservice", "deploy", PREDICTIVE, "--name", "scoring-f",
+                                   code=ExitCode.USAGE).stderr
+    assert cli.json("webservice", "deploy", PREDICTIVE, "--update", "--dry-run")["commit"] is None
+    updated = cli.json("webservice", "deploy", PREDICTIVE, "--update")
+    assert updated["action"] == "update" and updated["id"] == service_id and updated["service"] == "scoring-f"
+    assert git(cli.root, "status", "--porcelain") == ""
+    plan = cli.json("push", PREDICTIVE, "--dry-run")  # the deploy wrote the experiment: its new Etag is recorded
+    assert [(e["action"], e["stale"]) for e in plan["experiments"]] == [("unchanged", False)]
 
 
 @pytest.mark.parametrize("settings", ["endpoint add", "refresh"])
