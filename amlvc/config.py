@@ -135,9 +135,13 @@ class Config:
                          f"or set default_remote in {CONFIG_FILE}")
 
     def with_remote(self, remote: Remote) -> Config:
-        """A copy with `remote` added (or replacing the remote of the same name, in place)."""
+        """A copy with `remote` added (or replacing the remote of the same name, in place; its web-service settings
+        are kept unless `remote` brings its own)."""
         validate_remote(remote, CONFIG_FILE)
-        if self.get(remote.name) is not None:
+        old = self.get(remote.name)
+        if old is not None and remote.webservices is None:
+            remote = replace(remote, webservices=old.webservices)
+        if old is not None:
             remotes = tuple(remote if r.name == remote.name else r for r in self.remotes)
         else:
             remotes = (*self.remotes, remote)

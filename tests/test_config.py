@@ -91,6 +91,9 @@ def test_a_remotes_web_service_settings_round_trip_and_complete_the_plan_id(tmp_
                             "commitmentPlans/plan-s1")
     (tmp_path / "amlvc.toml").write_bytes(config.dumps(cfg))
     assert config.load(tmp_path) == cfg
+    # `amlvc init --remote prod …` again (a new endpoint) keeps the table
+    moved = cfg.with_remote(Remote("prod", WS, location="North Europe"))
+    assert moved.remote("prod").webservices == ws and moved.remote("prod").location == "North Europe"
     full = "/subscriptions/x/resourceGroups/y/providers/Microsoft.MachineLearning/commitmentPlans/z"
     assert config.WebServiceSettings(commitment_plan=full).plan_id() == full
 
