@@ -22,6 +22,60 @@ FORMAT = 1
 REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 WORKSPACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _REMOTE_KEYS = ("workspace_id", "endpoint", "location", "token_env")
+WEBSERVICES_TABLE = "webservices"  # [remotes.NAME.webservices]
+# The web-service settings of a remote: key -> (pattern, what it must be). Never a key or a token.
+_WEBSERVICE_KEYS: dict[str, tuple[re.Pattern[str], str]] = {
+    "subscription": (re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"),
+                     "an Azure subscription id (a GUID)"),
+    "resource_group": (re.compile(r"^[-\w._()]{1,90}$"), "a resource group name"),
+    "commitment_plan": (re.compile(r"^(/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearning/"
+                                   r"commitmentPlans/)?[-\w._]{1,260}$", re.IGNORECASE),
+                        "a commitment plan name (in this subscription and resource group) or its ARM id"),
+    "storage_account": (re.compile(r"^[a-z0-9]{3,24}$"), "a storage account name (3-24 lower-case letters, digits)"),
+    "location": (re.compile(r"^[A-Za-z][A-Za-z0-9 ]{0,63}$"), "an Azure region (\"South Central US\")"),
+    "token_env": (re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"),
+                  "the name of the environment variable holding the Azure Resource Manager token"),
+}
+
+
+@dataclass(frozen=True)
+class WebServiceSettings:
+    """`[remotes.NAME.webservices]`: where the remote's new (ARM) web services live and the per-remote parts of
+    their definitions (architecture §2.6), so one service.json deploys to dev and prod. The storage account's key
+    is a secret (`AMLVC_SECRET_STORAGE_ACCOUNT_KEY` or the secrets file), never here."""
+
+    subscription: str | None = None
+    resource_group: str | None = None
+    commitment_plan: str | None = None  # a plan name in subscription/resource_group, or its ARM id
+    storage_account: str | None = None  # where models and batch inputs are put (default: the workspace's own)
+    location: str | None = None  # the region of a service created here (default: the definition's)
+    token_env: str | None = None  # ARM token (Azure AD); default: the workspace token (what the local workspace takes)
+
+    def to_toml(self) -> dict[str, str]:
+        return {key: value for key, value in self.__dict__.items() if value is not None}
+
+    def plan_id(self) -> str | None:
+        """The commitment plan's ARM id (a bare name is completed with the subscription and resource group)."""
+        plan = self.commitment_plan
+        if plan is None or plan.startswith("/") or not (self.subscription and self.resource_group):
+            return plan
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
+                f"Microsoft.MachineLearning/commitmentPlans/{plan}")
+
+
+def parse_webservices(table: Any, where: str) -> WebServiceSettings:
+    """`[remotes.NAME.webservices]` checked key by key; ConfigError (3) naming the key otherwise."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    for key, value in table.items():
+        known = _WEBSERVICE_KEYS.get(key)
+        if known is None:
+            raise ConfigError(f"{where}.{key}: unknown key (known: {', '.join(_WEBSERVICE_KEYS)})")
+        if not isinstance(value, str) or not known[0].match(value):
+            raise ConfigError(f"{where}.{key}: expected {known[1]}, got {value!r}")
+    if table.get("token_env") and looks_like_token(table["token_env"]):
+        raise ConfigError(f"{where}.token_env: this value looks like a token; give the name of the variable")
+    return WebServiceSettings(**table)
 
 
 @dataclass(frozen=True)
@@ -33,13 +87,16 @@ class Remote:
     endpoint: str | None = None
     location: str | None = None
     token_env: str | None = None
+    webservices: WebServiceSettings | None = None
 
-    def to_toml(self) -> dict[str, str]:
-        table = {"workspace_id": self.workspace_id}
+    def to_toml(self) -> dict[str, Any]:
+        table: dict[str, Any] = {"workspace_id": self.workspace_id}
         for key in ("endpoint", "location", "token_env"):
             value = getattr(self, key)
             if value is not None:
                 table[key] = value
+        if self.webservices is not None:
+            table[WEBSERVICES_TABLE] = self.webservices.to_toml()
         return table
 
 
@@ -78,9 +135,13 @@ class Config:
                          f"or set default_remote in {CONFIG_FILE}")
 
     def with_remote(self, remote: Remote) -> Config:
-        """A copy with `remote` added (or replacing the remote of the same name, in place)."""
+        """A copy with `remote` added (or replacing the remote of the same name, in place; its web-service settings
+        are kept unless `remote` brings its own)."""
         validate_remote(remote, CONFIG_FILE)
-        if self.get(remote.name) is not None:
+        old = self.get(remote.name)
+        if old is not None and remote.webservices is None:
+            remote = replace(remote, webservices=old.webservices)
+        if old is not None:
             remotes = tuple(remote if r.name == remote.name else r for r in self.remotes)
         else:
             remotes = (*self.remotes, remote)
@@ -114,17 +175,20 @@ def parse(text: str, source: str = CONFIG_FILE) -> Config:
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: remotes.{name}: expected a table")
-        unknown = sorted(set(table) - set(_REMOTE_KEYS))
+        unknown = sorted(set(table) - {*_REMOTE_KEYS, WEBSERVICES_TABLE})
         if unknown:
             raise ConfigError(f"{source}: remotes.{name}.{unknown[0]}: unknown key "
-                              f"(known: {', '.join(_REMOTE_KEYS)})")
+                              f"(known: {', '.join((*_REMOTE_KEYS, WEBSERVICES_TABLE))})")
         for key, value in table.items():
-            if not isinstance(value, str):
+            if not isinstance(value, str) and key != WEBSERVICES_TABLE:
                 raise ConfigError(f"{source}: remotes.{name}.{key}: expected a string")
         if "workspace_id" not in table:
             raise ConfigError(f"{source}: remotes.{name}.workspace_id: missing")
+        services = table.get(WEBSERVICES_TABLE)
         remote = Remote(name=name, workspace_id=table["workspace_id"], endpoint=table.get("endpoint"),
-                        location=table.get("location"), token_env=table.get("token_env"))
+                        location=table.get("location"), token_env=table.get("token_env"),
+                        webservices=parse_webservices(services, f"{source}: remotes.{name}.{WEBSERVICES_TABLE}")
+                        if services is not None else None)
         validate_remote(remote, source)
         remotes.append(remote)
     if default is not None and default not in tables:

@@ -306,3 +306,42 @@ WSD_USER_MAPS = frozenset({
     ("properties", "exampleRequest", "globalParameters"),
 })
 WSD_EDGE_SORT = ("sourceNodeId", "sourcePortId", "targetNodeId", "targetPortId")
+
+# --- deployed web services (issue 13): webservices/<name>/service.json, models in storage, release plans ---------
+
+WEBSERVICES_DIR = "webservices"  # webservices/<name>/service.json: one folder per deployed web service
+SERVICE_FILE = "service.json"
+SERVICE_FORMAT = "amlvc/service@1"
+SERVICE_KINDS = ("classic", "arm")
+LOCK_WEBSERVICES = "webservices"  # amlvc.lock: remotes.<remote>.webservices.<name>
+RELEASE_DIR = f"{STATE_DIR}/release"  # .amlvc/release/<plan slug>.json: the progress of `amlvc release`
+# A model version as service.json names it: "churn-model@4" (a manifest under models/, by slug or name).
+MODEL_REF = re.compile(r"^(?P<name>.+)@(?P<version>[1-9][0-9]{0,8})$")
+# The key of a service.json object that amlvc fills at push (a trained-model asset's locationInfo, ARM).
+MODEL_REF_KEY = "$model"
+TRAINED_MODEL_SUFFIX = " [trained model]"  # endpoint resources and Resource assets are named "<model> [trained model]"
+TRAINED_MODEL_DATA_TYPE = "ILearnerDotNet"
+# Containers amlvc writes into a service's storage account: models by content (<sha256>.ilearner, so a model is
+# uploaded once and its name says which bytes it holds) and batch inputs by content (<sha256><extension>).
+MODEL_CONTAINER = "amlvc-models"
+BATCH_CONTAINER = "amlvc-batch"
+STORAGE_KEY_SECRET = "STORAGE_ACCOUNT_KEY"  # ${secret:STORAGE_ACCOUNT_KEY}: the key of the remote's storage account
+STORAGE_API_VERSION = "2015-02-21"  # x-ms-version of the blob calls (Put Blob)
+# Classic (management API, reference web-services §3): the default endpoint, the endpoint settings service.json
+# keeps (the members of an endpoint PUT), and what it leaves out (keys, host-bearing URLs, times, ids).
+DEFAULT_ENDPOINT = "default"
+ENDPOINT_SETTINGS = ("Description", "ThrottleLevel", "MaxConcurrentCalls", "PreventUpdate", "DiagnosticsTraceLevel")
+ENDPOINT_VOLATILE = ("PrimaryKey", "SecondaryKey", "ApiLocation", "HelpLocation", "ExperimentLocation", "Version",
+                     "CreationTime", "WorkspaceId", "WebServiceId", "SampleDataEnabled")
+# ARM (reference web-services §2): per-remote parts kept in amlvc.toml (or, for the key, the secrets file), so
+# one definition deploys to dev and prod.
+ARM_API_VERSION = "2017-01-01"
+ARM_HOST = "https://management.azure.com/"
+ARM_PER_REMOTE = ("commitmentPlan", "machineLearningWorkspace")  # properties members dropped from service.json
+ARM_FINAL_STATES = frozenset({"Succeeded", "Failed", "Canceled"})
+BES_API_VERSION = "2.0"
+# A job's StatusCode is a string, in one captured sample a number (web-services §8.8); both read as these names.
+BES_STATUS_NAMES: MappingProxyType[int, str] = MappingProxyType(
+    {0: "NotStarted", 1: "Running", 2: "Failed", 3: "Cancelled", 4: "Finished"})
+BES_FINAL_STATES = frozenset({"Finished", "Failed", "Cancelled", "Canceled"})
+BES_FAILED_STATES = frozenset({"Failed", "Cancelled", "Canceled"})

@@ -22,13 +22,22 @@ def render() -> str:
     ]
     ctx = click.Context(cli, info_name="amlvc", **LAYOUT)
     lines += ["## amlvc", "", "```text", cli.get_help(ctx).rstrip(), "```", ""]
-    for name in sorted(cli.list_commands(ctx)):
-        command = cli.get_command(ctx, name)
+    lines += _commands(cli, ctx, "##")
+    return "\n".join(lines)
+
+
+def _commands(group: click.Group, ctx: click.Context, level: str) -> list[str]:
+    """The help of each command of `group`, and of the commands of a subgroup one level down."""
+    lines = []
+    for name in sorted(group.list_commands(ctx)):
+        command = group.get_command(ctx, name)
         if command is None or command.hidden:
             continue
         sub = click.Context(command, info_name=name, parent=ctx, **LAYOUT)
-        lines += [f"## amlvc {name}", "", "```text", command.get_help(sub).rstrip(), "```", ""]
-    return "\n".join(lines)
+        lines += [f"{level} {sub.command_path}", "", "```text", command.get_help(sub).rstrip(), "```", ""]
+        if isinstance(command, click.Group):  # `amlvc webservice deploy` as its own section
+            lines += _commands(command, sub, level + "#")
+    return lines
 
 
 if __name__ == "__main__":

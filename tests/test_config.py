@@ -75,3 +75,38 @@ def test_invalid_config_names_file_and_key(tmp_path: Path, body: str, message: s
 def test_missing_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="amlvc init"):
         config.load(tmp_path)
+
+
+SUB = "5f7a9c1b-3d5e-4f7a-9b1c-3d5e7f9a1b3c"
+
+
+def test_a_remotes_web_service_settings_round_trip_and_complete_the_plan_id(tmp_path: Path) -> None:
+    text = (f"[remotes.prod]\nworkspace_id = \"{WS}\"\nlocation = \"West Europe\"\n\n"
+            f"[remotes.prod.webservices]\nsubscription = \"{SUB}\"\nresource_group = \"ml-rg\"\n"
+            "commitment_plan = \"plan-s1\"\nstorage_account = \"contosoml\"\nlocation = \"West Europe\"\n")
+    cfg = config.parse(text)
+    ws = cfg.remote("prod").webservices
+    assert ws == config.WebServiceSettings(SUB, "ml-rg", "plan-s1", "contosoml", "West Europe")
+    assert ws.plan_id() == (f"/subscriptions/{SUB}/resourceGroups/ml-rg/providers/Microsoft.MachineLearning/"
+                            "commitmentPlans/plan-s1")
+    (tmp_path / "amlvc.toml").write_bytes(config.dumps(cfg))
+    assert config.load(tmp_path) == cfg
+    # `amlvc init --remote prod …` again (a new endpoint) keeps the table
+    moved = cfg.with_remote(Remote("prod", WS, location="North Europe"))
+    assert moved.remote("prod").webservices == ws and moved.remote("prod").location == "North Europe"
+    full = "/subscriptions/x/resourceGroups/y/providers/Microsoft.MachineLearning/commitmentPlans/z"
+    assert config.WebServiceSettings(commitment_plan=full).plan_id() == full
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ("subscription = \"not-a-guid\"", "remotes.dev.webservices.subscription: expected an Azure subscription id"),
+    ("storage_account = \"Has-Upper\"", "remotes.dev.webservices.storage_account: expected a storage account name"),
+    ("storage_key = \"abc\"", "remotes.dev.webservices.storage_key: unknown key"),
+    ("resource_group = 3", "remotes.dev.webservices.resource_group: expected a resource group name"),
+    ("token_env = \"eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9abcdefghijklmnop\"", "looks like a token"),
+])
+def test_invalid_web_service_settings_name_the_key(table: str, message: str) -> None:
+    text = f"[remotes.dev]\nworkspace_id = \"{WS}\"\nendpoint = \"http://h\"\n\n[remotes.dev.webservices]\n{table}\n"
+    with pytest.raises(ConfigError, match=message) as info:
+        config.parse(text)
+    assert info.value.exit_code == ExitCode.LOCAL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -125,3 +126,38 @@ def test_the_client_downloads_a_blob_url_of_a_document(api: Api) -> None:
     with pytest.raises(RemoteError) as info:
         client.download_blob(url.replace("sig=", "sig=x"), what="the model")
     assert "SAS" in info.value.message and "sig=" not in info.value.message and client.requests_made == 2
+
+
+def test_put_blob_with_the_accounts_shared_key_stores_the_blob(api: Api, seeded_server: Any) -> None:
+    """Put Blob, path-style (a real Azure Storage route): how a client puts a BES input or a model into the storage
+    account a service reads. The header must name this URL's account (the key itself is not emulated)."""
+    url = f"{api.url}/amlvclocal/amlvc-batch/put-test.csv"
+    good = {"Authorization": "SharedKey amlvclocal:c2lnbmF0dXJl", "x-ms-blob-type": "BlockBlob"}
+    refused = [({}, 403), ({**good, "Authorization": "SharedKey contoso:c2ln"}, 403),
+               ({**good, "Authorization": "Bearer " + TOKENS[DEV]}, 403), ({**good, "x-ms-blob-type": ""}, 400)]
+    for headers, status in refused:
+        resp = requests.put(url, data=b"a,b\r\n1,2\r\n", headers=headers, timeout=10)
+        assert resp.status_code == status, resp.text
+        assert seeded_server.state.blobs.read("amlvc-batch/put-test.csv") is None
+    assert requests.put(f"{api.url}/amlvclocal/no-container", data=b"x", headers=good, timeout=10).status_code == 400
+    resp = requests.put(url, data=b"a,b\r\n1,2\r\n", headers=good, timeout=10)
+    assert resp.status_code == 201 and resp.headers["Content-MD5"] and resp.headers["ETag"]
+    assert seeded_server.state.blobs.read("amlvc-batch/put-test.csv") == b"a,b\r\n1,2\r\n"
+    # a BES job reads it as an input named with a connection string (only AccountName is looked at)
+    status = api.train({"Inputs": {"input1": {"ConnectionString": "DefaultEndpointsProtocol=https;AccountName="
+                                                                  "amlvclocal;AccountKey=a2V5",
+                                              "RelativeLocation": "amlvc-batch/put-test.csv"}}})
+    assert status["StatusCode"] == "Finished"
+
+
+def test_the_client_puts_a_blob_signed_with_the_shared_key(api: Api, seeded_server: Any) -> None:
+    from amlvc.client import Client, RetryPolicy
+    from amlvc.client.webservices import upload_blob
+    from amlvc.errors import ValidationError
+
+    client = Client("dev", DEV, hosts_for(endpoint=api.url), TOKENS[DEV], retry=RetryPolicy(attempts=2))
+    url = upload_blob(client, "amlvclocal", "amlvc-models/abc.ilearner", b"model bytes", "a2V5a2V5a2V5")
+    assert url == "https://amlvclocal.blob.core.windows.net/amlvc-models/abc.ilearner"  # no host, no port, no SAS
+    assert seeded_server.state.blobs.read("amlvc-models/abc.ilearner") == b"model bytes"
+    with pytest.raises(ValidationError, match="not base64"):
+        upload_blob(client, "amlvclocal", "amlvc-models/abc.ilearner", b"x", "not base64!")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from amlvc.cli.base import cli
 
 # Importing the command modules registers their commands on `cli`.
-from amlvc.cli import assets, drivers, models, offline, push, remote, review, runs, serve  # noqa: F401  isort: skip
+from amlvc.cli import (  # noqa: F401  isort: skip
+    assets, drivers, models, offline, push, release, remote, review, runs, scoring, serve, webservices,
+)
 
 
 def main(argv: list[str] | None = None) -> None:

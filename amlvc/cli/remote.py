@@ -125,6 +125,10 @@ def pull(experiments: tuple[str, ...], remote: str | None, with_history: bool, j
              f"{len(result.removed)} removed from '{result.remote}'.")
     else:
         note(f"Already up to date with '{result.remote}' ({result.unchanged} experiments).")
+    services = result.webservices or {}
+    if services.get("commit"):
+        note(f"Web services: committed {services['commit'][:12]} (" + ", ".join(
+            f"{verb} {', '.join(services[verb])}" for verb in ("added", "changed", "merged") if services[verb]) + ").")
     if result.invalid:
         note(f"Error: {len(result.invalid)} experiment(s) refused as invalid and not pulled (see above); the others "
              f"were. Fix them in the workspace (or report the service's answer), then pull again.")

@@ -273,11 +273,13 @@ class Client:
         what: str | None = None,
         raw: bool = False,
         limit: int | None = None,
+        response_headers: dict[str, str] | None = None,
     ) -> Any:
         """Send one request with retries; returns parsed JSON (None for an empty body), or bytes if `raw`.
 
         `idempotent=False` (creating something) repeats only attempts the server certainly ignored.
         `body` sends raw bytes (uploads); `auth_header=None` sends no token (signed blob URLs).
+        `response_headers`, when given, receives the headers of the answer (e.g. ARM's Azure-AsyncOperation).
         """
         send_headers = dict(headers or {})
         if auth_header is not None:  # None: a signed (SAS) URL, which authenticates itself
@@ -300,7 +302,7 @@ class Client:
                     wait = self.retry.delay(attempt - 1, last.retry_after, self._rng)
                 self.sleep(wait)
             try:
-                return self._attempt(method, url, data, send_headers, params, label, raw, limit)
+                return self._attempt(method, url, data, send_headers, params, label, raw, limit, response_headers)
             except ConflictError as exc:
                 if last is not None and last.processed and "If-Match" in send_headers:
                     # An earlier attempt may have been applied before its answer was lost: then the 412
@@ -328,7 +330,8 @@ class Client:
         )
 
     def _attempt(self, method: str, url: str, data: bytes | None, headers: Mapping[str, str],
-                 params: Mapping[str, str] | None, label: str, raw: bool, limit: int | None = None) -> Any:
+                 params: Mapping[str, str] | None, label: str, raw: bool, limit: int | None = None,
+                 response_headers: dict[str, str] | None = None) -> Any:
         with self._count_lock:
             self.requests_made += 1
         try:
@@ -371,6 +374,8 @@ class Client:
         if status >= 400:
             raise ApiError(f"workspace '{self.remote}' rejected {method} {label}: HTTP {status} "
                            f"{_error_text(response)}".rstrip(), status=status)
+        if response_headers is not None:
+            response_headers.update(response.headers)
         if raw:
             return content
         if not content.strip():

@@ -6,8 +6,10 @@ and signed locations in the account form.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Mapping
 from typing import Any
@@ -16,6 +18,7 @@ from flask import Blueprint, Response, request, send_file
 from werkzeug.routing import BaseConverter
 
 from amlvc.server import ilearner, storage
+from amlvc.server.bodies import spool_body
 from amlvc.server.errors import ApiFault
 from amlvc.server.state import get_state
 
@@ -111,6 +114,37 @@ def get_account_blob(account: str, key: str) -> Response:
     """A blob of any storage account, path-style as Azurite serves them: `{server}/{account}/{container}/{path}?{SAS}`
     (every account is the one local blob store)."""
     return _signed_download(key)
+
+
+SHARED_KEY = re.compile(r"^SharedKey (?P<account>[a-z0-9]{3,24}):[A-Za-z0-9+/=]{1,200}$")
+
+
+@bp.put("/<account:account>/<path:key>")
+def put_account_blob(account: str, key: str) -> Response:
+    """Put Blob of Azure Storage, path-style (`PUT {server}/{account}/{container}/{path}`, `x-ms-blob-type:
+    BlockBlob`), authorised with the account's shared key (`Authorization: SharedKey {account}:{signature}`):
+    how a client puts a BES input or a model into the storage account a service reads. Every account is the one
+    local blob store and an account key is never checked (local-workspace.md): the header must name this URL's
+    account. 201 with the blob's ETag and Content-MD5; an existing blob is replaced."""
+    shared = SHARED_KEY.match(request.headers.get("Authorization", ""))
+    if shared is None or shared.group("account") != account:
+        raise ApiFault(403, "AuthenticationFailed", "Put Blob needs 'Authorization: SharedKey ACCOUNT:SIGNATURE' "
+                                                    "naming this blob's storage account")
+    if request.headers.get("x-ms-blob-type", "").lower() != "blockblob":
+        raise ApiFault(400, "InvalidHeaderValue", "x-ms-blob-type must be BlockBlob")
+    if not storage.valid_key(key) or "/" not in key:
+        raise ApiFault(400, "InvalidResourceName", "the blob must be named CONTAINER/PATH")
+    state = get_state()
+    spooled = spool_body(state.blobs.incoming)
+    with state.store.tx() as conn:
+        info = state.blobs.put_spooled(conn, key, spooled)
+    md5 = hashlib.md5()  # Azure answers the MD5 of the content
+    with info.path.open("rb") as data:
+        for piece in iter(lambda: data.read(1 << 20), b""):
+            md5.update(piece)
+    digest = base64.b64encode(md5.digest()).decode()
+    return Response(status=201, headers={"ETag": f'"0x{info.sha256[:16].upper()}"', "Content-MD5": digest,
+                                         "x-ms-request-server-encrypted": "false"})
 
 
 @bp.get("/api/sharedaccess")

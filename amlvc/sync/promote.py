@@ -22,7 +22,7 @@ from amlvc.sync.models import (
     run_of,
 )
 from amlvc.sync.remote import module_names, open_remote
-from amlvc.sync.runs import Located, locate, module_name
+from amlvc.sync.runs import Located, finished, module_name
 from amlvc.sync.versions import VersionInfo, iso_time
 from amlvc.worktree import catalog, models, objects
 
@@ -102,13 +102,8 @@ def _port(node: Mapping[str, Any], output: str | None, label: str) -> str:
 def _plan(root: Path, client: Client, remote: str, exp: str, node_arg: str, output: str | None, name: str,
           ) -> tuple[PromotePlan, dict[str, Any], dict[str, Any]]:
     """The plan, the experiment's GET document and the output's endpoint; refusals before anything is written."""
-    located = locate(root, remote, exp, client.list_experiments())
-    doc = client.get_experiment(located.experiment_id)
+    located, doc = finished(root, client, remote, exp, "nothing was promoted")
     label = located.slug or located.name
-    status = str((doc.get("Status") or {}).get("StatusCode"))
-    if status != "Finished":
-        raise ValidationError(f"the latest run of '{label}' is {status}, not Finished; nothing was promoted. "
-                              f"Run it first: `amlvc run {label} --wait`")
     names = module_names(client)
     node = find_node(doc, node_arg, names, label)
     node_id, module = str(node.get("Id")), module_name(node, names)

@@ -12,7 +12,7 @@ from amlvc import repo
 from amlvc.errors import ApiError, DirtyTree, InvalidDocument, UsageError, some
 from amlvc.rules import LOCK_FILE
 from amlvc.rules import WEBSERVICE_FILE as WSD
-from amlvc.sync import messages, pullmerge
+from amlvc.sync import messages, pullmerge, webservices
 from amlvc.sync.remote import (
     Fetched,
     Target,
@@ -50,6 +50,7 @@ class PullResult:
     requests: int = 0
     history_commits: tuple[str, ...] = field(default=())
     invalid: tuple[tuple[str, str], ...] = ()  # (slug, why): refused by validation, not pulled (exit 6)
+    webservices: dict[str, Any] | None = None  # what sync/webservices.mirror did (its own commit), when tracked
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +61,7 @@ class PullResult:
             "snapshots": list(self.snapshots), "history_commits": list(self.history_commits),
             "recovered": self.recovered, "requests": self.requests,
             "invalid": [{"experiment": slug, "problem": why} for slug, why in self.invalid],
+            "webservices": self.webservices,
         }
 
 
@@ -113,6 +115,7 @@ def pull(
         _refuse_dirty_writes(root, decision.writes, lock_changes=decision.lock_changes or bool(plan.prune_slugs(prune)))
         history_commits = _commit_history(root, target, snapshots, fetched, names) if snapshots else []
         commit = _write_leaves(root, target, lock, entries, plan, fetched, decision, prune, subject)
+        services = None if experiments else webservices.mirror(root, target, progress=progress, only_if_tracked=True)
         return PullResult(
             remote=target.name, workspace_id=target.workspace_id, commit=commit,
             added=decision.added, changed=decision.changed, removed=tuple(plan.prune_slugs(prune)),
@@ -120,7 +123,7 @@ def pull(
             merged=decision.merged,
             unchanged=len(plan.unchanged), snapshots=tuple(str(d.get("ExperimentId")) for _s, d in snapshots),
             recovered=recovered, requests=target.client.requests_made, history_commits=tuple(history_commits),
-            invalid=tuple(sorted(invalid.items())),
+            invalid=tuple(sorted(invalid.items())), webservices=services.to_json() if services else None,
         )
 
 

@@ -126,6 +126,19 @@ def locate(root: Path, remote: str, name: str, summaries: Sequence[Mapping[str, 
                           f"run. Name it by folder (see `ls {rules.EXPERIMENTS_DIR}/`) or by id (`amlvc status`)")
 
 
+def finished(root: Path, client: Client, remote: str, name: str, nothing: str) -> tuple[Located, dict[str, Any]]:
+    """EXP located and its GET document, whose latest run must be Finished; ValidationError (6) saying `nothing` (what
+    was not done) and how to run it otherwise."""
+    located = locate(root, remote, name, client.list_experiments())
+    doc = client.get_experiment(located.experiment_id)
+    label = located.slug or located.name
+    status = str((doc.get("Status") or {}).get("StatusCode"))
+    if status != "Finished":
+        raise ValidationError(f"the latest run of '{label}' is {status}, not Finished; {nothing}. "
+                              f"Run it first: `amlvc run {label} --wait`")
+    return located, doc
+
+
 def module_name(node: Mapping[str, Any] | None, names: Mapping[str, str]) -> str:
     module_id = str((node or {}).get("ModuleId") or "")
     parts = module_id.split(".")

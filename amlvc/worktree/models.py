@@ -56,11 +56,15 @@ class ModelVersion:
     created: str | None = None
     description: str = ""
     source: ModelSource = field(default_factory=ModelSource)
+    evaluation: Mapping[str, str] | None = None  # a retrained version: its training job's evaluation output
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "id": self.id, "data_type": self.data_type, "size": self.size,
+        data = {"version": self.version, "id": self.id, "data_type": self.data_type, "size": self.size,
                 "sha256": self.sha256, "created": self.created, "description": self.description,
                 "source": self.source.to_json()}
+        if self.evaluation is not None:
+            data["evaluation"] = dict(self.evaluation)
+        return data
 
 
 @dataclass(frozen=True)
@@ -123,9 +127,13 @@ def parse(data: bytes, slug: str) -> Manifest:
         for key, kind in (("version", int), ("id", str), ("sha256", str), ("size", int)):
             if not isinstance(item.get(key), kind) or isinstance(item.get(key), bool):
                 raise InvalidDocument(source, f"{where}/{key}", f"expected {'a number' if kind is int else 'a string'}")
+        evaluation = item.get("evaluation")
+        if evaluation is not None and (not isinstance(evaluation, dict)
+                                       or not all(isinstance(v, str) for v in evaluation.values())):
+            raise InvalidDocument(source, f"{where}/evaluation", "expected an object of strings")
         out.append(ModelVersion(item["version"], item["id"], str(item.get("data_type") or ""), item["size"],
                                 item["sha256"], item.get("created"), str(item.get("description") or ""),
-                                ModelSource.from_json(item.get("source"))))
+                                ModelSource.from_json(item.get("source")), evaluation))
     return Manifest(slug, doc["name"], doc["family"], tuple(sorted(out, key=lambda v: v.version)))
 
 
