@@ -221,95 +221,115 @@ def build_definition(ws: str, doc: Mapping[str, Any], resources: list[dict[str, 
                      module_names: Mapping[str, str]) -> dict[str, Any]:
     """The Studio export of an experiment as an ARM web-service definition, PascalCase (fixture `studio-export`)."""
     web = doc.get("WebService") or {}
-    by_resource = {r["id"]: r for r in resources}
     inputs = {str(i.get("PortId")): str(i.get("Name")) for i in web.get("Inputs") or []}
-    assets: dict[str, Any] = {}
-    nodes: dict[str, Any] = {}
-    edges: list[dict[str, Any]] = []
-    asset_of: dict[str, str] = {}
-    node_of: dict[str, str] = {}
-
-    def asset(key: str, value: dict[str, Any]) -> str:
-        if key not in asset_of:
-            asset_of[key] = f"asset{len(asset_of) + 1}"
-            assets[asset_of[key]] = value
-        return asset_of[key]
-
-    def node(key: str, value: dict[str, Any]) -> str:
-        if key not in node_of:
-            node_of[key] = f"node{len(node_of) + 1}"
-            nodes[node_of[key]] = value
-        return node_of[key]
-
-    for port_id, name in inputs.items():
-        node(f"input:{port_id}", {"InputId": name})
+    package = _Package({r["id"]: r for r in resources}, inputs)
     for module in _nodes(doc):
-        module_id = str(module.get("ModuleId") or "")
-        for port in module.get("InputPortsInternal") or []:
-            for port_key, *_ in PORT_RESOURCES:
-                resource = by_resource.get(port.get(port_key) or "")
-                if resource is not None:
-                    # A host-independent URI without SAS: the definition of an unchanged experiment is the same
-                    # bytes on every GET and on every server, so pulling it twice changes nothing.
-                    rid = asset(resource["id"], {
-                        "Name": resource["name"], "Type": "Resource",
-                        "LocationInfo": {"Uri": storage.account_url(resource["blob"]), "Credentials": ""},
-                        "OutputPorts": {"Results dataset": {"Type": "Dataset"}}})
-                    node(f"resource:{resource['id']}", {"AssetId": rid})
-        aid = asset(f"module:{module_id}", {"Name": module_names.get(module_id, module_id), "Type": "Module",
-                                            "LocationInfo": {"Uri": f"aml://module/{module_id}", "Credentials": ""}})
-        params = {str(p.get("Name")): {"Value": p.get("Value"), "CertificateThumbprint": ""}
-                  for p in module.get("ModuleParameters") or []}
-        this = node(f"module:{module.get('Id')}", {"AssetId": aid, "Parameters": params})
-        for port in module.get("InputPortsInternal") or []:
-            port_id = f"{module.get('Id')}:{port.get('Name')}"
-            if port_id in inputs:
-                edges.append({"SourceNodeId": node_of[f"input:{port_id}"], "TargetNodeId": this,
-                              "TargetPortId": port.get("Name")})
-                continue
-            for port_key, *_ in PORT_RESOURCES:
-                resource = by_resource.get(port.get(port_key) or "")
-                if resource is not None:
-                    edges.append({"SourceNodeId": node_of[f"resource:{resource['id']}"],
-                                  "SourcePortId": "Results dataset", "TargetNodeId": this,
-                                  "TargetPortId": port.get("Name")})
-    for edge in (doc.get("Graph") or {}).get("EdgesInternal") or []:
-        source, _, source_port = str(edge.get("SourceOutputPortId")).partition(":")
-        target, _, target_port = str(edge.get("DestinationInputPortId")).partition(":")
-        if f"module:{source}" in node_of and f"module:{target}" in node_of:
-            edges.append({"SourceNodeId": node_of[f"module:{source}"], "SourcePortId": source_port,
-                          "TargetNodeId": node_of[f"module:{target}"], "TargetPortId": target_port})
-    for output in web.get("Outputs") or []:
-        source, _, source_port = str(output.get("PortId")).partition(":")
-        out_node = node(f"output:{output.get('Id')}", {"OutputId": output.get("Name")})
-        if f"module:{source}" in node_of:
-            edges.append({"SourceNodeId": node_of[f"module:{source}"], "SourcePortId": source_port,
-                          "TargetNodeId": out_node})
-    graph_parameters: dict[str, Any] = {}
-    for parameter in web.get("Parameters") or []:
-        name = str(parameter.get("Name"))
-        links = [{"NodeId": node_of[f"module:{m.get('Id')}"], "ParameterKey": p.get("Name")}
-                 for m in _nodes(doc) for p in m.get("ModuleParameters") or []
-                 if p.get("LinkedGlobalParameter") == name]
-        definition = parameter.get("ParameterDefinition") or {}
-        graph_parameters[name] = {"Description": definition.get("Description") or name,
-                                  "Type": definition.get("ParameterType") or "String", "Links": links}
-
-    def schema(names: list[str]) -> dict[str, Any]:
-        return {"Title": "", "Description": "", "Type": "object",
-                "Properties": {n: {"Title": "", "Description": "", "Type": "object", "Properties": {}} for n in names}}
-
+        package.module(module, module_names)
+    package.graph_edges(doc)
+    package.outputs(web)
     parameters = {str(p.get("Name")): {"Value": p.get("Value")} for p in web.get("Parameters") or []
                   if p.get("Value") not in (None, "")}
     properties = {
         "Title": doc.get("Description") or "", "Description": doc.get("Summary") or "", "ReadOnly": False,
         "ExposeSampleData": True, "RealtimeConfiguration": {"MaxConcurrentCalls": 20},
         "Diagnostics": {"Level": "None"}, "MachineLearningWorkspace": {"Id": ws},
-        "Input": schema(list(inputs.values())),
-        "Output": schema([str(o.get("Name")) for o in web.get("Outputs") or []]),
+        "Input": _schema(list(inputs.values())),
+        "Output": _schema([str(o.get("Name")) for o in web.get("Outputs") or []]),
         "ExampleRequest": {"Inputs": {name: [] for name in inputs.values()},
                            "GlobalParameters": {k: v["Value"] for k, v in parameters.items()}},
-        "Assets": assets, "Parameters": parameters, "PayloadsInBlobStorage": False, "PackageType": "Graph",
-        "Package": {"Nodes": nodes, "Edges": edges, "GraphParameters": graph_parameters},
+        "Assets": package.assets, "Parameters": parameters, "PayloadsInBlobStorage": False, "PackageType": "Graph",
+        "Package": {"Nodes": package.nodes, "Edges": package.edges,
+                    "GraphParameters": package.graph_parameters(doc, web)},
     }
     return {"Location": DEFAULT_REGION, "Tags": {}, "Properties": properties}
+
+
+def _schema(names: list[str]) -> dict[str, Any]:
+    return {"Title": "", "Description": "", "Type": "object",
+            "Properties": {n: {"Title": "", "Description": "", "Type": "object", "Properties": {}} for n in names}}
+
+
+class _Package:
+    """The graph package of a definition as it is built: assets and nodes numbered in order of first use."""
+
+    def __init__(self, resources: Mapping[str, dict[str, Any]], inputs: Mapping[str, str]) -> None:
+        self.resources, self.inputs = resources, inputs
+        self.assets: dict[str, Any] = {}
+        self.nodes: dict[str, Any] = {}
+        self.edges: list[dict[str, Any]] = []
+        self.asset_of: dict[str, str] = {}
+        self.node_of: dict[str, str] = {}
+        for port_id, name in inputs.items():
+            self.node(f"input:{port_id}", {"InputId": name})
+
+    def asset(self, key: str, value: dict[str, Any]) -> str:
+        if key not in self.asset_of:
+            self.asset_of[key] = f"asset{len(self.asset_of) + 1}"
+            self.assets[self.asset_of[key]] = value
+        return self.asset_of[key]
+
+    def node(self, key: str, value: dict[str, Any]) -> str:
+        if key not in self.node_of:
+            self.node_of[key] = f"node{len(self.node_of) + 1}"
+            self.nodes[self.node_of[key]] = value
+        return self.node_of[key]
+
+    def _resources_of(self, port: Mapping[str, Any]) -> list[dict[str, Any]]:
+        found = [self.resources.get(port.get(port_key) or "") for port_key, *_ in PORT_RESOURCES]
+        return [resource for resource in found if resource is not None]
+
+    def module(self, module: Mapping[str, Any], module_names: Mapping[str, str]) -> None:
+        module_id = str(module.get("ModuleId") or "")
+        for port in module.get("InputPortsInternal") or []:
+            for resource in self._resources_of(port):
+                # A host-independent URI without SAS: the definition of an unchanged experiment is the same
+                # bytes on every GET and on every server, so pulling it twice changes nothing.
+                rid = self.asset(resource["id"], {
+                    "Name": resource["name"], "Type": "Resource",
+                    "LocationInfo": {"Uri": storage.account_url(resource["blob"]), "Credentials": ""},
+                    "OutputPorts": {"Results dataset": {"Type": "Dataset"}}})
+                self.node(f"resource:{resource['id']}", {"AssetId": rid})
+        aid = self.asset(f"module:{module_id}", {"Name": module_names.get(module_id, module_id), "Type": "Module",
+                                                 "LocationInfo": {"Uri": f"aml://module/{module_id}",
+                                                                  "Credentials": ""}})
+        params = {str(p.get("Name")): {"Value": p.get("Value"), "CertificateThumbprint": ""}
+                  for p in module.get("ModuleParameters") or []}
+        this = self.node(f"module:{module.get('Id')}", {"AssetId": aid, "Parameters": params})
+        for port in module.get("InputPortsInternal") or []:
+            port_id = f"{module.get('Id')}:{port.get('Name')}"
+            if port_id in self.inputs:
+                self.edges.append({"SourceNodeId": self.node_of[f"input:{port_id}"], "TargetNodeId": this,
+                                   "TargetPortId": port.get("Name")})
+                continue
+            for resource in self._resources_of(port):
+                self.edges.append({"SourceNodeId": self.node_of[f"resource:{resource['id']}"],
+                                   "SourcePortId": "Results dataset", "TargetNodeId": this,
+                                   "TargetPortId": port.get("Name")})
+
+    def graph_edges(self, doc: Mapping[str, Any]) -> None:
+        for edge in (doc.get("Graph") or {}).get("EdgesInternal") or []:
+            source, _, source_port = str(edge.get("SourceOutputPortId")).partition(":")
+            target, _, target_port = str(edge.get("DestinationInputPortId")).partition(":")
+            if f"module:{source}" in self.node_of and f"module:{target}" in self.node_of:
+                self.edges.append({"SourceNodeId": self.node_of[f"module:{source}"], "SourcePortId": source_port,
+                                   "TargetNodeId": self.node_of[f"module:{target}"], "TargetPortId": target_port})
+
+    def outputs(self, web: Mapping[str, Any]) -> None:
+        for output in web.get("Outputs") or []:
+            source, _, source_port = str(output.get("PortId")).partition(":")
+            out_node = self.node(f"output:{output.get('Id')}", {"OutputId": output.get("Name")})
+            if f"module:{source}" in self.node_of:
+                self.edges.append({"SourceNodeId": self.node_of[f"module:{source}"], "SourcePortId": source_port,
+                                   "TargetNodeId": out_node})
+
+    def graph_parameters(self, doc: Mapping[str, Any], web: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for parameter in web.get("Parameters") or []:
+            name = str(parameter.get("Name"))
+            links = [{"NodeId": self.node_of[f"module:{m.get('Id')}"], "ParameterKey": p.get("Name")}
+                     for m in _nodes(doc) for p in m.get("ModuleParameters") or []
+                     if p.get("LinkedGlobalParameter") == name]
+            definition = parameter.get("ParameterDefinition") or {}
+            out[name] = {"Description": definition.get("Description") or name,
+                         "Type": definition.get("ParameterType") or "String", "Links": links}
+        return out
