@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from amlvc.sync.remote import (
     open_remote,
     user_experiments,
 )
-from amlvc.sync.workers import fetch_in_worker, workers_for
+from amlvc.sync.workers import fetch_in_workers, names_in_background, workers_for
 from amlvc.worktree import experiments as folders
 from amlvc.worktree import journal, lockfile
 
@@ -100,8 +100,7 @@ def pull(
         fetched: dict[str, Fetched] = {}
         names: dict[str, str] = {}
         if wanted:
-            names = module_names(target.client)
-            fetched, refused = _fetch_all(target, wanted, names, jobs, progress)
+            fetched, refused, names = _fetch_all(target, wanted, jobs, progress)
             invalid.update(refused)
             snapshots = [(slug, doc) for slug, doc in snapshots if slug not in invalid]
         local = {slug: folders.read(root, slug) for slug in fetched}
@@ -189,45 +188,47 @@ def _select(by_slug: Mapping[str, Mapping[str, Any]], entries: Mapping[str, Mapp
 # -- fetching ---------------------------------------------------------------------------------
 
 
-
-
-def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], names: Mapping[str, str],
-               jobs: int, progress: Progress | None) -> tuple[dict[str, Fetched], dict[str, str]]:
-    """GET every wanted experiment (and its web-service definition) in parallel: the experiments, and the
-    invalid ones (slug -> why) left out; any other failure stops the pull before anything is written.
+def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], jobs: int, progress: Progress | None,
+               ) -> tuple[dict[str, Fetched], dict[str, str], dict[str, str]]:
+    """GET every wanted experiment (and its web-service definition) in parallel: the experiments, the
+    invalid ones (slug -> why) left out, and the module names; any other failure stops the pull before
+    anything is written.
 
     Threads wait for the network; parsing and normalizing (most of a pull's CPU) run in worker
     processes when there are enough experiments for them to pay off, so they use every core.
     """
     result: dict[str, Fetched] = {}
     invalid: dict[str, str] = {}
-    workers = workers_for(len(wanted), names)
+    workers = workers_for(len(wanted))
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            if workers is None:
-                futures = {pool.submit(fetch_one, target, slug, summary, names): slug
-                           for slug, summary in wanted.items()}
-            else:
-                futures = {pool.submit(fetch_in_worker, workers, target, slug, summary, names): slug
-                           for slug, summary in wanted.items()}
             try:
-                for done, future in enumerate(as_completed(futures), 1):
+                finished: Iterator[tuple[str, Future[Fetched]]]
+                if workers is None:
+                    names: Future[dict[str, str]] = Future()
+                    names.set_result(module_names(target.client))
+                    futures = {pool.submit(fetch_one, target, slug, summary, names.result()): slug
+                               for slug, summary in wanted.items()}
+                    finished = ((futures[f], f) for f in as_completed(futures))
+                else:
+                    names = names_in_background(pool, target)
+                    finished = fetch_in_workers(workers, pool, target, wanted, names)
+                for done, (slug, future) in enumerate(finished, 1):
                     try:
                         item = future.result()
                     except InvalidDocument as exc:  # reported, left out: the others are still pulled
-                        invalid[futures[future]] = exc.message
+                        invalid[slug] = exc.message
                     else:
                         result[item.slug] = item
                     if progress is not None:
-                        progress("fetch", done, len(futures))
+                        progress("fetch", done, len(wanted))
             except BaseException:
-                for future in futures:
-                    future.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
                 raise
     finally:
         if workers is not None:
             workers.shutdown(wait=True, cancel_futures=True)
-    return result, invalid
+    return result, invalid, names.result()
 
 
 def _fetch_history(target: Target, plan: Plan, imported: set[str], jobs: int, progress: Progress | None,
