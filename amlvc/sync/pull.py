@@ -99,19 +99,23 @@ def pull(
                 wanted.pop(slug, None)
         fetched: dict[str, Fetched] = {}
         names: dict[str, str] = {}
-        if wanted:
-            fetched, refused, names = _fetch_all(target, wanted, jobs, progress)
-            invalid.update(refused)
-            snapshots = [(slug, doc) for slug, doc in snapshots if slug not in invalid]
-        local = {slug: folders.read(root, slug) for slug in fetched}
-        rewritten = {slug for slug, _doc in snapshots}
-        decision = _decide(entries, fetched, local, rewritten)
-        if decision.diverged and not theirs:  # three-way merge, or ConflictError before anything is written
-            merged = pullmerge.merge_diverged(root, entries, {s: fetched[s].files for s in decision.diverged})
-            decision = replace(decision, writes={**decision.writes, **merged}, merged=tuple(sorted(merged)))
-        _refuse_dirty_writes(root, decision.writes, lock_changes=decision.lock_changes or bool(plan.prune_slugs(prune)))
-        history_commits = _commit_history(root, target, snapshots, fetched, names) if snapshots else []
-        commit = _write_leaves(root, target, lock, entries, plan, fetched, decision, prune, subject)
+        new = [] if history_ else [slug for slug in wanted if slug not in entries]
+        # New experiments' files go to git as they arrive (one pack, while later GETs are in flight).
+        with repo.pack_stream(root, 2 * len(new)) as stream:
+            if wanted:
+                fetched, refused, names = _fetch_all(target, wanted, jobs, progress, _sender(stream, entries))
+                invalid.update(refused)
+                snapshots = [(slug, doc) for slug, doc in snapshots if slug not in invalid]
+            local = {slug: folders.read(root, slug) for slug in fetched}
+            rewritten = {slug for slug, _doc in snapshots}
+            decision = _decide(entries, fetched, local, rewritten)
+            if decision.diverged and not theirs:  # three-way merge, or ConflictError before anything is written
+                merged = pullmerge.merge_diverged(root, entries, {s: fetched[s].files for s in decision.diverged})
+                decision = replace(decision, writes={**decision.writes, **merged}, merged=tuple(sorted(merged)))
+            _refuse_dirty_writes(root, decision.writes,
+                                 lock_changes=decision.lock_changes or bool(plan.prune_slugs(prune)))
+            history_commits = _commit_history(root, target, snapshots, fetched, names) if snapshots else []
+            commit = _write_leaves(root, target, lock, entries, plan, fetched, decision, prune, subject, stream)
         return PullResult(
             remote=target.name, workspace_id=target.workspace_id, commit=commit,
             added=decision.added, changed=decision.changed, removed=tuple(plan.prune_slugs(prune)),
@@ -189,6 +193,7 @@ def _select(by_slug: Mapping[str, Mapping[str, Any]], entries: Mapping[str, Mapp
 
 
 def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], jobs: int, progress: Progress | None,
+               keep: Callable[[Fetched], None] | None = None,
                ) -> tuple[dict[str, Fetched], dict[str, str], dict[str, str]]:
     """GET every wanted experiment (and its web-service definition) in parallel: the experiments, the
     invalid ones (slug -> why) left out, and the module names; any other failure stops the pull before
@@ -220,6 +225,8 @@ def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], jobs: in
                         invalid[slug] = exc.message
                     else:
                         result[item.slug] = item
+                        if keep is not None:
+                            keep(item)
                     if progress is not None:
                         progress("fetch", done, len(wanted))
             except BaseException:
@@ -229,6 +236,19 @@ def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], jobs: in
         if workers is not None:
             workers.shutdown(wait=True, cancel_futures=True)
     return result, invalid, names.result()
+
+
+def _sender(stream: repo.PackStream | None, entries: Mapping[str, Any]) -> Callable[[Fetched], None] | None:
+    """What sends a new experiment's files to `stream` as it arrives: a new one is always written as fetched."""
+    if stream is None:
+        return None
+
+    def send(item: Fetched) -> None:
+        if item.slug not in entries:
+            for rel, data in item.files.items():
+                stream.add(folders.path(item.slug, rel), data)
+
+    return send
 
 
 def _fetch_history(target: Target, plan: Plan, imported: set[str], jobs: int, progress: Progress | None,
@@ -362,7 +382,8 @@ def _refuse_dirty_writes(root: Path, writes: Mapping[str, Mapping[str, bytes]], 
 
 def _write_leaves(root: Path, target: Target, lock: lockfile.Lock,
                   entries: Mapping[str, Mapping[str, Any]], plan: Plan, fetched: Mapping[str, Fetched],
-                  decision: Decision, prune: bool, subject: str | None) -> str | None:
+                  decision: Decision, prune: bool, subject: str | None, stream: repo.PackStream | None,
+                  ) -> str | None:
     removed = plan.prune_slugs(prune)
     if not (decision.writes or decision.lock_changes or removed):
         return None
@@ -383,7 +404,7 @@ def _write_leaves(root: Path, target: Target, lock: lockfile.Lock,
                                    removed, decision.recorded, subject=subject)
     message = pullmerge.note_merges(message, decision.merged)
     return journal.write_and_commit(root, writes=decision.writes, delete=delete_dirs, lock=new_lock,
-                                   secrets=(target.name, secrets), message=message)
+                                   secrets=(target.name, secrets), message=message, stream=stream)
 
 
 def _commit_history(root: Path, target: Target, snapshots: Sequence[tuple[str, Mapping[str, Any]]],

@@ -1,13 +1,12 @@
-"""The user's git repository, through GitPython: finding it, files, reading revisions, staging and committing."""
+"""The user's git repository, through GitPython: finding it, files, reading revisions, staging and committing
+(`pack`: a commit of many files as one pack)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -17,6 +16,7 @@ import git
 from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
 from amlvc.errors import LocalError, NotARepository, RepoError
+from amlvc.repo import pack
 from amlvc.rules import CONFIG_FILE
 
 # ------------------------------------------------------------------------------------ finding the repository
@@ -397,22 +397,37 @@ def _store_blob(repo: git.Repo, data: bytes) -> str:
 
 def commit_paths(root: Path, paths: Sequence[str], message: str, *, trailers: Sequence[tuple[str, str]] = (),
                  author_name: str | None = None, author_email: str | None = None,
-                 author_date: datetime | None = None) -> str | None:
+                 author_date: datetime | None = None, contents: Mapping[str, bytes | None] | None = None,
+                 stream: PackStream | None = None) -> str | None:
     """Stage exactly `paths` (additions, changes and deletions) and commit only them; git's hooks do not run.
 
     Whatever else the user has staged stays staged and out of this commit. Returns the new commit id, or
-    None when those paths hold no change (nothing is committed then). `git commit --only -- PATHS` stages
-    the paths a second time in a temporary index (for a 600-file pull that doubled the cost of the commit);
-    after `git add` a plain `git commit` is the same commit when the index holds no other staged change, so
-    that is what runs then, and `--only` otherwise.
+    None when those paths hold no change (nothing is committed then). `contents` (repository path ->
+    the bytes just written there, None = deleted) lets many files go into one pack (`pack`, with the blobs
+    a pull has `stream`ed already) instead of as loose objects; an authored commit (run history) goes the
+    plain way. `git commit --only -- PATHS` stages the paths a second time in a temporary index (for a
+    600-file pull that doubled the cost of the commit); after `git add` a plain `git commit` is the same
+    commit when the index holds no other staged change, so that is what runs then, and `--only` otherwise.
     """
+    text = message.rstrip("\n")
+    if trailers:
+        text += "\n\n" + "\n".join(f"{key}: {value}" for key, value in trailers)
+    if contents is not None and author_name is None and author_email is None and author_date is None:
+        chosen = stream.mode if stream is not None else pack.mode(root)
+        if chosen == "always" or (chosen == "auto" and (stream is not None or len(contents) >= pack.AUTO_FILES)):
+            try:
+                return pack.commit(root, stream, contents, paths, text + "\n")
+            except pack.Unusable:
+                pass
+    if stream is not None:
+        stream.abort()
     repo = open_repo(root)
     present = [p for p in paths if (root / p).exists() or _tracked(repo, p)]
     if not present:
         return None
     # Fast zlib for the new loose objects: same objects, written in about half the CPU; `git gc`
     # recompresses them when it packs.
-    with _environment(repo, _config_env("core.looseCompression", "1")):
+    with _environment(repo, pack.config_env("core.looseCompression", "1")):
         _git_bound(repo, "add", "--all", "--", *present)
     staged = [name for name in _git(repo, "diff", "--cached", "--no-renames", "--name-only", "-z").split("\0") if name]
     prefixes = tuple(p.rstrip("/") + "/" for p in present)
@@ -421,20 +436,14 @@ def commit_paths(root: Path, paths: Sequence[str], message: str, *, trailers: Se
     if not ours and top is not None:
         return None
     only = ["--only", "--", *present] if len(ours) != len(staged) else []
-    text = message.rstrip("\n")
-    if trailers:
-        text += "\n\n" + "\n".join(f"{key}: {value}" for key, value in trailers)
     env = _author_env(author_name, author_email, author_date)
     with _environment(repo, env):
         _git_bound(repo, "commit", "--quiet", "--no-verify", "-m", text + "\n", *only)
     return head(root)
 
 
-def _config_env(key: str, value: str) -> dict[str, str]:
-    """Environment adding one `-c key=value` to git, after any GIT_CONFIG_* pairs already set."""
-    count = os.environ.get("GIT_CONFIG_COUNT", "0")
-    n = int(count) if count.isdigit() else 0
-    return {"GIT_CONFIG_COUNT": str(n + 1), f"GIT_CONFIG_KEY_{n}": key, f"GIT_CONFIG_VALUE_{n}": value}
+PackStream = pack.Stream
+pack_stream = pack.streaming
 
 
 def _git_bound(repo: git.Repo, *args: str) -> str:
@@ -444,31 +453,11 @@ def _git_bound(repo: git.Repo, *args: str) -> str:
     after anything that inspects the repository then); killed with it, it leaves at most a stale
     lock, which the next run's recovery removes.
     """
-    prctl = _prctl()
-    if prctl is None or threading.active_count() > 1:  # preexec_fn is only safe without other threads
+    bind = pack.die_with_us()
+    if bind is None:
         return _git(repo, *args)
-
-    def bind() -> None:
-        prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-
     try:
         out = repo.git.execute([git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args], preexec_fn=bind)
     except GitCommandError as exc:
         raise RepoError(f"git {args[0]} failed in {repo.working_tree_dir}: {_reason(exc)}") from None
     return str(out)
-
-
-_PRCTL: list[Callable[[int, int], int] | None] = []
-
-
-def _prctl() -> Callable[[int, int], int] | None:
-    """libc's prctl, looked up once before any fork (a forked child must not import or load)."""
-    if not _PRCTL:
-        found = None
-        if sys.platform == "linux":
-            with contextlib.suppress(OSError, AttributeError):
-                import ctypes
-
-                found = ctypes.CDLL(None, use_errno=True).prctl
-        _PRCTL.append(found)
-    return _PRCTL[0]
