@@ -69,7 +69,7 @@ def pull(
     *,
     remote: str | None = None,
     history_: bool = False,
-    jobs: int = 8,
+    jobs: int = 32,
     prune: bool = False,
     token_env: str | None = None,
     progress: Progress | None = None,
