@@ -1,29 +1,39 @@
 """The user's git repository, through GitPython: finding it, files, reading revisions, staging and committing
-(`pack`: a commit of many files as one pack)."""
+(`pack`: a commit of many files as one pack). GitPython (30 ms to import) is imported where it is used: a
+pull with nothing to fetch never needs it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-import git
-from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+from typing import TYPE_CHECKING, Any
 
 from amlvc.errors import LocalError, NotARepository, RepoError
 from amlvc.repo import pack
 from amlvc.rules import CONFIG_FILE
+
+if TYPE_CHECKING:
+    import git
 
 # ------------------------------------------------------------------------------------ finding the repository
 
 
 def git_root(start: Path | str) -> Path | None:
     """The work tree root of the git repository containing `start`, or None."""
+    if "GIT_DIR" not in os.environ and "GIT_WORK_TREE" not in os.environ:
+        with contextlib.suppress(OSError):  # `start` is no folder: GitPython says what it is
+            done = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True)
+            if done.returncode == 0 and done.stdout.strip():
+                return Path(os.fsdecode(done.stdout.rstrip(b"\n"))).resolve()
+    # Not a work tree as git sees it from there (inside .git/, bare, unsafe owner…): GitPython decides, as before.
+    import git
+    from git.exc import InvalidGitRepositoryError, NoSuchPathError
     try:
         repo = git.Repo(Path(start), search_parent_directories=True)
     except (InvalidGitRepositoryError, NoSuchPathError):
@@ -47,6 +57,8 @@ def find_root(start: Path | str | None = None) -> Path:
 
 
 def open_repo(root: Path) -> git.Repo:
+    import git
+    from git.exc import InvalidGitRepositoryError, NoSuchPathError
     try:
         return git.Repo(root)
     except (InvalidGitRepositoryError, NoSuchPathError):
@@ -55,6 +67,8 @@ def open_repo(root: Path) -> git.Repo:
 
 def init_repo(root: Path) -> tuple[git.Repo, bool]:
     """Open the git repository at `root` or create one; returns it and whether it was created."""
+    import git
+    from git.exc import GitCommandError
     existing = git_root(root)
     if existing is not None and existing == root.resolve():
         return open_repo(root), False
@@ -90,6 +104,7 @@ def head(root: Path) -> str | None:
 
 def resolve(root: Path, rev: str) -> str:
     """The commit id of a revision; LocalError naming the revision when git does not know it."""
+    from git.exc import BadName, GitCommandError
     repo = open_repo(root)
     try:
         return str(repo.commit(rev).hexsha)
@@ -179,6 +194,7 @@ def _environment(repo: git.Repo, env: dict[str, str]) -> Iterator[None]:
 
 
 def _git(repo: git.Repo, *args: str) -> str:
+    from git.exc import GitCommandError
     try:
         out: str = getattr(repo.git, args[0].replace("-", "_"))(*args[1:])
     except GitCommandError as exc:
@@ -187,6 +203,7 @@ def _git(repo: git.Repo, *args: str) -> str:
 
 
 def _reason(exc: Exception) -> str:
+    from git.exc import GitCommandError
     if isinstance(exc, GitCommandError):
         lines = [line.strip() for line in str(exc.stderr or "").splitlines() if line.strip()]
         text = lines[-1] if lines else f"exit status {exc.status}"
@@ -215,6 +232,7 @@ def read_tree_at(root: Path, rev: str, prefix: str | Sequence[str] = "") -> dict
 
     One repository, one resolve and one object reader for all the prefixes: each costs git processes.
     """
+    import git
     commit = open_repo(root).commit(resolve(root, rev))
     trees: dict[str, Any] = {"": commit.tree}  # each tree object parses its entries once: keep the parents
 
@@ -256,6 +274,8 @@ def commits_touching(root: Path, path: str, max_count: int | None = None) -> lis
 
 def set_git_config(root: Path | None, settings: Mapping[str, str]) -> None:
     """Write `settings` to the repository's git config, or (root None) to the user's global one."""
+    import git
+    from git.exc import GitCommandError
     runner = open_repo(root).git if root is not None else git.Git()
     scope = "--local" if root is not None else "--global"
     for key, value in settings.items():
@@ -267,6 +287,8 @@ def set_git_config(root: Path | None, settings: Mapping[str, str]) -> None:
 
 def global_attributes_file() -> Path:
     """The attributes file git reads for every repository: core.attributesfile, else $XDG_CONFIG_HOME/git/attributes."""
+    import git
+    from git.exc import GitCommandError
     try:
         configured = str(git.Git().config("--global", "--get", "core.attributesfile")).strip()
     except GitCommandError:
@@ -282,6 +304,7 @@ def merge_text(base: bytes, ours: bytes, theirs: bytes) -> bytes | None:
 
     A file git cannot merge line-wise (binary) is a conflict too.
     """
+    import git
     with tempfile.TemporaryDirectory(prefix="amlvc-merge-") as tmp:
         names = []
         for side, data in (("ours", ours), ("base", base), ("theirs", theirs)):
@@ -453,6 +476,8 @@ def _git_bound(repo: git.Repo, *args: str) -> str:
     after anything that inspects the repository then); killed with it, it leaves at most a stale
     lock, which the next run's recovery removes.
     """
+    import git
+    from git.exc import GitCommandError
     bind = pack.die_with_us()
     if bind is None:
         return _git(repo, *args)

@@ -12,7 +12,7 @@ from amlvc import repo
 from amlvc.errors import ApiError, DirtyTree, InvalidDocument, UsageError, some
 from amlvc.rules import LOCK_FILE
 from amlvc.rules import WEBSERVICE_FILE as WSD
-from amlvc.sync import messages, pullmerge
+from amlvc.sync import messages
 from amlvc.sync.remote import (
     Fetched,
     Target,
@@ -23,7 +23,6 @@ from amlvc.sync.remote import (
     open_remote,
     user_experiments,
 )
-from amlvc.sync.workers import fetch_in_workers, names_in_background, workers_for
 from amlvc.worktree import experiments as folders
 from amlvc.worktree import journal, lockfile
 
@@ -110,6 +109,8 @@ def pull(
             rewritten = {slug for slug, _doc in snapshots}
             decision = _decide(entries, fetched, local, rewritten)
             if decision.diverged and not theirs:  # three-way merge, or ConflictError before anything is written
+                from amlvc.sync import pullmerge
+
                 merged = pullmerge.merge_diverged(root, entries, {s: fetched[s].files for s in decision.diverged})
                 decision = replace(decision, writes={**decision.writes, **merged}, merged=tuple(sorted(merged)))
             _refuse_dirty_writes(root, decision.writes,
@@ -202,6 +203,10 @@ def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], jobs: in
     Threads wait for the network; parsing and normalizing (most of a pull's CPU) run in worker
     processes when there are enough experiments for them to pay off, so they use every core.
     """
+    # Imported here, before any fork: the normalizer and its tables are what the workers run (and a pull with
+    # nothing to fetch never needs them).
+    from amlvc.sync.workers import fetch_in_workers, names_in_background, workers_for
+
     result: dict[str, Fetched] = {}
     invalid: dict[str, str] = {}
     workers = workers_for(len(wanted))
@@ -402,7 +407,10 @@ def _write_leaves(root: Path, target: Target, lock: lockfile.Lock,
     secrets = {slug: item.secrets for slug, item in fetched.items()}
     message = messages.pull_message(target.name, target.workspace_id, decision.added, decision.changed,
                                    removed, decision.recorded, subject=subject)
-    message = pullmerge.note_merges(message, decision.merged)
+    if decision.merged:
+        from amlvc.sync import pullmerge
+
+        message = pullmerge.note_merges(message, decision.merged)
     return journal.write_and_commit(root, writes=decision.writes, delete=delete_dirs, lock=new_lock,
                                    secrets=(target.name, secrets), message=message, stream=stream)
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlvc import config, rules
 from amlvc.canonical.checks import expect_dict
 from amlvc.canonical.jsonio import loads
-from amlvc.canonical.normalize import Normalized, normalize
-from amlvc.canonical.webservice import normalize_wsd
 from amlvc.client import Client, hosts_for
 from amlvc.credentials import resolve_token
 from amlvc.errors import ApiError, InvalidDocument
 from amlvc.worktree import experiments, lockfile
+
+if TYPE_CHECKING:
+    from amlvc.canonical.normalize import Normalized
 
 Files = dict[str, bytes]
 
@@ -87,10 +88,12 @@ class Fetched:
         return experiments.content_hash_of(self.files)
 
 
-Normalizer = Callable[[Mapping[str, Any], str, Mapping[str, str]], Normalized]
+Normalizer = Callable[[Mapping[str, Any], str, Mapping[str, str]], "Normalized"]
 
 
 def _normalize_here(doc: Mapping[str, Any], source: str, names: Mapping[str, str]) -> Normalized:
+    from amlvc.canonical.normalize import normalize  # imported where used: a pull with nothing to fetch never is
+
     return normalize(doc, source=source, module_names=names)
 
 
@@ -157,6 +160,8 @@ def assemble(target: Target, slug: str, doc: Mapping[str, Any], canonical_files:
 
 
 def _fetch_wsd(target: Target, exp_id: str) -> Normalized | None:
+    from amlvc.canonical.webservice import normalize_wsd
+
     try:
         doc = target.client.get_webservice_definition(exp_id)
     except ApiError as exc:
