@@ -328,14 +328,14 @@ def _decide(entries: Mapping[str, Mapping[str, Any]], fetched: Mapping[str, Fetc
         entry = entries.get(slug)
         mine = local.get(slug) or {}
         base = entry.get("content_hash") if entry else None
-        theirs = lockfile.hash_like(entry, item.files)
+        legacy = entry is not None and entry.get(lockfile.HASH_SCOPE) == lockfile.LEGACY_SCOPE
+        theirs = lockfile.hash_like(entry, item.files) if legacy else item.content_hash  # hashed once
         if entry is None:
             added.append(slug)
             writes[slug] = item.files
         elif theirs == base:
             # Saved or run in the workspace without a content change: local edits stay, the Etag is recorded
             # (and an entry of lock format 1 gets today's hash, which counts webservice.json too).
-            legacy = entry.get(lockfile.HASH_SCOPE) == lockfile.LEGACY_SCOPE
             if entry.get("etag") != item.etag or entry.get("run_id") != item.run_id or legacy:
                 recorded.append(slug)
             if slug in rewritten:  # history commits replaced the files: the local ones go back

@@ -19,6 +19,7 @@ from amlvc.canonical.jsonio import loads
 from amlvc.canonical.normalize import Normalized, normalize
 from amlvc.sync.remote import Fetched, Target, assemble, canonical, get_document, head, module_names
 from amlvc.worktree import journal
+from amlvc.worktree.experiments import content_hash_of
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -66,8 +67,8 @@ def _worker_started(parent: int) -> None:
         os._exit(1)
 
 
-def _parse_and_normalize(body: bytes, source: str, names: bytes) -> tuple[dict[str, Any], Normalized] | None:
-    """In a worker: the document's head fields and canonical files; None for anything unusual.
+def _parse_and_normalize(body: bytes, source: str, names: bytes) -> tuple[dict[str, Any], Normalized, str] | None:
+    """In a worker: the document's head fields, canonical files and their content hash; None for anything unusual.
 
     The caller then redoes the work in-process, where errors keep their type and message (and
     amlvc's exceptions need not survive pickling). `names` is the pickled module-name table, the same
@@ -82,7 +83,8 @@ def _parse_and_normalize(body: bytes, source: str, names: bytes) -> tuple[dict[s
         normalized = normalize(doc, source=source, module_names=_worker_names)
     except Exception:  # whatever it is, the in-process retry reports it
         return None
-    return head(doc), replace(normalized, volatile={})  # volatile (NodeStatuses…) is not needed here
+    # volatile (NodeStatuses…) is not needed here
+    return head(doc), replace(normalized, volatile={}), content_hash_of(normalized.files)
 
 
 @dataclass
@@ -144,19 +146,21 @@ def fetch_in_workers(workers: ProcessPoolExecutor, pool: ThreadPoolExecutor, tar
             track(_hand_over(workers, target, one, blob), "parse", one)
 
 
-def _hand_over(workers: ProcessPoolExecutor, target: Target, item: _Item, names: bytes,
-               ) -> Future[tuple[dict[str, Any], Normalized] | None]:
+_Done = tuple[dict[str, Any], Normalized, str]  # a worker's head fields, canonical files and content hash
+
+
+def _hand_over(workers: ProcessPoolExecutor, target: Target, item: _Item, names: bytes) -> Future[_Done | None]:
     try:
         return workers.submit(_parse_and_normalize, item.body, f"{target.name}:{item.exp_id}", names)
     except (BrokenExecutor, RuntimeError):  # a worker died (out of memory?): this process does it
-        failed: Future[tuple[dict[str, Any], Normalized] | None] = Future()
+        failed: Future[_Done | None] = Future()
         failed.set_result(None)
         return failed
 
 
-def _worker_result(future: Future[Any]) -> tuple[dict[str, Any], Normalized] | None:
+def _worker_result(future: Future[Any]) -> _Done | None:
     try:
-        result: tuple[dict[str, Any], Normalized] | None = future.result()
+        result: _Done | None = future.result()
     except BrokenExecutor:
         return None
     return result
@@ -167,10 +171,10 @@ def _finish_here(target: Target, item: _Item, future: Future[Any]) -> Future[Fet
     done = _worker_result(future)
     if done is None or done[0].get("predictive") is True:
         return None
-    head_, normalized = done
+    head_, normalized, hashed = done
     result: Future[Fetched] = Future()
     result.set_result(assemble(target, item.slug, head_, normalized.files, normalized.identity,
-                               normalized.secrets, with_wsd=True))
+                               normalized.secrets, with_wsd=True, hashed=hashed))
     return result
 
 
@@ -178,9 +182,9 @@ def _finish(target: Target, item: _Item, future: Future[Any], names: Mapping[str
     """On a thread: the web-service definition of a predictive experiment, or the in-process redo."""
     done = _worker_result(future)
     if done is not None:
-        head_, normalized = done
+        head_, normalized, hashed = done
         return assemble(target, item.slug, head_, normalized.files, normalized.identity, normalized.secrets,
-                        with_wsd=True)
+                        with_wsd=True, hashed=hashed)
     return canonical(target, item.slug, get_document(target, item.exp_id, item.body), names, with_wsd=True)
 
 
