@@ -184,7 +184,8 @@ def test_a_commit_of_nothing_new_is_none_either_way(tmp_path: Path) -> None:
 
 
 @settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "60")), deadline=None)
-@given(st.lists(st.sampled_from(["", " ", "\t", "x", "  y ", "# z", "\r", "é ", "a\r"]), max_size=8))
+@given(st.lists(st.sampled_from(["", " ", "\t", "x", "  y ", "# z", "\r", "é ", "a\r", "b\x0b", "\x0c", "\x0c "]),
+                max_size=8))
 def test_message_cleanup_is_git_stripspace(lines: list[str]) -> None:
     message = "\n".join(lines).encode()
     expected = subprocess.run(["git", "stripspace"], input=message, capture_output=True, check=True).stdout

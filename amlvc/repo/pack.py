@@ -100,7 +100,7 @@ def mode(root: Path) -> str | None:
     found = _read(root, "config", "-z", "--get-regexp", _SETTINGS).stdout.decode(errors="replace")
     settings = {key: value for key, _, value in (item.partition("\n") for item in found.split("\0") if item)}
     choice = settings.get(SETTING, "auto").strip().lower()
-    if choice == "never" or settings.get("commit.gpgsign", "false").strip().lower() in _TRUE:
+    if choice == "never" or _true(settings.get("commit.gpgsign", "false")):
         return None
     if settings.get("commit.cleanup", "default").strip().lower() not in ("default", "whitespace"):
         return None
@@ -119,6 +119,12 @@ def mode(root: Path) -> str | None:
     return "always" if choice == "always" else "auto"
 
 
+def _true(value: str) -> bool:
+    """git's boolean: true, yes, on, a nonzero number, or the key alone."""
+    value = value.strip().lower()
+    return value in _TRUE or (value.lstrip("-").isdigit() and int(value) != 0)
+
+
 # -- the stream ---------------------------------------------------------------------------------------------------
 
 
@@ -129,7 +135,8 @@ class Stream:
     def __init__(self, root: Path, mode: str) -> None:
         self.root = root
         self.mode = mode
-        self.marks: dict[str, tuple[bytes, int]] = {}  # path -> (bytes, mark) of every blob sent
+        self.marks: dict[str, tuple[bytes, int]] = {}  # path -> (bytes, mark) of the last blob sent for it
+        self.count = 0  # marks used
         self.failed = False
         # Fast zlib, as for `git add`'s loose objects; no delta search (its CPU bought nothing here). A session
         # of its own: Ctrl-C reaches the pull, which removes the unfinished pack (a killed fast-import cannot).
@@ -142,9 +149,9 @@ class Stream:
         """Send one file's bytes as a blob (the commit names it by its mark when the bytes are the same)."""
         if self.failed:
             return
-        mark = len(self.marks) + 1
-        self._send(b"blob\nmark :%d\ndata %d\n%b\n" % (mark, len(data), data))
-        self.marks[path] = (data, mark)
+        self.count += 1
+        self._send(b"blob\nmark :%d\ndata %d\n%b\n" % (self.count, len(data), data))
+        self.marks[path] = (data, self.count)
 
     def _send(self, chunk: bytes) -> None:
         try:
@@ -233,12 +240,12 @@ def commit(root: Path, stream: Stream | None, contents: Mapping[str, bytes | Non
                                     ["rev-parse", "HEAD", "--git-path", "COMMIT_EDITMSG"], ["var", "-l"])
     if staged.returncode != 0 or head.returncode != 0 or idents.returncode != 0:
         raise Unusable("something else is staged, or no HEAD")
-    parent, editmsg = head.stdout.decode().split()
+    parent, _, editmsg = os.fsdecode(head.stdout).strip("\n").partition("\n")
     found = dict(line.partition("=")[::2] for line in idents.stdout.decode(errors="replace").splitlines())
     if "GIT_AUTHOR_IDENT" not in found or "GIT_COMMITTER_IDENT" not in found:
         raise Unusable("no identity")
     stream = stream or Stream(root, "always")  # nothing streamed: every blob goes inline
-    mark = len(stream.marks) + 1
+    mark = stream.count + 1
     commands = [b"commit %s\nmark :%d\nauthor %s\ncommitter %s\ndata %d\n%b\nfrom %s\n" % (
         _PACK_REF.encode(), mark, found["GIT_AUTHOR_IDENT"].encode(), found["GIT_COMMITTER_IDENT"].encode(),
         len(text), text, parent.encode())]
@@ -252,7 +259,10 @@ def commit(root: Path, stream: Stream | None, contents: Mapping[str, bytes | Non
             commands.append(b"M 100644 inline %s\ndata %d\n%b\n" % (path.encode(), len(data), data))
     commands.append(b'\nget-mark :%d\nls :%d ""\nls %s ""\nreset %s\nfrom %s\n\ndone\n' % (
         mark, mark, parent.encode(), _PACK_REF.encode(), b"0" * len(parent)))
-    new, tree, old_tree = (line.split()[2] if " " in line else line for line in stream.finish(b"".join(commands)))
+    answer = [line.split()[2] if " " in line else line for line in stream.finish(b"".join(commands))]
+    if len(answer) != 3:
+        raise Unusable(f"git fast-import answered {answer!r}")
+    new, tree, old_tree = answer
     if tree == old_tree:
         return None
     # One-way merge: entries that stay keep their stat data; --reset, as ours differ from the index by design.
