@@ -43,6 +43,15 @@ def token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
 
 
+@pytest.fixture(autouse=True)
+def per_repository_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests choose the path per repository; a suite run with `amlvc.pack` forced from the environment
+    (GIT_CONFIG_COUNT…, which outranks the repository's config) must not choose for them."""
+    for key in [k for k in os.environ if k.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
+                or k in ("GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS")]:
+        monkeypatch.delenv(key)
+
+
 def repo_with(run_cli: Any, tmp_path: Path, handle: ServerHandle, setting: str, name: str = "") -> Path:
     root = init_repo(run_cli, tmp_path, handle, name or setting)
     git(root, "config", pack.SETTING, setting)
