@@ -194,8 +194,9 @@ class Stream:
 @contextlib.contextmanager
 def streaming(root: Path, files: int) -> Iterator[Stream | None]:
     """A stream for the next commit of `root`, expected to hold about `files` new files, or None when it
-    goes the plain way; whatever was not committed is removed again at the end."""
-    chosen = mode(root) if files else None
+    goes the plain way; whatever was not committed is removed again at the end. Linux only: `abort` finds
+    fast-import's temp pack through /proc (elsewhere the commit sends every blob at the end)."""
+    chosen = mode(root) if files and sys.platform == "linux" else None
     if chosen is None or (chosen == "auto" and files < AUTO_FILES):
         yield None
         return
