@@ -5,17 +5,20 @@ Studio API with synthetic experiments; then, each as a fresh process:
 
 * the export loop a script over `Export-AmlExperimentGraph` is: list, GET one experiment at a time,
   write the raw JSON, one commit (`python bench/pull.py export-loop …`, defined below);
-* `amlvc pull` (parallel, Etag-driven, normalized);
 * the ceiling: a client that lists and GETs every experiment on `--jobs` threads and keeps nothing
   (`python bench/pull.py fetch-only …`): what any pull's ratio against the loop is bounded by here;
+* `amlvc pull` with its default flags and with `--jobs J` (J as the GET-only client's threads);
 * a no-change `amlvc pull` (requests counted by the client: one list, no GET, no commit);
-* the diff noise of Studio-style edits (one parameter, one drag, a re-pull) for both.
+* (with --noise) the diff noise of Studio-style edits (one parameter, one drag, a re-pull) for both.
 
 The server runs as a separate process (a real workspace is remote), so it never competes with the
 client for its GIL, only for the machine's cores; CPU seconds of both sides are printed for that reason.
 
-Run: `python bench/pull.py` (defaults: 200 experiments x 40 modules, 20 ms latency, --jobs 8);
-`--rounds 3` repeats the side-by-side first pull with fresh repositories (the machine's load varies).
+Run: `python bench/pull.py --latency-ms 100` and `--latency-ms 20` (defaults: 200 experiments x 40
+modules, 100 ms latency, --jobs 8, 3 rounds, 5 no-change pulls); `--noise` adds the diff noise. Each round
+gives every contender a fresh directory and nothing is deleted before the end (on this disk, creating
+files just after a mass delete is ~10x slower). The bars of issue 11 for the chosen latency are printed
+with the medians of the rounds (ratios paired within a round) and the load average.
 """
 
 from __future__ import annotations
@@ -212,6 +215,121 @@ def describe(changes: list[tuple[str, int, int]]) -> str:
     return f"{len(changes)} file(s) [{files}{more}]"
 
 
+BARS = {  # SPEC §6 / issue 11, by injected latency: (what, contender, reference, bound, direction)
+    100: [("default flags vs the sequential export loop", "pull", "loop", 8.0, ">="),
+          ("--jobs J vs the GET-only client on J threads", "pull-j", "only", 1.3, "<=")],
+    20: [("--jobs J vs the GET-only client on J threads", "pull-j", "only", 1.8, "<=")],
+}
+NO_CHANGE_BAR = {20: 0.35}  # seconds, by latency
+
+
+def load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def run_round(round_: int, tmp: Path, url: str, env: dict[str, str], jobs: int, server: subprocess.Popen[str],
+              results: dict[str, list[tuple[float, float, float]]]) -> dict[str, Path]:
+    """One round: each contender in a fresh directory, one after the other, as a fresh process."""
+    here = str(Path(__file__).resolve())
+    dirs: dict[str, Path] = {}
+    for name in ("loop", "pull", "pull-j"):
+        where = tmp / f"{name}-{round_}"
+        where.mkdir()
+        dirs[name] = where
+    subprocess.run(["git", "init", "-q"], cwd=dirs["loop"], check=True, env=env)
+    for name in ("pull", "pull-j"):
+        timed([sys.executable, "-m", "amlvc", "init", "--remote", "bench", "--endpoint", url,
+               "--workspace-id", WS, "--token-env", TOKEN_ENV], dirs[name], env)
+    commands = {
+        "loop": ([sys.executable, here, "export-loop", url, WS, TOKEN, str(dirs["loop"])], dirs["loop"]),
+        "only": ([sys.executable, here, "fetch-only", url, WS, TOKEN, str(jobs)], tmp),
+        "pull-j": ([sys.executable, "-m", "amlvc", "pull", "--json", "--jobs", str(jobs)], dirs["pull-j"]),
+        "pull": ([sys.executable, "-m", "amlvc", "pull", "--json"], dirs["pull"]),
+    }
+    print(f"  round {round_} (load average {load()} before)")
+    for name, (args, cwd) in commands.items():
+        before = process_cpu(server.pid)
+        wall, out = timed(args, cwd, env)
+        server_cpu = process_cpu(server.pid) - before
+        results[name].append((wall, CPU[0], server_cpu))
+        extra = ""
+        if name.startswith("pull"):
+            first = json.loads(out)
+            extra = f", {first['requests']} requests, {len(first['added'])} added"
+        print(f"    {LABELS[name].format(jobs=jobs):<32} {wall:6.2f} s  (cpu {CPU[0]:5.2f} s, server cpu "
+              f"{server_cpu:5.2f} s{extra})")
+    print(f"    load average after: {load()}")
+    return dirs
+
+
+LABELS = {"loop": "sequential export loop", "only": "GET only, {jobs} threads",
+          "pull-j": "amlvc pull --jobs {jobs}", "pull": "amlvc pull (default flags)"}
+
+
+def report_bars(latency: int, jobs: int, results: dict[str, list[tuple[float, float, float]]]) -> None:
+    rounds = len(results["loop"])
+    med = {name: statistics.median(w for w, _c, _s in rows) for name, rows in results.items()}
+    cpu = {name: statistics.median(c for _w, c, _s in rows) for name, rows in results.items()}
+    srv = {name: statistics.median(s for _w, _c, s in rows) for name, rows in results.items()}
+    print(f"\nmedians of {rounds} round(s), {latency} ms latency:")
+    for name in ("loop", "only", "pull-j", "pull"):
+        print(f"  {LABELS[name].format(jobs=jobs):<32} {med[name]:6.2f} s  (cpu {cpu[name]:5.2f} s, "
+              f"server cpu {srv[name]:5.2f} s)")
+
+    def ratio(contender: str, reference: str) -> float:
+        # paired within each round (the load moves between rounds), then the median of the rounds
+        pairs = zip(results[contender], results[reference], strict=True)
+        if reference == "loop":
+            return statistics.median(r[0] / c[0] for c, r in pairs)
+        return statistics.median(c[0] / r[0] for c, r in pairs)
+
+    print(f"  ratios: default pull {ratio('pull', 'loop'):.1f}x the loop, --jobs {jobs} "
+          f"{ratio('pull-j', 'loop'):.1f}x, "
+          f"GET-only (the ceiling) {ratio('only', 'loop'):.1f}x; pull --jobs {jobs} = "
+          f"{ratio('pull-j', 'only'):.2f}x the ceiling's wall time, default pull {ratio('pull', 'only'):.2f}x")
+    for what, contender, reference, bound, direction in BARS.get(latency, []):
+        value = ratio(contender, reference)
+        met = value >= bound if direction == ">=" else value <= bound
+        unit = "x faster" if reference == "loop" else "x its wall time"
+        print(f"  BAR {latency} ms, {what.replace('J', str(jobs))}: {value:.2f}{unit} "
+              f"(bar {direction} {bound}): {'met' if met else 'NOT MET'}")
+
+
+def no_change(latency: int, repo_dir: Path, env: dict[str, str], repeat: int) -> None:
+    pull_cmd = [sys.executable, "-m", "amlvc", "pull", "--json"]
+    walls = []
+    for _ in range(repeat):
+        wall, out = timed(pull_cmd, repo_dir, env)
+        again = json.loads(out)
+        assert again["commit"] is None and again["requests"] == 1, again
+        walls.append(wall)
+    walls.sort()
+    line = (f"no-change pull: median {statistics.median(walls):.3f} s of {repeat} "
+            f"({', '.join(f'{w:.3f}' for w in walls)}), 1 request each, no commit; load average {load()}")
+    bar = NO_CHANGE_BAR.get(latency)
+    if bar is not None:
+        met = "met" if statistics.median(walls) <= bar else "NOT MET"
+        line += f"\n  BAR {latency} ms, no-change pull <= {bar} s: {met}"
+    print(line)
+
+
+def diff_noise(url: str, ids: list[str], loop_dir: Path, repo_dir: Path, env: dict[str, str]) -> None:
+    here = str(Path(__file__).resolve())
+    loop_cmd = [sys.executable, here, "export-loop", url, WS, TOKEN, str(loop_dir)]
+    pull_cmd = [sys.executable, "-m", "amlvc", "pull", "--json"]
+    print("\ndiff noise of Studio-style edits (what the next commit shows):")
+    for label, edit in (("one parameter changed", "parameter"), ("one node dragged", "drag"),
+                        ("re-pull, nothing changed", None)):
+        if edit is not None:
+            studio_edit(url, ids[1], edit)
+        loop_before, pull_before = head(loop_dir), head(repo_dir)
+        timed(loop_cmd, loop_dir, env)
+        timed(pull_cmd, repo_dir, env)
+        print(f"  {label}:")
+        print(f"    export loop  {describe(noise(loop_dir, loop_before))}")
+        print(f"    amlvc pull   {describe(noise(repo_dir, pull_before))}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
@@ -223,10 +341,12 @@ def main(argv: list[str] | None = None) -> int:
         only.add_argument(name)
     parser.add_argument("--experiments", type=int, default=200)
     parser.add_argument("--modules", type=int, default=40)
-    parser.add_argument("--latency-ms", type=int, default=20)
-    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=8, help="threads of the GET-only client and of `pull --jobs`")
     parser.add_argument("--runs", type=int, default=10, help="experiments that have run (SAS URLs in GETs)")
-    parser.add_argument("--rounds", type=int, default=1, help="first pulls to measure side by side (load varies)")
+    parser.add_argument("--rounds", type=int, default=3, help="first pulls measured side by side (medians)")
+    parser.add_argument("--no-change", type=int, default=5, help="no-change pulls measured (median)")
+    parser.add_argument("--noise", action="store_true", help="also show the diff noise of Studio-style edits")
     args = parser.parse_args(argv)
     if args.command == "export-loop":
         print(export_loop(args.url, args.workspace, args.token, Path(args.out)))
@@ -250,58 +370,16 @@ def main(argv: list[str] | None = None) -> int:
         ids = build(url, args.experiments, args.modules, args.runs)
         print(f"workspace: {len(ids)} experiments x {args.modules} modules, {args.runs} run, "
               f"{args.latency_ms} ms latency per request (built in {time.perf_counter() - t0:.1f} s)")
-        pull_cmd = [sys.executable, "-m", "amlvc", "pull", "--json", "--jobs", str(args.jobs)]
-        print(f"\nfirst pull of {len(ids)} experiments (each round: a fresh repository for each contender):")
-        ratios: list[float] = []
-        ceilings: list[float] = []
+        print(f"\nfirst pull of {len(ids)} experiments; each round gives each contender a fresh directory "
+              f"(nothing is deleted until the end):")
+        results: dict[str, list[tuple[float, float, float]]] = {"loop": [], "only": [], "pull-j": [], "pull": []}
+        dirs: dict[str, Path] = {}
         for round_ in range(1, args.rounds + 1):
-            loop_dir = tmp / f"export-loop-{round_}"
-            loop_dir.mkdir()
-            subprocess.run(["git", "init", "-q"], cwd=loop_dir, check=True, env=env)
-            repo_dir = tmp / f"amlvc-repo-{round_}"
-            repo_dir.mkdir()
-            timed([sys.executable, "-m", "amlvc", "init", "--remote", "bench", "--endpoint", url,
-                   "--workspace-id", WS, "--token-env", TOKEN_ENV], repo_dir, env)
-            loop_cmd = [sys.executable, str(Path(__file__).resolve()), "export-loop", url, WS, TOKEN, str(loop_dir)]
-            only_cmd = [sys.executable, str(Path(__file__).resolve()), "fetch-only", url, WS, TOKEN, str(args.jobs)]
-
-            server_cpu = process_cpu(server.pid)
-            loop_s, _ = timed(loop_cmd, loop_dir, env)
-            loop_cpu, loop_server = CPU[0], process_cpu(server.pid) - server_cpu
-            server_cpu = process_cpu(server.pid)
-            pull_s, out = timed(pull_cmd, repo_dir, env)
-            pull_cpu, pull_server = CPU[0], process_cpu(server.pid) - server_cpu
-            first = json.loads(out)
-            only_s, _ = timed(only_cmd, tmp, env)
-            ratios.append(loop_s / pull_s)
-            ceilings.append(loop_s / only_s)
-            print(f"  round {round_}: load average {os.getloadavg()[0]:.1f}")
-            print(f"    sequential export loop  {loop_s:6.2f} s  (cpu {loop_cpu:5.2f} s, server cpu "
-                  f"{loop_server:5.2f} s)")
-            print(f"    amlvc pull --jobs {args.jobs:<4}  {pull_s:6.2f} s  (cpu {pull_cpu:5.2f} s, server cpu "
-                  f"{pull_server:5.2f} s, {first['requests']} requests, {len(first['added'])} added)")
-            print(f"    GET only, --jobs {args.jobs:<5}  {only_s:6.2f} s  (cpu {CPU[0]:5.2f} s; list + {len(ids)} "
-                  f"parallel GETs, nothing parsed or written: no pull can beat it)")
-            print(f"    ratio                   {loop_s / pull_s:6.1f}x faster (target >= 8x; "
-                  f"ceiling {loop_s / only_s:.1f}x)")
-        if len(ratios) > 1:
-            print(f"  median ratio of {len(ratios)} rounds: {statistics.median(ratios):.1f}x "
-                  f"(ceiling {statistics.median(ceilings):.1f}x)")
-        again_s, out = timed(pull_cmd, repo_dir, env)
-        again = json.loads(out)
-        print(f"no-change pull: {again_s:.2f} s, {again['requests']} request(s), commit: {again['commit']}")
-
-        print("\ndiff noise of Studio-style edits (what the next commit shows):")
-        for label, edit in (("one parameter changed", "parameter"), ("one node dragged", "drag"),
-                            ("re-pull, nothing changed", None)):
-            if edit is not None:
-                studio_edit(url, ids[1], edit)
-            loop_before, pull_before = head(loop_dir), head(repo_dir)
-            timed(loop_cmd, loop_dir, env)
-            timed(pull_cmd, repo_dir, env)
-            print(f"  {label}:")
-            print(f"    export loop  {describe(noise(loop_dir, loop_before))}")
-            print(f"    amlvc pull   {describe(noise(repo_dir, pull_before))}")
+            dirs = run_round(round_, tmp, url, env, args.jobs, server, results)
+        report_bars(args.latency_ms, args.jobs, results)
+        no_change(args.latency_ms, dirs["pull"], env, args.no_change)
+        if args.noise:
+            diff_noise(url, ids, dirs["loop"], dirs["pull"], env)
     finally:
         server.terminate()
         server.wait()

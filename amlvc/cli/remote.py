@@ -60,8 +60,9 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
 @click.option("--history", "with_history", is_flag=True,
               help="Also import every run-history snapshot as its own commit (oldest first, authored and "
                    "dated as the run).")
-@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Experiments fetched in parallel.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=32, show_default=True,
+              help="Experiments fetched in parallel (a workspace takes 100s of ms per GET: the CPU work of a "
+                   "pull fits between the answers).")
 @click.option("--prune", is_flag=True, help="Remove experiments deleted in the workspace (else only reported).")
 @click.option("--theirs", is_flag=True,
               help="Where an experiment changed both here (committed) and in the workspace, take the "

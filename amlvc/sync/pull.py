@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from amlvc import repo
 from amlvc.errors import ApiError, DirtyTree, InvalidDocument, UsageError, some
 from amlvc.rules import LOCK_FILE
 from amlvc.rules import WEBSERVICE_FILE as WSD
-from amlvc.sync import messages, pullmerge, webservices
+from amlvc.sync import messages
 from amlvc.sync.remote import (
     Fetched,
     Target,
@@ -23,9 +23,9 @@ from amlvc.sync.remote import (
     open_remote,
     user_experiments,
 )
-from amlvc.sync.workers import fetch_in_worker, workers_for
 from amlvc.worktree import experiments as folders
 from amlvc.worktree import journal, lockfile
+from amlvc.worktree import services as service_files
 
 Progress = Callable[[str, int, int], None]
 
@@ -71,7 +71,7 @@ def pull(
     *,
     remote: str | None = None,
     history_: bool = False,
-    jobs: int = 8,
+    jobs: int = 32,
     prune: bool = False,
     token_env: str | None = None,
     progress: Progress | None = None,
@@ -101,21 +101,30 @@ def pull(
                 wanted.pop(slug, None)
         fetched: dict[str, Fetched] = {}
         names: dict[str, str] = {}
-        if wanted:
-            names = module_names(target.client)
-            fetched, refused = _fetch_all(target, wanted, names, jobs, progress)
-            invalid.update(refused)
-            snapshots = [(slug, doc) for slug, doc in snapshots if slug not in invalid]
-        local = {slug: folders.read(root, slug) for slug in fetched}
-        rewritten = {slug for slug, _doc in snapshots}
-        decision = _decide(entries, fetched, local, rewritten)
-        if decision.diverged and not theirs:  # three-way merge, or ConflictError before anything is written
-            merged = pullmerge.merge_diverged(root, entries, {s: fetched[s].files for s in decision.diverged})
-            decision = replace(decision, writes={**decision.writes, **merged}, merged=tuple(sorted(merged)))
-        _refuse_dirty_writes(root, decision.writes, lock_changes=decision.lock_changes or bool(plan.prune_slugs(prune)))
-        history_commits = _commit_history(root, target, snapshots, fetched, names) if snapshots else []
-        commit = _write_leaves(root, target, lock, entries, plan, fetched, decision, prune, subject)
-        services = None if experiments else webservices.mirror(root, target, progress=progress, only_if_tracked=True)
+        new = [] if history_ else [slug for slug in wanted if slug not in entries]
+        # New experiments' files go to git as they arrive (one pack, while later GETs are in flight).
+        with repo.pack_stream(root, 2 * len(new)) as stream:
+            if wanted:
+                fetched, refused, names = _fetch_all(target, wanted, jobs, progress, _sender(stream, entries))
+                invalid.update(refused)
+                snapshots = [(slug, doc) for slug, doc in snapshots if slug not in invalid]
+            local = {slug: folders.read(root, slug) for slug in fetched}
+            rewritten = {slug for slug, _doc in snapshots}
+            decision = _decide(entries, fetched, local, rewritten)
+            if decision.diverged and not theirs:  # three-way merge, or ConflictError before anything is written
+                from amlvc.sync import pullmerge
+
+                merged = pullmerge.merge_diverged(root, entries, {s: fetched[s].files for s in decision.diverged})
+                decision = replace(decision, writes={**decision.writes, **merged}, merged=tuple(sorted(merged)))
+            _refuse_dirty_writes(root, decision.writes,
+                                 lock_changes=decision.lock_changes or bool(plan.prune_slugs(prune)))
+            history_commits = _commit_history(root, target, snapshots, fetched, names) if snapshots else []
+            commit = _write_leaves(root, target, lock, entries, plan, fetched, decision, prune, subject, stream)
+        services = None
+        if not experiments and service_files.tracked(root):
+            from amlvc.sync import webservices  # only a repository that tracks web services pays for this import
+
+            services = webservices.mirror(root, target, progress=progress)
         return PullResult(
             remote=target.name, workspace_id=target.workspace_id, commit=commit,
             added=decision.added, changed=decision.changed, removed=tuple(plan.prune_slugs(prune)),
@@ -192,45 +201,67 @@ def _select(by_slug: Mapping[str, Mapping[str, Any]], entries: Mapping[str, Mapp
 # -- fetching ---------------------------------------------------------------------------------
 
 
-
-
-def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], names: Mapping[str, str],
-               jobs: int, progress: Progress | None) -> tuple[dict[str, Fetched], dict[str, str]]:
-    """GET every wanted experiment (and its web-service definition) in parallel: the experiments, and the
-    invalid ones (slug -> why) left out; any other failure stops the pull before anything is written.
+def _fetch_all(target: Target, wanted: Mapping[str, Mapping[str, Any]], jobs: int, progress: Progress | None,
+               keep: Callable[[Fetched], None] | None = None,
+               ) -> tuple[dict[str, Fetched], dict[str, str], dict[str, str]]:
+    """GET every wanted experiment (and its web-service definition) in parallel: the experiments, the
+    invalid ones (slug -> why) left out, and the module names; any other failure stops the pull before
+    anything is written.
 
     Threads wait for the network; parsing and normalizing (most of a pull's CPU) run in worker
     processes when there are enough experiments for them to pay off, so they use every core.
     """
+    # Imported here, before any fork: the normalizer and its tables are what the workers run (and a pull with
+    # nothing to fetch never needs them).
+    from amlvc.sync.workers import fetch_in_workers, names_in_background, workers_for
+
     result: dict[str, Fetched] = {}
     invalid: dict[str, str] = {}
-    workers = workers_for(len(wanted), names)
+    workers = workers_for(len(wanted))
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            if workers is None:
-                futures = {pool.submit(fetch_one, target, slug, summary, names): slug
-                           for slug, summary in wanted.items()}
-            else:
-                futures = {pool.submit(fetch_in_worker, workers, target, slug, summary, names): slug
-                           for slug, summary in wanted.items()}
             try:
-                for done, future in enumerate(as_completed(futures), 1):
+                finished: Iterator[tuple[str, Future[Fetched]]]
+                if workers is None:
+                    names: Future[dict[str, str]] = Future()
+                    names.set_result(module_names(target.client))
+                    futures = {pool.submit(fetch_one, target, slug, summary, names.result()): slug
+                               for slug, summary in wanted.items()}
+                    finished = ((futures[f], f) for f in as_completed(futures))
+                else:
+                    names = names_in_background(pool, target)
+                    finished = fetch_in_workers(workers, pool, target, wanted, names)
+                for done, (slug, future) in enumerate(finished, 1):
                     try:
                         item = future.result()
                     except InvalidDocument as exc:  # reported, left out: the others are still pulled
-                        invalid[futures[future]] = exc.message
+                        invalid[slug] = exc.message
                     else:
                         result[item.slug] = item
+                        if keep is not None:
+                            keep(item)
                     if progress is not None:
-                        progress("fetch", done, len(futures))
+                        progress("fetch", done, len(wanted))
             except BaseException:
-                for future in futures:
-                    future.cancel()
+                pool.shutdown(wait=False, cancel_futures=True)
                 raise
     finally:
         if workers is not None:
             workers.shutdown(wait=True, cancel_futures=True)
-    return result, invalid
+    return result, invalid, names.result()
+
+
+def _sender(stream: repo.PackStream | None, entries: Mapping[str, Any]) -> Callable[[Fetched], None] | None:
+    """What sends a new experiment's files to `stream` as it arrives: a new one is always written as fetched."""
+    if stream is None:
+        return None
+
+    def send(item: Fetched) -> None:
+        if item.slug not in entries:
+            for rel, data in item.files.items():
+                stream.add(folders.path(item.slug, rel), data)
+
+    return send
 
 
 def _fetch_history(target: Target, plan: Plan, imported: set[str], jobs: int, progress: Progress | None,
@@ -308,14 +339,14 @@ def _decide(entries: Mapping[str, Mapping[str, Any]], fetched: Mapping[str, Fetc
         entry = entries.get(slug)
         mine = local.get(slug) or {}
         base = entry.get("content_hash") if entry else None
-        theirs = lockfile.hash_like(entry, item.files)
+        legacy = entry is not None and entry.get(lockfile.HASH_SCOPE) == lockfile.LEGACY_SCOPE
+        theirs = lockfile.hash_like(entry, item.files) if legacy else item.content_hash  # hashed once
         if entry is None:
             added.append(slug)
             writes[slug] = item.files
         elif theirs == base:
             # Saved or run in the workspace without a content change: local edits stay, the Etag is recorded
             # (and an entry of lock format 1 gets today's hash, which counts webservice.json too).
-            legacy = entry.get(lockfile.HASH_SCOPE) == lockfile.LEGACY_SCOPE
             if entry.get("etag") != item.etag or entry.get("run_id") != item.run_id or legacy:
                 recorded.append(slug)
             if slug in rewritten:  # history commits replaced the files: the local ones go back
@@ -367,7 +398,8 @@ def _refuse_dirty_writes(root: Path, writes: Mapping[str, Mapping[str, bytes]], 
 
 def _write_leaves(root: Path, target: Target, lock: lockfile.Lock,
                   entries: Mapping[str, Mapping[str, Any]], plan: Plan, fetched: Mapping[str, Fetched],
-                  decision: Decision, prune: bool, subject: str | None) -> str | None:
+                  decision: Decision, prune: bool, subject: str | None, stream: repo.PackStream | None,
+                  ) -> str | None:
     removed = plan.prune_slugs(prune)
     if not (decision.writes or decision.lock_changes or removed):
         return None
@@ -386,9 +418,12 @@ def _write_leaves(root: Path, target: Target, lock: lockfile.Lock,
     secrets = {slug: item.secrets for slug, item in fetched.items()}
     message = messages.pull_message(target.name, target.workspace_id, decision.added, decision.changed,
                                    removed, decision.recorded, subject=subject)
-    message = pullmerge.note_merges(message, decision.merged)
+    if decision.merged:
+        from amlvc.sync import pullmerge
+
+        message = pullmerge.note_merges(message, decision.merged)
     return journal.write_and_commit(root, writes=decision.writes, delete=delete_dirs, lock=new_lock,
-                                   secrets=(target.name, secrets), message=message)
+                                   secrets=(target.name, secrets), message=message, stream=stream)
 
 
 def _commit_history(root: Path, target: Target, snapshots: Sequence[tuple[str, Mapping[str, Any]]],

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlvc import config, rules
 from amlvc.canonical.checks import expect_dict
 from amlvc.canonical.jsonio import loads
-from amlvc.canonical.normalize import Normalized, normalize
-from amlvc.canonical.webservice import normalize_wsd
 from amlvc.client import Client, hosts_for
 from amlvc.credentials import resolve_token
 from amlvc.errors import ApiError, InvalidDocument
 from amlvc.worktree import experiments, lockfile
+
+if TYPE_CHECKING:
+    from amlvc.canonical.normalize import Normalized
 
 Files = dict[str, bytes]
 
@@ -81,16 +83,19 @@ class Fetched:
     identity: dict[str, Any]
     files: dict[str, bytes]
     secrets: dict[str, str]
+    hashed: str | None = field(default=None, repr=False, compare=False)  # the content hash, when known already
 
-    @property
+    @functools.cached_property
     def content_hash(self) -> str:
-        return experiments.content_hash_of(self.files)
+        return self.hashed or experiments.content_hash_of(self.files)
 
 
-Normalizer = Callable[[Mapping[str, Any], str, Mapping[str, str]], Normalized]
+Normalizer = Callable[[Mapping[str, Any], str, Mapping[str, str]], "Normalized"]
 
 
 def _normalize_here(doc: Mapping[str, Any], source: str, names: Mapping[str, str]) -> Normalized:
+    from amlvc.canonical.normalize import normalize  # imported where used: a pull with nothing to fetch never is
+
     return normalize(doc, source=source, module_names=names)
 
 
@@ -140,7 +145,9 @@ def head(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def assemble(target: Target, slug: str, doc: Mapping[str, Any], canonical_files: Mapping[str, bytes],
-              identity: Mapping[str, Any], found_secrets: Mapping[str, str], *, with_wsd: bool) -> Fetched:
+              identity: Mapping[str, Any], found_secrets: Mapping[str, str], *, with_wsd: bool,
+              hashed: str | None = None) -> Fetched:
+    """The `Fetched` of a normalized document (`hashed`: the content hash of `canonical_files`, if known)."""
     exp_id = str(doc.get("ExperimentId"))
     files = dict(canonical_files)
     secrets = dict(found_secrets)
@@ -149,14 +156,17 @@ def assemble(target: Target, slug: str, doc: Mapping[str, Any], canonical_files:
         if wsd is not None:
             files.update(wsd.files)
             secrets.update(wsd.secrets)
+            hashed = None
     etag = doc.get("Etag")
     run_id = doc.get("RunId")
     return Fetched(slug=slug, name=str(doc.get("Description") or slug), experiment_id=exp_id,
                    etag=etag if isinstance(etag, str) else "", run_id=run_id if isinstance(run_id, str) else None,
-                   identity=dict(identity), files=files, secrets=secrets)
+                   identity=dict(identity), files=files, secrets=secrets, hashed=hashed)
 
 
 def _fetch_wsd(target: Target, exp_id: str) -> Normalized | None:
+    from amlvc.canonical.webservice import normalize_wsd
+
     try:
         doc = target.client.get_webservice_definition(exp_id)
     except ApiError as exc:

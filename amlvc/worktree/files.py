@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
@@ -73,21 +75,32 @@ def regular_files(base: Path) -> list[str]:
 def check_targets(root: Path, paths: Iterable[str]) -> None:
     """Refuse, before anything is written, any repository-relative target that is or lies behind a symbolic
     link, or that would leave the repository: a committed link could point anywhere on the disk."""
-    checked: set[Path] = set()
+    checked: set[str] = set()
+    base = os.fspath(root)
     for rel in paths:
         parts = PurePosixPath(rel).parts
         if not parts or rel.startswith("/") or ".." in parts:
             raise LocalError(f"{rel}: refusing to write outside the repository {root}")
-        where = root
-        for part in parts:
-            where = where / part
+        where = base
+        for depth, part in enumerate(parts, 1):
+            where = os.path.join(where, part)
             if where in checked:
                 continue
-            if where.is_symlink():
-                raise LocalError(f"{where.relative_to(root).as_posix()}: is a symbolic link; amlvc writes only into "
-                                 f"real folders inside the repository, so nothing was written. Replace the link by "
-                                 f"a folder (or remove it) and try again")
+            try:
+                mode = os.lstat(where).st_mode
+            except OSError as exc:
+                if exc.errno not in _ABSENT:
+                    raise
+                break  # not there: nothing below it exists either, so no link can be on the way
+            if stat.S_ISLNK(mode):
+                shown = "/".join(parts[:depth])
+                raise LocalError(f"{shown}: is a symbolic link; amlvc writes only into real folders inside the "
+                                 f"repository, so nothing was written. Replace the link by a folder (or remove "
+                                 f"it) and try again")
             checked.add(where)
+
+
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})  # what Path.is_symlink() calls False
 
 
 def write_folder(base: Path, files: Mapping[str, bytes], delete: Iterable[str]) -> list[str]:

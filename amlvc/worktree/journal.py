@@ -88,24 +88,29 @@ def _digest(data: bytes | None) -> str | None:
 
 def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], delete: Sequence[str],
                      lock: lockfile.Lock | None, secrets: tuple[str, Mapping[str, Mapping[str, str]]] | None,
-                     message: str, author: Signature | None = None) -> str | None:
-    """Journal, write experiment directories, drop deleted ones, secrets, lock; then one commit."""
+                     message: str, author: Signature | None = None, stream: repo.PackStream | None = None,
+                     ) -> str | None:
+    """Journal, write experiment directories, drop deleted ones, secrets, lock; then one commit.
+
+    `stream` holds blobs of these writes sent to git while they were fetched (`repo.commit_paths`).
+    """
     if (root / JOURNAL_FILE).is_file():  # a killed run's journal must not be overwritten unread
         recover_interrupted(root)
     paths = sorted({experiments.path(s) for s in writes} | {experiments.path(s) for s in delete})
-    planned: dict[str, str | None] = {}
+    contents: dict[str, bytes | None] = {}
     for slug, files in writes.items():
         for rel in experiments.names(root, slug):
-            planned[experiments.path(slug, rel)] = None
+            contents[experiments.path(slug, rel)] = None
         for rel, data in files.items():
-            planned[experiments.path(slug, rel)] = _digest(data)
+            contents[experiments.path(slug, rel)] = data
     for slug in delete:
         for rel in experiments.names(root, slug):
-            planned[experiments.path(slug, rel)] = None
+            contents[experiments.path(slug, rel)] = None
     lock_bytes = lockfile.dumps(lock) if lock is not None else None
     if lock_bytes is not None:
-        planned[LOCK_FILE] = _digest(lock_bytes)
+        contents[LOCK_FILE] = lock_bytes
         paths.append(LOCK_FILE)
+    planned = {path: _digest(data) for path, data in contents.items()}
     # Every target checked before the first byte is written: a refusal leaves the repository as it was.
     targets = [*planned, JOURNAL_FILE, *([SECRETS_FILE] if secrets is not None else [])]
     targets += [experiments.path(s) for s in writes if not writes[s]]
@@ -125,6 +130,8 @@ def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], d
         # A full disk or Ctrl-C part-way: put the paths back as HEAD has them now, not at the next run
         # (no git process is running yet, so nothing races the undo; if the undo fails too, the journal
         # stays and the next pull finishes it).
+        if stream is not None:
+            stream.abort()
         with contextlib.suppress(Exception):
             recover_interrupted(root)
         raise
@@ -133,6 +140,7 @@ def write_and_commit(root: Path, *, writes: Mapping[str, Mapping[str, bytes]], d
         author_name=author.name if author else None,
         author_email=author.email if author else None,
         author_date=author.date if author else None,
+        contents=contents, stream=stream,
     )
     (root / JOURNAL_FILE).unlink(missing_ok=True)
     return sha

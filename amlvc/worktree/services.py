@@ -17,7 +17,6 @@ from typing import Any
 
 from amlvc import repo, rules
 from amlvc.canonical.secrets import redact
-from amlvc.canonical.services import load
 from amlvc.errors import DirtyTree, UsageError
 from amlvc.worktree import lockfile, models
 from amlvc.worktree.experiments import slugify
@@ -63,6 +62,8 @@ def parsed(root: Path, name: str, rev: str | None = None) -> dict[str, Any]:
     if data is None:
         known = ", ".join(names(root)) or f"none yet (`amlvc webservice pull` or `deploy` writes {path('NAME')})"
         raise UsageError(f"no web service {name!r} in {rules.WEBSERVICES_DIR}/ (services: {known})")
+    from amlvc.canonical.services import load  # a pull that tracks no service never needs the service form
+
     return load(data, path(name))
 
 

@@ -1,29 +1,39 @@
-"""The user's git repository, through GitPython: finding it, files, reading revisions, staging and committing."""
+"""The user's git repository, through GitPython: finding it, files, reading revisions, staging and committing
+(`pack`: a commit of many files as one pack). GitPython (30 ms to import) is imported where it is used: a
+pull with nothing to fetch never needs it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
+import subprocess
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
-
-import git
-from git.exc import BadName, GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+from typing import TYPE_CHECKING, Any
 
 from amlvc.errors import LocalError, NotARepository, RepoError
+from amlvc.repo import pack
 from amlvc.rules import CONFIG_FILE
+
+if TYPE_CHECKING:
+    import git
 
 # ------------------------------------------------------------------------------------ finding the repository
 
 
 def git_root(start: Path | str) -> Path | None:
     """The work tree root of the git repository containing `start`, or None."""
+    if "GIT_DIR" not in os.environ and "GIT_WORK_TREE" not in os.environ:
+        with contextlib.suppress(OSError):  # `start` is no folder: GitPython says what it is
+            done = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=start, capture_output=True)
+            if done.returncode == 0 and done.stdout.strip():
+                return Path(os.fsdecode(done.stdout.rstrip(b"\n"))).resolve()
+    # Not a work tree as git sees it from there (inside .git/, bare, unsafe owner…): GitPython decides, as before.
+    import git
+    from git.exc import InvalidGitRepositoryError, NoSuchPathError
     try:
         repo = git.Repo(Path(start), search_parent_directories=True)
     except (InvalidGitRepositoryError, NoSuchPathError):
@@ -47,6 +57,8 @@ def find_root(start: Path | str | None = None) -> Path:
 
 
 def open_repo(root: Path) -> git.Repo:
+    import git
+    from git.exc import InvalidGitRepositoryError, NoSuchPathError
     try:
         return git.Repo(root)
     except (InvalidGitRepositoryError, NoSuchPathError):
@@ -55,6 +67,8 @@ def open_repo(root: Path) -> git.Repo:
 
 def init_repo(root: Path) -> tuple[git.Repo, bool]:
     """Open the git repository at `root` or create one; returns it and whether it was created."""
+    import git
+    from git.exc import GitCommandError
     existing = git_root(root)
     if existing is not None and existing == root.resolve():
         return open_repo(root), False
@@ -90,6 +104,7 @@ def head(root: Path) -> str | None:
 
 def resolve(root: Path, rev: str) -> str:
     """The commit id of a revision; LocalError naming the revision when git does not know it."""
+    from git.exc import BadName, GitCommandError
     repo = open_repo(root)
     try:
         return str(repo.commit(rev).hexsha)
@@ -179,6 +194,7 @@ def _environment(repo: git.Repo, env: dict[str, str]) -> Iterator[None]:
 
 
 def _git(repo: git.Repo, *args: str) -> str:
+    from git.exc import GitCommandError
     try:
         out: str = getattr(repo.git, args[0].replace("-", "_"))(*args[1:])
     except GitCommandError as exc:
@@ -187,6 +203,7 @@ def _git(repo: git.Repo, *args: str) -> str:
 
 
 def _reason(exc: Exception) -> str:
+    from git.exc import GitCommandError
     if isinstance(exc, GitCommandError):
         lines = [line.strip() for line in str(exc.stderr or "").splitlines() if line.strip()]
         text = lines[-1] if lines else f"exit status {exc.status}"
@@ -215,6 +232,7 @@ def read_tree_at(root: Path, rev: str, prefix: str | Sequence[str] = "") -> dict
 
     One repository, one resolve and one object reader for all the prefixes: each costs git processes.
     """
+    import git
     commit = open_repo(root).commit(resolve(root, rev))
     trees: dict[str, Any] = {"": commit.tree}  # each tree object parses its entries once: keep the parents
 
@@ -262,6 +280,8 @@ def commits_touching(root: Path, path: str, max_count: int | None = None) -> lis
 
 def set_git_config(root: Path | None, settings: Mapping[str, str]) -> None:
     """Write `settings` to the repository's git config, or (root None) to the user's global one."""
+    import git
+    from git.exc import GitCommandError
     runner = open_repo(root).git if root is not None else git.Git()
     scope = "--local" if root is not None else "--global"
     for key, value in settings.items():
@@ -273,6 +293,8 @@ def set_git_config(root: Path | None, settings: Mapping[str, str]) -> None:
 
 def global_attributes_file() -> Path:
     """The attributes file git reads for every repository: core.attributesfile, else $XDG_CONFIG_HOME/git/attributes."""
+    import git
+    from git.exc import GitCommandError
     try:
         configured = str(git.Git().config("--global", "--get", "core.attributesfile")).strip()
     except GitCommandError:
@@ -288,6 +310,7 @@ def merge_text(base: bytes, ours: bytes, theirs: bytes) -> bytes | None:
 
     A file git cannot merge line-wise (binary) is a conflict too.
     """
+    import git
     with tempfile.TemporaryDirectory(prefix="amlvc-merge-") as tmp:
         names = []
         for side, data in (("ours", ours), ("base", base), ("theirs", theirs)):
@@ -403,22 +426,37 @@ def _store_blob(repo: git.Repo, data: bytes) -> str:
 
 def commit_paths(root: Path, paths: Sequence[str], message: str, *, trailers: Sequence[tuple[str, str]] = (),
                  author_name: str | None = None, author_email: str | None = None,
-                 author_date: datetime | None = None) -> str | None:
+                 author_date: datetime | None = None, contents: Mapping[str, bytes | None] | None = None,
+                 stream: PackStream | None = None) -> str | None:
     """Stage exactly `paths` (additions, changes and deletions) and commit only them; git's hooks do not run.
 
     Whatever else the user has staged stays staged and out of this commit. Returns the new commit id, or
-    None when those paths hold no change (nothing is committed then). `git commit --only -- PATHS` stages
-    the paths a second time in a temporary index (for a 600-file pull that doubled the cost of the commit);
-    after `git add` a plain `git commit` is the same commit when the index holds no other staged change, so
-    that is what runs then, and `--only` otherwise.
+    None when those paths hold no change (nothing is committed then). `contents` (repository path ->
+    the bytes just written there, None = deleted) lets many files go into one pack (`pack`, with the blobs
+    a pull has `stream`ed already) instead of as loose objects; an authored commit (run history) goes the
+    plain way. `git commit --only -- PATHS` stages the paths a second time in a temporary index (for a
+    600-file pull that doubled the cost of the commit); after `git add` a plain `git commit` is the same
+    commit when the index holds no other staged change, so that is what runs then, and `--only` otherwise.
     """
+    text = message.rstrip("\n")
+    if trailers:
+        text += "\n\n" + "\n".join(f"{key}: {value}" for key, value in trailers)
+    if contents is not None and author_name is None and author_email is None and author_date is None:
+        chosen = stream.mode if stream is not None else pack.mode(root)
+        if chosen == "always" or (chosen == "auto" and (stream is not None or len(contents) >= pack.AUTO_FILES)):
+            try:
+                return pack.commit(root, stream, contents, paths, text + "\n")
+            except pack.Unusable:
+                pass
+    if stream is not None:
+        stream.abort()
     repo = open_repo(root)
     present = [p for p in paths if (root / p).exists() or _tracked(repo, p)]
     if not present:
         return None
     # Fast zlib for the new loose objects: same objects, written in about half the CPU; `git gc`
     # recompresses them when it packs.
-    with _environment(repo, _config_env("core.looseCompression", "1")):
+    with _environment(repo, pack.config_env("core.looseCompression", "1")):
         _git_bound(repo, "add", "--all", "--", *present)
     staged = [name for name in _git(repo, "diff", "--cached", "--no-renames", "--name-only", "-z").split("\0") if name]
     prefixes = tuple(p.rstrip("/") + "/" for p in present)
@@ -427,20 +465,14 @@ def commit_paths(root: Path, paths: Sequence[str], message: str, *, trailers: Se
     if not ours and top is not None:
         return None
     only = ["--only", "--", *present] if len(ours) != len(staged) else []
-    text = message.rstrip("\n")
-    if trailers:
-        text += "\n\n" + "\n".join(f"{key}: {value}" for key, value in trailers)
     env = _author_env(author_name, author_email, author_date)
     with _environment(repo, env):
         _git_bound(repo, "commit", "--quiet", "--no-verify", "-m", text + "\n", *only)
     return head(root)
 
 
-def _config_env(key: str, value: str) -> dict[str, str]:
-    """Environment adding one `-c key=value` to git, after any GIT_CONFIG_* pairs already set."""
-    count = os.environ.get("GIT_CONFIG_COUNT", "0")
-    n = int(count) if count.isdigit() else 0
-    return {"GIT_CONFIG_COUNT": str(n + 1), f"GIT_CONFIG_KEY_{n}": key, f"GIT_CONFIG_VALUE_{n}": value}
+PackStream = pack.Stream
+pack_stream = pack.streaming
 
 
 def _git_bound(repo: git.Repo, *args: str) -> str:
@@ -450,31 +482,13 @@ def _git_bound(repo: git.Repo, *args: str) -> str:
     after anything that inspects the repository then); killed with it, it leaves at most a stale
     lock, which the next run's recovery removes.
     """
-    prctl = _prctl()
-    if prctl is None or threading.active_count() > 1:  # preexec_fn is only safe without other threads
+    import git
+    from git.exc import GitCommandError
+    bind = pack.die_with_us()
+    if bind is None:
         return _git(repo, *args)
-
-    def bind() -> None:
-        prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-
     try:
         out = repo.git.execute([git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args], preexec_fn=bind)
     except GitCommandError as exc:
         raise RepoError(f"git {args[0]} failed in {repo.working_tree_dir}: {_reason(exc)}") from None
     return str(out)
-
-
-_PRCTL: list[Callable[[int, int], int] | None] = []
-
-
-def _prctl() -> Callable[[int, int], int] | None:
-    """libc's prctl, looked up once before any fork (a forked child must not import or load)."""
-    if not _PRCTL:
-        found = None
-        if sys.platform == "linux":
-            with contextlib.suppress(OSError, AttributeError):
-                import ctypes
-
-                found = ctypes.CDLL(None, use_errno=True).prctl
-        _PRCTL.append(found)
-    return _PRCTL[0]
