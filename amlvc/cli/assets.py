@@ -7,9 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from amlvc.cli.base import cli, emit_json, note
-from amlvc.cli.remote import _progress as progress_bar  # the shared click progress bar (stderr, terminals only)
-from amlvc.cli.runs import json_option, remote_option, token_option
+from amlvc.cli.base import cli, emit_json, json_option, note, progress_bar, token_option, workspace_option
 from amlvc.errors import ExitCode
 from amlvc.rules import UPLOAD_DATA_TYPES
 
@@ -40,7 +38,7 @@ def dataset_group() -> None:
 
 
 @dataset_group.command("list")
-@remote_option
+@workspace_option
 @click.option("--samples", is_flag=True, help="Also list Microsoft's sample datasets.")
 @token_option
 @json_option
@@ -73,7 +71,7 @@ def dataset_list(remote: str | None, samples: bool, token_env: str | None, as_js
               help="The DataTypeId; default from the file's extension (.csv, .tsv, .txt, .arff, .zip, .rdata).")
 @click.option("--description", default="", help="The dataset's description.")
 @click.option("--dry-run", "-n", is_flag=True, help="Say what the upload would create; upload nothing.")
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def dataset_upload(file: Path, name: str, data_type: str | None, description: str, dry_run: bool,
@@ -116,7 +114,7 @@ def dataset_upload(file: Path, name: str, data_type: str | None, description: st
 
 @cli.command("outdated")
 @click.argument("experiments", nargs=-1, metavar="[EXP]...")
-@remote_option
+@workspace_option
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything is outdated (CI).")
 @token_option
 @json_option
@@ -161,7 +159,7 @@ def outdated_command(experiments: tuple[str, ...], remote: str | None, exit_code
 @click.option("--modules", is_flag=True, help="Move custom-module references.")
 @click.option("--to", "to", multiple=True, metavar="NAME@VERSION",
               help="Move the asset called NAME to VERSION (repeatable; also older versions).")
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def bump_command(experiments: tuple[str, ...], datasets: bool, models: bool, transforms: bool, modules: bool,

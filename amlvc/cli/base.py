@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -116,3 +117,35 @@ def use_color(choice: str = "auto", stream: Any = None) -> bool:
 def remote_option(help_text: str) -> Callable[[F], F]:
     """`-r/--remote R`, the same spelling on every command that talks to (or compares with) a workspace."""
     return click.option("--remote", "-r", "remote", metavar="R", help=help_text)
+
+
+# Options every workspace command spells the same way.
+workspace_option = remote_option("The workspace (a remote of amlvc.toml).")
+token_option = click.option("--token-env", metavar="NAME",
+                            help="Read the workspace token from $NAME (the variable's name, never the token).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """Click progress bars on stderr, one per stage (`update(stage, done, total)`), when stderr is a terminal."""
+    if not enabled or not is_terminal():
+        yield None
+        return
+    bars: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            label = {"fetch": "Fetching experiments", "history": "Reading run history"}.get(stage, stage)
+            bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
+            bar.__enter__()
+            bars[stage] = bar
+        if done > bar.pos:
+            bar.update(done - bar.pos)
+
+    try:
+        yield update
+    finally:
+        for bar in bars.values():
+            bar.__exit__(None, None, None)

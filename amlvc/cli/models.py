@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from amlvc.cli.base import cli, emit_json, note
-from amlvc.cli.remote import _progress as progress_bar  # the shared click progress bar (stderr, terminals only)
-from amlvc.cli.runs import json_option, remote_option, token_option
+from amlvc.cli.base import cli, emit_json, json_option, note, progress_bar, token_option, workspace_option
 
 if TYPE_CHECKING:
     from amlvc.review.models import ModelChange
@@ -26,7 +24,7 @@ def model_group() -> None:
 
 
 @model_group.command("list")
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def model_list(remote: str | None, token_env: str | None, as_json: bool) -> None:
@@ -54,7 +52,7 @@ def model_list(remote: str | None, token_env: str | None, as_json: bool) -> None
 @model_group.command("pull")
 @click.argument("names", nargs=-1, metavar="[NAME[@VERSION]]...")
 @click.option("--all", "all_", is_flag=True, help="Every trained model of the workspace (its latest version).")
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def model_pull(names: tuple[str, ...], all_: bool, remote: str | None, token_env: str | None, as_json: bool) -> None:
@@ -92,7 +90,7 @@ def model_pull(names: tuple[str, ...], all_: bool, remote: str | None, token_env
 @click.option("--name", required=True, help="The model's name; an existing name gets a new version.")
 @click.option("--description", default="", help="The model's description.")
 @click.option("--dry-run", "-n", is_flag=True, help="Say what would be promoted; change nothing.")
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def model_promote(experiment: str, node: str, output: str | None, name: str, description: str, dry_run: bool,

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
-from amlvc.cli.base import cli, emit_json, is_terminal, note, write_output
+from amlvc.cli.base import cli, emit_json, is_terminal, json_option, note, write_output
 from amlvc.errors import ExitCode, UsageError
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 
 
 @cli.command()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from amlvc.cli.base import cli, emit_json, is_terminal, note
+from amlvc.cli.base import cli, emit_json, is_terminal, json_option, note, token_option, workspace_option
 from amlvc.cli.runs import report, timeout_option, watch
 from amlvc.errors import MissingAssets, UsageError, some
 from amlvc.render.text import record_line
@@ -24,15 +24,12 @@ if TYPE_CHECKING:  # the core modules import requests and git: loaded by the com
 _MARKS = {"exact": "=", "family": "~", "name": "~", "mapped": "~", "missing": "!"}
 _ACTION_MARKS = {"create": "+", "update": "~", "unchanged": "="}
 
-remote_option = click.option("--remote", "-r", metavar="R", help="The workspace to check against / push to.")
 rev_option = click.option("--rev", metavar="REV", help="Use the files as they were at this git revision.")
 remap_option = click.option(
     "--remap", metavar="family|name|FILE",
     help="Resolve references missing in the target: by family (latest batch), by name, or by a JSON file "
          "mapping ids, family ids or names to target ids. Default: keep what exists, move foreign "
          "references to the same family (or name) in the target.")
-token_option = click.option("--token-env", metavar="NAME", help="Read the workspace token from $NAME.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 
 
 def _short(ident: str) -> str:
@@ -108,7 +105,7 @@ def _progress(enabled: bool) -> Iterator[core.Progress | None]:
 
 @cli.command("check")
 @click.argument("experiments", nargs=-1, metavar="[EXP]...")
-@remote_option
+@workspace_option
 @rev_option
 @remap_option
 @token_option
@@ -149,7 +146,7 @@ def check_command(experiments: tuple[str, ...], remote: str | None, rev: str | N
 
 @cli.command("push")
 @click.argument("experiments", nargs=-1, metavar="[EXP]...")
-@remote_option
+@workspace_option
 @rev_option
 @click.option("--as-new", metavar="NAME", help="Create a new experiment called NAME instead of updating.")
 @click.option("--dry-run", "-n", is_flag=True, help="Print the plan and write nothing.")

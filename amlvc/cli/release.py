@@ -6,15 +6,14 @@ from pathlib import Path
 
 import click
 
-from amlvc.cli.base import cli, emit_json, note
-from amlvc.cli.runs import json_option, remote_option, token_option
+from amlvc.cli.base import cli, emit_json, json_option, note, token_option, workspace_option
 
 
 @cli.command("release")
 @click.argument("plan", type=click.Path(dir_okay=False, path_type=Path), metavar="PLAN.toml")
 @click.option("--resume", is_flag=True, help="Continue a release that stopped, at the step that did not finish.")
 @click.option("--dry-run", "-n", is_flag=True, help="List the steps and which are done; change nothing.")
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def release_command(plan: Path, resume: bool, dry_run: bool, remote: str | None, token_env: str | None,

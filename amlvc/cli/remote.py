@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
-from click.termui import progressbar
 
-from amlvc.cli.base import cli, emit_json, is_terminal, note
+from amlvc.cli.base import cli, emit_json, json_option, note, progress_bar, token_option, workspace_option
 from amlvc.errors import ExitCode
-
-remote_option = click.option("--remote", "-r", metavar="R", help="The workspace (a remote of amlvc.toml).")
-token_option = click.option("--token-env", metavar="NAME", help="Read the workspace token from $NAME.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 
 
 def _root() -> Path:
@@ -25,38 +16,13 @@ def _root() -> Path:
     return find_root(Path.cwd())
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A click progress bar on stderr while fetching, when stderr is a terminal."""
-    if not enabled or not is_terminal():
-        yield None
-        return
-    bars: dict[str, Any] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            label = {"fetch": "Fetching experiments", "history": "Reading run history"}.get(stage, stage)
-            stream = sys.stderr
-            bar = progressbar(length=max(total, 1), label=label, file=stream)
-            bar.__enter__()
-            bars[stage] = bar
-        if done > bar.pos:
-            bar.update(done - bar.pos)
-
-    try:
-        yield update
-    finally:
-        for bar in bars.values():
-            bar.__exit__(None, None, None)
-
 
 # -- pull -------------------------------------------------------------------------------------
 
 
 @cli.command()
 @click.argument("experiments", nargs=-1, metavar="[EXP]...")
-@remote_option
+@workspace_option
 @click.option("--history", "with_history", is_flag=True,
               help="Also import every run-history snapshot as its own commit (oldest first, authored and "
                    "dated as the run).")
@@ -94,7 +60,7 @@ def pull(experiments: tuple[str, ...], remote: str | None, with_history: bool, j
     from amlvc.sync.pull import pull as run_pull
 
     root = _root()
-    with _progress(not as_json) as progress:
+    with progress_bar(not as_json) as progress:
         result = run_pull(root, experiments, remote=remote, history_=with_history, jobs=jobs, prune=prune,
                           token_env=token_env, progress=progress, theirs=theirs)
     refused = int(ExitCode.VALIDATION) if result.invalid else 0
@@ -140,7 +106,7 @@ def pull(experiments: tuple[str, ...], remote: str | None, with_history: bool, j
 
 
 @cli.command()
-@remote_option
+@workspace_option
 @click.option("--check", is_flag=True, help="Exit 1 when any experiment is not synced.")
 @token_option
 @json_option
@@ -195,7 +161,7 @@ def status(remote: str | None, check: bool, token_env: str | None, as_json: bool
 @click.option("--snapshot", metavar="RUN_ID",
               help="The run-history snapshot to put back (its full id or its timestamp part).")
 @click.option("--as-new", metavar="NAME", help="Create a new experiment NAME instead of overwriting EXP.")
-@remote_option
+@workspace_option
 @click.option("--force", is_flag=True,
               help="Overwrite even if EXP changed in the workspace since the last pull (backed up first "
                    "under refs/amlvc/backup/).")

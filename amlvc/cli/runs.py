@@ -8,14 +8,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from amlvc.cli.base import cli, emit_json, note
+from amlvc.cli.base import cli, emit_json, json_option, note, token_option, workspace_option
 
 if TYPE_CHECKING:
     from amlvc.sync.runs import NodeState, RunResult, RunState
 
-remote_option = click.option("--remote", "-r", metavar="R", help="The workspace (a remote of amlvc.toml).")
-token_option = click.option("--token-env", metavar="NAME", help="Read the workspace token from $NAME.")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 timeout_option = click.option("--timeout", type=click.FloatRange(min=0), default=3600.0, show_default=True,
                               metavar="S", help="With --wait: give up waiting after S seconds (exit 5).")
 
@@ -47,7 +44,7 @@ def report(results: Sequence[RunResult]) -> None:
 
 @cli.command("run")
 @click.argument("experiment", metavar="EXP")
-@remote_option
+@workspace_option
 @click.option("--wait", "wait_", is_flag=True,
               help="Poll until the run is Finished, Failed or Canceled, printing each node's state; exit 7 when it "
                    "failed, naming each failed node with its module and error.")

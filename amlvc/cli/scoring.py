@@ -7,9 +7,7 @@ from pathlib import Path
 
 import click
 
-from amlvc.cli.base import cli, emit_json, note
-from amlvc.cli.remote import _progress as progress_bar  # the shared click progress bar (stderr, terminals only)
-from amlvc.cli.runs import json_option, remote_option, token_option
+from amlvc.cli.base import cli, emit_json, json_option, note, progress_bar, token_option, workspace_option
 from amlvc.cli.webservices import show_plan
 from amlvc.errors import UsageError
 
@@ -34,7 +32,7 @@ def pairs(values: Sequence[str], option: str) -> list[tuple[str, str]]:
               help="Rows to score: a CSV file (header, rows) or JSON ({ColumnNames, Values}, a list of row objects, or "
                    "a whole {Inputs: …} request). NAME: the service input (default: its first).")
 @param_option
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def score_command(service: str, input_: str, params: tuple[str, ...], remote: str | None, token_env: str | None,
@@ -73,7 +71,7 @@ def score_command(service: str, input_: str, params: tuple[str, ...], remote: st
               help="Download output NAME to PATH once the job finished (repeatable; needs --wait).")
 @param_option
 @click.option("--wait", "wait_", is_flag=True, help="Poll the job to its end (exit 7 when it fails) and download.")
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def batch_command(service: str, inputs: tuple[str, ...], outputs: tuple[str, ...], params: tuple[str, ...],
@@ -114,7 +112,7 @@ def batch_command(service: str, inputs: tuple[str, ...], outputs: tuple[str, ...
               help="Also push the change (refusals first, before the job runs) and score one sample row.")
 @click.option("--sample", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="With --push: the row to score (the first of FILE; default: the service's example columns).")
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def retrain_command(training: str, into: str, inputs: tuple[str, ...], params: tuple[str, ...],

@@ -9,9 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from amlvc.cli.base import cli, emit_json, note
-from amlvc.cli.remote import _progress as progress_bar  # the shared click progress bar (stderr, terminals only)
-from amlvc.cli.runs import json_option, remote_option, token_option
+from amlvc.cli.base import cli, emit_json, json_option, note, progress_bar, token_option, workspace_option
 
 if TYPE_CHECKING:
     from amlvc.sync.endpoints import Edit, EditResult, Options, Recorded
@@ -25,7 +23,7 @@ push_option = click.option("--push", "push_", is_flag=True,
 
 def edit_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options of every command that edits service.json: --push, --remote, --dry-run, --token-env, --json."""
-    for option in reversed((push_option, remote_option, dry_run_option, token_option, json_option)):
+    for option in reversed((push_option, workspace_option, dry_run_option, token_option, json_option)):
         command = option(command)
     return command
 
@@ -99,7 +97,7 @@ def webservice_group() -> None:
 
 
 @webservice_group.command("list")
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def webservice_list(remote: str | None, token_env: str | None, as_json: bool) -> None:
@@ -124,7 +122,7 @@ def webservice_list(remote: str | None, token_env: str | None, as_json: bool) ->
 
 @webservice_group.command("pull")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
-@remote_option
+@workspace_option
 @token_option
 @json_option
 def webservice_pull(names: tuple[str, ...], remote: str | None, token_env: str | None, as_json: bool) -> None:
@@ -187,7 +185,7 @@ def webservice_show(name: str, as_json: bool) -> None:
 
 @webservice_group.command("push")
 @click.argument("names", nargs=-1, metavar="[NAME]...")
-@remote_option
+@workspace_option
 @dry_run_option
 @token_option
 @json_option
@@ -225,7 +223,7 @@ def webservice_push(names: tuple[str, ...], remote: str | None, dry_run: bool, t
 @click.option("--name", help="The folder under webservices/ (default: the slug of the experiment's name).")
 @click.option("--update", is_flag=True, help="Redeploy into the experiment's existing service (its default endpoint "
                                               "takes the experiment's current graph; other endpoints keep theirs).")
-@remote_option
+@workspace_option
 @dry_run_option
 @token_option
 @json_option
@@ -340,7 +338,7 @@ def endpoint_rm(service: str, endpoint: str, push_: bool, remote: str | None, dr
 @endpoint_group.command("refresh")
 @click.argument("service", metavar="SERVICE")
 @click.argument("endpoint", metavar="NAME")
-@remote_option
+@workspace_option
 @dry_run_option
 @token_option
 @json_option
