@@ -378,17 +378,20 @@ HOSTILE_ANSWERS: list[tuple[str, Any, str]] = [
 
 
 class _HostileStudio:
-    """A workspace answering the Studio API with one valid experiment and one given hostile answer."""
+    """A workspace answering the Studio API with one given hostile answer (and one valid experiment, unless
+    `alone`)."""
 
-    def __init__(self, hostile: Any) -> None:
+    def __init__(self, hostile: Any, alone: bool = False) -> None:
         import http.server
         import threading
 
         self.ids = {"good": f"{HOSTILE_WS}.f-id.{'a' * 32}", "bad": f"{HOSTILE_WS}.f-id.{'b' * 32}"}
         bodies = {self.ids["good"]: _answer(_valid(self.ids["good"], "Good one")),
                   self.ids["bad"]: hostile(self.ids["bad"])}
+        listed = (("Bad one", self.ids["bad"]),) if alone else (("Good one", self.ids["good"]),
+                                                                  ("Bad one", self.ids["bad"]))
         listing = _answer([{"ExperimentId": i, "Description": n, "Etag": "e1", "RunId": None, "Category": "user"}
-                           for n, i in (("Good one", self.ids["good"]), ("Bad one", self.ids["bad"]))])
+                           for n, i in listed])
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
@@ -438,5 +441,30 @@ def test_a_hostile_answer_is_refused_and_the_other_experiments_still_pulled(
         again = run_cli(["pull", "--json"], cwd=root, env=env)  # still refused, still reported, nothing new
         assert again.exit_code == ExitCode.VALIDATION
         assert [i["experiment"] for i in json.loads(again.stdout)["invalid"]] == ["bad-one"]
+    finally:
+        studio.close()
+
+
+@pytest.mark.parametrize(("what", "hostile", "problem"), HOSTILE_ANSWERS, ids=[a[0] for a in HOSTILE_ANSWERS])
+def test_a_hostile_answer_alone_leaves_the_repository_byte_for_byte_unchanged(
+        tmp_path: Path, run_cli: Any, what: str, hostile: Any, problem: str) -> None:
+    import hashlib
+
+    def fingerprint(root: Path) -> dict[str, str]:
+        return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file() and p.name != "index"}
+
+    studio = _HostileStudio(hostile, alone=True)
+    try:
+        root = tmp_path / "repo"
+        root.mkdir()
+        env = {"HOSTILE_TOKEN": "t"}
+        assert run_cli(["init", "--remote", "dev", "--endpoint", studio.url, "--workspace-id", HOSTILE_WS,
+                        "--token-env", "HOSTILE_TOKEN"], cwd=root, env=env).exit_code == 0
+        before = fingerprint(root)
+        result = run_cli(["pull"], cwd=root, env=env)
+        assert result.exit_code == ExitCode.VALIDATION, result.stderr
+        assert problem in result.stderr and result.exception is None
+        assert fingerprint(root) == before
     finally:
         studio.close()
