@@ -410,6 +410,15 @@ class _HostileStudio:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def repository(self, tmp_path: Path, run_cli: Any) -> tuple[Path, dict[str, str]]:
+        """A repository whose remote `dev` is this workspace, and the environment holding its token."""
+        root = tmp_path / "repo"
+        root.mkdir()
+        env = {"HOSTILE_TOKEN": "t"}
+        assert run_cli(["init", "--remote", "dev", "--endpoint", self.url, "--workspace-id", HOSTILE_WS,
+                        "--token-env", "HOSTILE_TOKEN"], cwd=root, env=env).exit_code == 0
+        return root, env
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -422,11 +431,7 @@ def test_a_hostile_answer_is_refused_and_the_other_experiments_still_pulled(
 
     studio = _HostileStudio(hostile)
     try:
-        root = tmp_path / "repo"
-        root.mkdir()
-        env = {"HOSTILE_TOKEN": "t"}
-        assert run_cli(["init", "--remote", "dev", "--endpoint", studio.url, "--workspace-id", HOSTILE_WS,
-                        "--token-env", "HOSTILE_TOKEN"], cwd=root, env=env).exit_code == 0
+        root, env = studio.repository(tmp_path, run_cli)
         result = run_cli(["pull", "--jobs", "2"], cwd=root, env=env)
         assert result.exit_code == ExitCode.VALIDATION, result.stderr
         assert "skipped  bad-one: " in result.stderr and studio.ids["bad"] in result.stderr
@@ -456,11 +461,7 @@ def test_a_hostile_answer_alone_leaves_the_repository_byte_for_byte_unchanged(
 
     studio = _HostileStudio(hostile, alone=True)
     try:
-        root = tmp_path / "repo"
-        root.mkdir()
-        env = {"HOSTILE_TOKEN": "t"}
-        assert run_cli(["init", "--remote", "dev", "--endpoint", studio.url, "--workspace-id", HOSTILE_WS,
-                        "--token-env", "HOSTILE_TOKEN"], cwd=root, env=env).exit_code == 0
+        root, env = studio.repository(tmp_path, run_cli)
         before = fingerprint(root)
         result = run_cli(["pull"], cwd=root, env=env)
         assert result.exit_code == ExitCode.VALIDATION, result.stderr
