@@ -131,6 +131,14 @@ def studio(handle: Any) -> Any:
 
 
 @pytest.fixture
+def token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pullkit's token in the environment variable its repositories name (for pulls run as their own process)."""
+    import pullkit
+
+    monkeypatch.setenv(pullkit.TOKEN_ENV, pullkit.TOKEN)
+
+
+@pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """pullkit's one empty workspace, its token in the environment variable the repository names."""
     import pullkit

@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -142,3 +145,21 @@ def tree_without_config(root: Path, rev: str = "HEAD") -> str:
     """`git ls-tree -r` of a commit without amlvc.toml (whose endpoint names the server's port)."""
     lines = git(root, "ls-tree", "-r", rev).splitlines()
     return "\n".join(line for line in lines if not line.endswith("\tamlvc.toml"))
+
+
+AMLVC = [sys.executable, "-m", "amlvc"]
+
+
+def spawn_pull(root: Path, jobs: int = 4, *, output: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """`amlvc pull` as its own process, Ctrl-C (SIGINT) handled as on a terminal even if this run ignores it."""
+    env = {**os.environ, TOKEN_ENV: TOKEN}
+    return subprocess.Popen([*AMLVC, "pull", "--jobs", str(jobs)], cwd=root, env=env, stdout=output, stderr=output,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_until_started(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Until the pull holds its repository's lock (its imports may take a while on a busy machine)."""
+    deadline = time.monotonic() + timeout
+    while f" {proc.pid} " not in Path("/proc/locks").read_text() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the pull never took the repository"
+        time.sleep(0.01)

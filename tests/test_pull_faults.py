@@ -6,17 +6,23 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pullkit import TOKEN, TOKEN_ENV, fingerprint, git, init_repo, seed_workspace, start, tree_without_config
+from pullkit import (
+    fingerprint,
+    git,
+    init_repo,
+    seed_workspace,
+    spawn_pull,
+    start,
+    tree_without_config,
+    wait_until_started,
+)
 
 from amlvc.rules import JOURNAL_FILE as JOURNAL_NAME
-
-AMLVC = [sys.executable, "-m", "amlvc"]
 
 
 def pull_tree(run_cli: Any, tmp_path: Path, data: Path, name: str, **options: Any) -> tuple[Path, int]:
@@ -28,10 +34,6 @@ def pull_tree(run_cli: Any, tmp_path: Path, data: Path, name: str, **options: An
     finally:
         handle.stop()
 
-
-@pytest.fixture
-def token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
 
 
 @pytest.mark.usefixtures("token")
@@ -61,12 +63,6 @@ def test_every_request_failing_exits_5_and_leaves_the_repository_as_it_was(tmp_p
     assert "workspace 'dev'" in result.stderr
     assert fingerprint(root) == before
 
-
-def _spawn_pull(root: Path, jobs: int = 4, *, output: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """`amlvc pull` as its own process, Ctrl-C (SIGINT) handled as on a terminal even if this run ignores it."""
-    env = {**os.environ, TOKEN_ENV: TOKEN}
-    return subprocess.Popen([*AMLVC, "pull", "--jobs", str(jobs)], cwd=root, env=env, stdout=output, stderr=output,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _kill_when(proc: subprocess.Popen[bytes], ready: Any, timeout: float = 60.0) -> bool:
@@ -106,7 +102,7 @@ def test_sigkill_at_any_moment_leaves_a_sound_repository_that_the_next_pull_comp
         for index, (label, when) in enumerate(moments):
             root = init_repo(run_cli, tmp_path, handle, f"killed-{index}")
             head = git(root, "rev-parse", "HEAD").strip()
-            proc = _spawn_pull(root)
+            proc = spawn_pull(root)
             if label == "fetching":
                 started = time.monotonic()
                 killed = _kill_when(proc, lambda started=started: time.monotonic() - started > 0.3)
@@ -190,12 +186,8 @@ def test_ctrl_c_while_fetching_stops_at_once_with_130_and_nothing_written(tmp_pa
     try:
         root = init_repo(run_cli, tmp_path, handle)
         before = fingerprint(root)
-        proc = _spawn_pull(root, jobs=2, output=subprocess.PIPE)
-        # Started (its imports may take a while on a busy machine) once it holds the repository's lock.
-        deadline = time.monotonic() + 30
-        while f" {proc.pid} " not in Path("/proc/locks").read_text() and proc.poll() is None:
-            assert time.monotonic() < deadline, "the pull never took the repository"
-            time.sleep(0.01)
+        proc = spawn_pull(root, jobs=2, output=subprocess.PIPE)
+        wait_until_started(proc)
         time.sleep(0.4)  # listed, fetching
         proc.send_signal(signal.SIGINT)
         sent = time.monotonic()

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pullkit import (
-    TOKEN,
-    TOKEN_ENV,
     client,
     delete,
     fingerprint,
@@ -25,22 +22,17 @@ from pullkit import (
     init_repo,
     seed_workspace,
     set_parameter,
+    spawn_pull,
     start,
     studio_edit,
     tree_without_config,
+    wait_until_started,
 )
 
 from amlvc import repo
 from amlvc.repo import pack
 from amlvc.rules import JOURNAL_FILE
 from amlvc.server.runner import ServerHandle
-
-AMLVC = [sys.executable, "-m", "amlvc"]
-
-
-@pytest.fixture
-def token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TOKEN_ENV, TOKEN)
 
 
 @pytest.fixture(autouse=True)
@@ -201,11 +193,6 @@ def test_message_cleanup_is_git_stripspace(lines: list[str]) -> None:
     assert pack.stripspace(message) == expected
 
 
-def _spawn_pull(root: Path, *, output: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    env = {**os.environ, TOKEN_ENV: TOKEN}
-    return subprocess.Popen([*AMLVC, "pull", "--jobs", "4"], cwd=root, env=env, stdout=output, stderr=output,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
 
 @pytest.mark.usefixtures("token")
 def test_a_pull_killed_while_streaming_or_committing_is_sound_and_completed(tmp_path: Path, run_cli: Any) -> None:
@@ -220,7 +207,7 @@ def test_a_pull_killed_while_streaming_or_committing_is_sound_and_completed(tmp_
     try:
         for index, delay in enumerate((0.15, 0.3, None, None)):
             root = repo_with(run_cli, tmp_path, handle, "always", f"killed-{index}")
-            proc = _spawn_pull(root)
+            proc = spawn_pull(root)
             deadline = time.monotonic() + 60
             started = time.monotonic()
             while proc.poll() is None:
@@ -249,8 +236,9 @@ def test_ctrl_c_while_streaming_leaves_the_repository_exactly_as_it_was(tmp_path
     try:
         root = repo_with(run_cli, tmp_path, handle, "always")
         before = fingerprint(root)
-        proc = _spawn_pull(root, output=subprocess.PIPE)
-        time.sleep(0.7)  # listed, fetching, the first blobs sent to fast-import
+        proc = spawn_pull(root, output=subprocess.PIPE)
+        wait_until_started(proc)
+        time.sleep(0.4)  # listed, fetching, the first blobs sent to fast-import
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err.decode()
