@@ -156,6 +156,10 @@ ASSET_PORT_KEYS: MappingProxyType[str, str] = MappingProxyType({
 })
 # The owner of Microsoft's built-in modules and samples (the "global" workspace of reference section 1.6).
 BUILTIN_OWNER = "506153734175476c4f62416c57734963"
+# How each kind of referenced thing reads in messages, plans and diffs.
+ASSET_KIND_WORDS: MappingProxyType[str, str] = MappingProxyType({
+    "module": "module", "dataset": "dataset", "trainedmodel": "trained model", "transform": "transform",
+})
 RESOURCE_ID = re.compile(
     r"^(?P<owner>[0-9a-fA-F]{32})\.(?P<family>[0-9a-fA-F]{32})\.v1-(?P<culture>[^.-]+)-(?P<batch>\d+)$"
 )

@@ -132,15 +132,15 @@ def outdated_command(experiments: tuple[str, ...], remote: str | None, exit_code
       amlvc outdated kundigung-training --remote prod
       amlvc outdated --exit-code --json      # CI: exit 1 when something is outdated
     """
+    from amlvc.rules import ASSET_KIND_WORDS
     from amlvc.sync.assets import outdated
-    from amlvc.worktree.catalog import KIND_WORDS
 
     report = outdated(Path.cwd(), experiments, remote=remote, token_env=token_env)
     if as_json:
         emit_json(report.to_json())
     elif report.items:
         rows = [("Experiment", "Kind", "Name", "Current", "Latest")]
-        rows += [(i.experiment, KIND_WORDS[i.kind], i.name, _version(i.current), _version(i.latest))
+        rows += [(i.experiment, ASSET_KIND_WORDS[i.kind], i.name, _version(i.current), _version(i.latest))
                  for i in report.items]
         widths = [max(len(r[col]) for r in rows) for col in range(5)]
         for r in rows:

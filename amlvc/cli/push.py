@@ -40,9 +40,9 @@ def _short(ident: str) -> str:
 
 
 def _resolution_line(r: Resolution) -> str:
-    from amlvc.sync.check import KIND_LABELS
+    from amlvc.rules import ASSET_KIND_WORDS
 
-    kind = KIND_LABELS.get(r.reference.kind, "asset")
+    kind = ASSET_KIND_WORDS.get(r.reference.kind, "asset")
     name = f" {r.target.name!r}" if r.target is not None and r.target.name else ""
     target = f" -> {_short(r.target.id)}" if r.remap and r.target is not None else ""
     layout = " (also in layout)" if any("layout" in p for p in r.reference.places) and len(

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from amlvc import rules
 from amlvc.review.records import Change, ExperimentDiff
 from amlvc.rules import ASSET_PORT_KEYS
 
@@ -50,7 +51,7 @@ def _named(change: Change, known: dict[str, catalog.Known]) -> Change:
         return change
     either = new or old
     kind = either.kind if either is not None else ""
-    if kind not in catalog.KIND_WORDS:
+    if kind not in rules.ASSET_KIND_WORDS:
         kind = ASSET_PORT_KEYS.get(change.path.rsplit("/", 1)[-1], "asset").replace("-", "")
     words = catalog.change_words(kind, name, old, new, str(change.old), str(change.new))
     label, _, versions = words.partition(": ")

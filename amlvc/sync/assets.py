@@ -13,7 +13,7 @@ from amlvc.canonical.denormalize import denormalize, recorded_module_names
 from amlvc.canonical.normalize import normalize
 from amlvc.client import Client
 from amlvc.errors import UsageError, ValidationError, some
-from amlvc.sync.check import KIND_LABELS, KINDS, Reference, ResourceId, apply_remaps, collect_references
+from amlvc.sync.check import KINDS, Reference, ResourceId, apply_remaps, collect_references
 from amlvc.sync.remote import open_remote
 from amlvc.sync.versions import VersionInfo, Versions
 from amlvc.worktree import catalog, experiments, journal
@@ -156,8 +156,8 @@ def _targets(docs: Mapping[str, tuple[Files, dict[str, Any]]], kinds: Sequence[s
                 if target is None:
                     newest = VersionInfo.of(ref.kind, latest)
                     raise ValidationError(
-                        f"{KIND_LABELS[ref.kind]} {name!r} has no version {pin.version} in workspace '{remote}' "
-                        f"(its latest is {newest.label}); nothing was changed. See `amlvc outdated`")
+                        f"{rules.ASSET_KIND_WORDS[ref.kind]} {name!r} has no version {pin.version} in workspace "
+                        f"'{remote}' (its latest is {newest.label}); nothing was changed. See `amlvc outdated`")
             assert target is not None
             chosen = VersionInfo.of(ref.kind, target)
             older = (chosen.batch or 0) <= (VersionInfo.bare(ref.kind, ref.id).batch or 0)

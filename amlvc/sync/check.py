@@ -27,7 +27,6 @@ PORT_ASSET_FIELDS: dict[str, str] = {
     "TrainedModelId": "trainedmodel",
     "TransformModuleId": "transform",
 }
-KIND_LABELS = {"module": "module", "dataset": "dataset", "trainedmodel": "trained model", "transform": "transform"}
 REMAP_MODES = ("family", "name")
 
 _RESOURCE_ID = re.compile(r"^([0-9a-fA-F]{32})\.([0-9a-fA-F]{32})\.([A-Za-z0-9_-]+)$")
@@ -264,7 +263,7 @@ def resolve(ref: Reference, inventory: Inventory, remap: Remap,
         by_name = inventory.find(kinds, name=name)
         if by_name is not None:
             return Resolution(ref, "name", by_name, True, f"found by its name {name!r}")
-    label = KIND_LABELS.get(ref.kind, "asset")
+    label = rules.ASSET_KIND_WORDS.get(ref.kind, "asset")
     what = f"{label} {name!r}" if name else label
     return Resolution(ref, "missing", None, False, f"no {what} of this family in the workspace")
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from amlvc import rules
 from amlvc.canonical.jsonio import dumps
 from amlvc.rules import ASSET_CATALOG_FILE
 from amlvc.worktree import models
@@ -70,7 +71,6 @@ def names(root: Path, manifests: Mapping[str, models.Manifest] | None = None) ->
     return out
 
 
-KIND_WORDS = {"dataset": "dataset", "trainedmodel": "trained model", "transform": "transform", "module": "module"}
 
 
 def change_words(kind: str, name: str, old: Known | None, new: Known | None, old_id: str, new_id: str) -> str:
@@ -79,7 +79,7 @@ def change_words(kind: str, name: str, old: Known | None, new: Known | None, old
         change = f"version {old.version} → {new.version}"
     else:
         change = f"batch {_batch(old_id)} → {_batch(new_id)}"
-    return f"{KIND_WORDS.get(kind, kind)} {name}: {change}"
+    return f"{rules.ASSET_KIND_WORDS.get(kind, kind)} {name}: {change}"
 
 
 def _batch(ident: str) -> str:
